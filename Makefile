@@ -1,0 +1,61 @@
+# Everyday verbs. Everything a fresh machine needs is installed from here.
+SHELL := /bin/bash
+PY313 := $(shell command -v python3.13 2>/dev/null || ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 2>/dev/null | tail -1)
+VENV := .venv
+TOOLS := .jobkit/venvs
+MINISTACK_VERSION := 1.5.33
+SAM_VERSION := 1.170.0
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: setup up down demo test unit integration lint fmt clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PY313)" || { echo "python3.13 not found (pyenv install 3.13.0)"; exit 1; }
+	$(PY313) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# MiniStack pins its own botocore and runs the functions with its own interpreter, so it
+# gets its own Python 3.13 venv (the template's runtime).
+$(TOOLS)/ministack/.installed:
+	$(PY313) -m venv $(TOOLS)/ministack
+	$(TOOLS)/ministack/bin/pip install --quiet --disable-pip-version-check "ministack[full]==$(MINISTACK_VERSION)"
+	touch $@
+
+$(TOOLS)/sam/.installed:
+	$(PY313) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet --disable-pip-version-check "aws-sam-cli==$(SAM_VERSION)"
+	touch $@
+
+setup: $(VENV)/.installed $(TOOLS)/ministack/.installed $(TOOLS)/sam/.installed
+
+up: setup
+	$(VENV)/bin/jobkit up
+
+down:
+	@if [ -x $(VENV)/bin/jobkit ]; then $(VENV)/bin/jobkit down; fi
+
+demo: setup
+	$(VENV)/bin/jobkit demo
+
+unit: $(VENV)/.installed
+	$(PYTEST) -q tests/unit
+
+# Integration tests bring the local stack up (or reuse a running one) and stop what they start.
+integration: setup
+	$(PYTEST) -q tests/integration
+
+test: setup
+	$(PYTEST) -q tests/unit tests/integration
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy layers/common/jobkit functions cli/jobkit_cli local/external_system
+
+fmt: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean: down
+	rm -rf .aws-sam .jobkit $(VENV)

@@ -1,0 +1,1 @@
+"""The jobkit command line: local stack, clients, runs and the demo."""

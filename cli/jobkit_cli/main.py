@@ -1,0 +1,218 @@
+"""The `jobkit` command."""
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
+from rich.table import Table
+
+from jobkit_cli import localstack
+from jobkit_cli.runs_view import client_table, console, live_totals, run_store, watch
+from jobkit_cli.stack import Stack
+
+app = typer.Typer(help="jobkit: integration jobs on AWS Lambda.", no_args_is_help=True)
+clients_app = typer.Typer(help="Clients of a job type (one config row each).", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs: list, show, watch.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(runs_app, name="runs")
+
+
+@app.command()
+def up() -> None:
+    """Start MiniStack and the external system, then sam build + deploy the template there."""
+    try:
+        state = localstack.up()
+    except localstack.LocalStackError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    stack = Stack.current()
+    console.print(
+        f"local stack up: AWS at {state.endpoint_url}, external system at "
+        f"{state.external_url}, stack {stack.name} with {len(stack.outputs)} outputs"
+    )
+
+
+@app.command()
+def down() -> None:
+    """Stop the local stack (by process id) and forget its state."""
+    localstack.stop()
+    console.print("local stack stopped")
+
+
+@app.command()
+def demo() -> None:
+    """Run the main job end to end on the local stack and check its totals and acks."""
+    from jobkit_cli.demo import run_demo
+
+    try:
+        ok = run_demo()
+    except localstack.LocalStackError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def run(
+    job_type: str,
+    client: Annotated[list[str] | None, typer.Option(help="Only these clients.")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the run until it ends.")] = False,
+) -> None:
+    """Start a run of JOB_TYPE now (invokes its planner)."""
+    stack = Stack.current()
+    planner = stack.planners.get(job_type)
+    if planner is None:
+        console.print(f"[red]unknown job type {job_type!r}; known: {', '.join(stack.planners)}")
+        raise typer.Exit(2)
+    payload = {"trigger": "cli", "requested_by": "cli", "client_ids": client or None}
+    result = stack.invoke(planner, payload)
+    console.print(f"run {result['run_id']}: {result['status']}, {result['clients']} client(s)")
+    if wait:
+        console.print(client_table(watch(stack, result["run_id"])))
+
+
+@clients_app.command("add")
+def clients_add(
+    job_type: str,
+    client_id: str,
+    group: Annotated[str, typer.Option(help="The client's group in the external system.")],
+    route: str = "/v1",
+    page_size: int = 50,
+    pilot: bool = False,
+    disabled: bool = False,
+    setting: Annotated[list[str] | None, typer.Option(help="key=value, repeatable")] = None,
+) -> None:
+    """Add or replace a client of a job type; validated before it is written."""
+    settings = dict(item.split("=", 1) for item in setting or [] if "=" in item)
+    try:
+        config = ClientConfig(
+            job_type=job_type,
+            client_id=client_id,
+            group_id=group,
+            route=route,
+            page_size=page_size,
+            pilot=pilot,
+            enabled=not disabled,
+            settings=settings,
+            created_by="cli",
+        )
+    except ValueError as exc:
+        console.print(f"[red]invalid client: {exc}")
+        raise typer.Exit(2) from exc
+    ConfigStore(Stack.current().table("ConfigTableName")).put(config)
+    console.print(f"client {client_id} of {job_type}: saved")
+
+
+@clients_app.command("list")
+def clients_list(job_type: str) -> None:
+    """Every client of a job type, invalid rows included (with their reason)."""
+    table = Table(title=f"clients of {job_type}")
+    for column in ("client", "group", "enabled", "pilot", "page size", "problem"):
+        table.add_column(column)
+    for config in ConfigStore(Stack.current().table("ConfigTableName")).clients(job_type):
+        if isinstance(config, InvalidClientConfig):
+            table.add_row(config.client_id, "-", "-", "-", "-", f"[red]{config.reason}")
+        else:
+            table.add_row(
+                config.client_id,
+                config.group_id,
+                str(config.enabled),
+                str(config.pilot),
+                str(config.page_size),
+                "",
+            )
+    console.print(table)
+
+
+def _set_enabled(job_type: str, client_id: str, enabled: bool) -> None:
+    from jobkit.errors import ConfigNotFoundError
+
+    try:
+        ConfigStore(Stack.current().table("ConfigTableName")).set_enabled(
+            job_type, client_id, enabled
+        )
+    except ConfigNotFoundError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"client {client_id} of {job_type}: {'enabled' if enabled else 'disabled'}")
+
+
+@clients_app.command("enable")
+def clients_enable(job_type: str, client_id: str) -> None:
+    """Include a client in the next runs."""
+    _set_enabled(job_type, client_id, True)
+
+
+@clients_app.command("disable")
+def clients_disable(job_type: str, client_id: str) -> None:
+    """Leave a client out of the next runs."""
+    _set_enabled(job_type, client_id, False)
+
+
+@runs_app.command("list")
+def runs_list(job_type: str, limit: int = 20) -> None:
+    """The most recent runs of a job type."""
+    table = Table(title=f"runs of {job_type}")
+    for column in (
+        "run",
+        "trigger",
+        "status",
+        "created",
+        "clients",
+        "received",
+        "processed",
+        "failed",
+    ):
+        table.add_column(column)
+    for header in run_store(Stack.current()).recent_runs(job_type, limit):
+        table.add_row(
+            header.run_id,
+            header.trigger.value,
+            header.status.value,
+            header.created_at.isoformat(timespec="seconds"),
+            str(header.clients),
+            str(header.received),
+            str(header.processed),
+            str(header.failed),
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A run: status, timings, live totals, issues and one row per client."""
+    view = run_store(Stack.current()).view(run_id)
+    if view is None:
+        console.print(f"[red]no run {run_id!r}")
+        raise typer.Exit(1)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "run": view.header.model_dump(mode="json"),
+                    "totals": live_totals(view),
+                    "clients": [c.model_dump(mode="json") for c in view.clients],
+                }
+            )
+        )
+        return
+    header = view.header
+    console.print(
+        f"[bold]{header.run_id}[/] {header.job_type} · {header.status.value} · "
+        f"trigger {header.trigger.value} by {header.requested_by}"
+    )
+    console.print(
+        f"created {header.created_at:%Y-%m-%d %H:%M:%S} · "
+        f"finished {header.finished_at or '-'} · now {datetime.now(UTC):%H:%M:%S}"
+    )
+    for issue in header.issues:
+        console.print(f"[yellow]issue:[/] {issue}")
+    console.print(client_table(view))
+
+
+@runs_app.command("watch")
+def runs_watch(run_id: str) -> None:
+    """A live progress bar until the run ends."""
+    console.print(client_table(watch(Stack.current(), run_id)))

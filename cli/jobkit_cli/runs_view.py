@@ -1,0 +1,145 @@
+"""Reading runs and dead letters for people: live totals, tables, a progress bar."""
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from jobkit.runs import COUNTERS, FINAL_STATUSES, RunStore, RunView
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from jobkit_cli.stack import Stack
+
+console = Console()
+
+
+def run_store(stack: Stack) -> RunStore:
+    return RunStore(stack.table("RunsTableName"))
+
+
+def live_totals(view: RunView) -> dict[str, int]:
+    """Totals summed over client rows: right while the run is open, not only at its end."""
+    return {name: sum(getattr(c, name) for c in view.clients) for name in COUNTERS}
+
+
+def is_final(view: RunView) -> bool:
+    return view.header.status in FINAL_STATUSES
+
+
+def watch(stack: Stack, run_id: str, timeout: float = 900.0) -> RunView:
+    """Show a progress bar until the run reaches a final status."""
+    store = run_store(stack)
+    deadline = time.monotonic() + timeout
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(run_id, total=None, detail="planning")
+        while True:
+            view = store.view(run_id)
+            if view is None:
+                raise SystemExit(f"jobkit: no run {run_id!r}")
+            totals = live_totals(view)
+            done = totals["processed"] + totals["skipped"] + totals["failed"]
+            progress.update(
+                task,
+                total=max(totals["received"], 1),
+                completed=done,
+                detail=f"{view.header.status.value} · failed {totals['failed']}",
+            )
+            if is_final(view):
+                return view
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"jobkit: run {run_id} still {view.header.status} after {timeout:.0f}s"
+                )
+            time.sleep(1.0)
+
+
+def client_table(view: RunView, acks: dict[str, int] | None = None) -> Table:
+    table = Table(title=f"run {view.header.run_id} · {view.header.status.value}")
+    for column in (
+        "client",
+        "result",
+        "received",
+        "processed",
+        "skipped",
+        "failed",
+        "dead-lettered",
+        "retries",
+    ):
+        table.add_column(column, justify="left" if column in ("client", "result") else "right")
+    if acks is not None:
+        table.add_column("acks seen", justify="right")
+    for row in sorted(view.clients, key=lambda c: c.client_id):
+        cells = [
+            row.client_id,
+            row.result,
+            str(row.received),
+            str(row.processed),
+            str(row.skipped),
+            str(row.failed),
+            str(row.dead_lettered),
+            str(row.retries),
+        ]
+        if acks is not None:
+            cells.append(str(acks.get(row.client_id, 0)))
+        table.add_row(*cells)
+    return table
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    body: dict[str, Any]
+    attributes: dict[str, str]
+
+
+def peek_dead_letters(stack: Stack, queue_output: str = "WorkDLQUrl") -> list[DeadLetter]:
+    """Read a DLQ without consuming it (messages stay visible)."""
+    sqs = stack.client("sqs")
+    url = stack.outputs[queue_output]
+    seen: dict[str, DeadLetter] = {}
+    for _ in range(20):
+        response = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        )
+        new = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
+        if not new:
+            break
+        for message in new:
+            try:
+                body = json.loads(message["Body"])
+            except ValueError:
+                body = {"raw": message["Body"][:200]}
+            attributes = {
+                name: value.get("StringValue", "")
+                for name, value in message.get("MessageAttributes", {}).items()
+            }
+            seen[message["MessageId"]] = DeadLetter(message["MessageId"], body, attributes)
+    return list(seen.values())
+
+
+def dead_letter_table(letters: list[DeadLetter]) -> Table:
+    table = Table(title=f"work DLQ · {len(letters)} message(s)")
+    for column in ("client", "record", "run", "attempts", "reason"):
+        table.add_column(column)
+    for letter in letters:
+        table.add_row(
+            str(letter.body.get("client_id", "-")),
+            str(letter.body.get("record_id", letter.body.get("kind", "-"))),
+            str(letter.body.get("run_id", "-")),
+            letter.attributes.get("attempts", "-"),
+            letter.attributes.get("reason", "-"),
+        )
+    return table

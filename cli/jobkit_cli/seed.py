@@ -1,0 +1,93 @@
+"""Seed data for the local stack: clients on both sides, platform records, and a clean slate."""
+
+from typing import Any
+
+import httpx
+from jobkit.config import ClientConfig, ConfigStore
+from jobkit.workflow import STATE, record_pk
+
+from jobkit_cli.stack import Stack
+
+TABLE_OUTPUTS = ("ConfigTableName", "RunsTableName", "RecordsTableName", "IdempotencyTableName")
+QUEUE_OUTPUTS = ("WorkQueueUrl", "WorkDLQUrl", "ScheduleDLQUrl")
+
+
+def external_admin(stack: Stack) -> httpx.Client:
+    if not stack.external_url:
+        raise SystemExit("jobkit: the fake external system only exists on the local stack")
+    return httpx.Client(base_url=stack.external_url, timeout=10.0)
+
+
+def record_ids(client_id: str, count: int) -> list[str]:
+    """The ids the fake external system gives a client's records."""
+    return [f"{client_id}-r{n:05d}" for n in range(1, count + 1)]
+
+
+def seed_client(
+    stack: Stack,
+    *,
+    job_type: str,
+    client_id: str,
+    group_id: str,
+    records: int,
+    poison: list[str] | None = None,
+    pending_items: int = 2,
+    **config: Any,
+) -> ClientConfig:
+    """One client: its records in the external system and on the platform, and its config row."""
+    with external_admin(stack) as admin:
+        admin.post(
+            "/_admin/clients",
+            json={
+                "client_id": client_id,
+                "group_id": group_id,
+                "records": records,
+                "poison": poison or [],
+                "pending_items_per_record": pending_items,
+            },
+        ).raise_for_status()
+    with stack.table("RecordsTableName").batch_writer() as batch:
+        for record_id in record_ids(client_id, records):
+            batch.put_item(
+                Item={
+                    "pk": record_pk(client_id, record_id),
+                    "sk": STATE,
+                    "client_id": client_id,
+                    "record_id": record_id,
+                    "status": "IN_PROGRESS",
+                    "version": 0,
+                    "pending_items": [f"{record_id}-p{k}" for k in range(1, pending_items + 1)],
+                }
+            )
+    client = ClientConfig(job_type=job_type, client_id=client_id, group_id=group_id, **config)
+    ConfigStore(stack.table("ConfigTableName")).put(client)
+    return client
+
+
+def reset_data(stack: Stack) -> None:
+    """Empty every table and queue of the stack and the external system (local stack only)."""
+    if not stack.is_local:
+        raise SystemExit("jobkit: refusing to wipe data on a stack that is not local")
+    for output in TABLE_OUTPUTS:
+        _empty_table(stack.table(output))
+    sqs = stack.client("sqs")
+    for output in QUEUE_OUTPUTS:
+        sqs.purge_queue(QueueUrl=stack.outputs[output])
+    with external_admin(stack) as admin:
+        admin.post("/_admin/reset").raise_for_status()
+
+
+def _empty_table(table: Any) -> None:
+    keys = [key["AttributeName"] for key in table.key_schema]
+    kwargs: dict[str, Any] = {
+        "ProjectionExpression": ", ".join(f"#k{i}" for i in range(len(keys))),
+        "ExpressionAttributeNames": {f"#k{i}": k for i, k in enumerate(keys)},
+    }
+    with table.batch_writer() as batch:
+        while True:
+            page = table.scan(**kwargs)
+            for item in page.get("Items", []):
+                batch.delete_item(Key={k: item[k] for k in keys})
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,9 @@
+"""Job types: one module each. Register a new one here (``jobkit new`` does it for you)."""
+
+from typing import Any
+
+from jobkit.job import Job
+
+from jobs import sync_completed_records
+
+JOBS: dict[str, Job[Any]] = {job.name: job for job in (sync_completed_records.JOB,)}

@@ -1,0 +1,93 @@
+"""sync-completed-records: records completed in the external system become COMPLETED here.
+
+For each enabled client, fetch its completed records (paged); for each record move the
+platform record to COMPLETED through the workflow (history row), register the COMPLETED
+workflow trigger and clear its pending items; acknowledge back only what succeeded.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from jobkit.config import ClientConfig
+from jobkit.envelope import describe_validation_error
+from jobkit.errors import InvalidPayloadError
+from jobkit.external import ExternalSystem
+from jobkit.job import AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
+from pydantic import BaseModel, ValidationError
+
+OPEN_STATUSES = frozenset({"OPEN", "PENDING", "IN_PROGRESS"})
+
+
+class CompletedRecord(ExternalRecord):
+    group_id: str
+    status: Literal["COMPLETED"]
+    completed_at: datetime
+    pending_items: list[str] = []
+
+
+class _RecordsPage(BaseModel):
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class _AckResponse(BaseModel):
+    acknowledged: list[str]
+    unknown: list[str] = []
+
+
+def fetch_page(external: ExternalSystem, client: ClientConfig, cursor: str | None) -> Page:
+    params: dict[str, Any] = {
+        "status": "completed",
+        "group": client.group_id,
+        "limit": client.page_size,
+    }
+    if cursor is not None:
+        params["cursor"] = cursor
+    body = external.get(f"{client.route}/clients/{client.client_id}/records", params)
+    try:
+        page = _RecordsPage.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidPayloadError(
+            f"records page of client {client.client_id!r}: {describe_validation_error(exc)}"
+        ) from exc
+    return Page(records=page.records, next_cursor=page.next_cursor)
+
+
+def process(record: CompletedRecord, client: ClientConfig) -> Transition | Skip:
+    if record.group_id != client.group_id:
+        return Skip(f"record is in group {record.group_id}, client syncs {client.group_id}")
+    return Transition(
+        to_status="COMPLETED",
+        allowed_from=OPEN_STATUSES,
+        reason=f"completed in the external system at {record.completed_at.isoformat()}",
+        triggers=("COMPLETED",),
+        clear_pending=True,
+    )
+
+
+def acknowledge(
+    external: ExternalSystem, client: ClientConfig, refs: Sequence[AckRef]
+) -> AckResult:
+    body = external.post(
+        f"{client.route}/clients/{client.client_id}/acks",
+        {"acks": [{"record_id": ref.record_id, "version": ref.version} for ref in refs]},
+    )
+    try:
+        answer = _AckResponse.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidPayloadError(f"ack response: {describe_validation_error(exc)}") from exc
+    return AckResult(
+        acknowledged=frozenset(answer.acknowledged),
+        rejected={record_id: "unknown to the external system" for record_id in answer.unknown},
+    )
+
+
+JOB = Job(
+    name="sync-completed-records",
+    description="Mark records completed in the external system as COMPLETED on the platform.",
+    record_model=CompletedRecord,
+    fetch_page=fetch_page,
+    process=process,
+    acknowledge=acknowledge,
+)

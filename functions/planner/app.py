@@ -1,0 +1,32 @@
+"""Planner Lambda, one per job type: open a run and enqueue a page item per enabled client."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from jobkit.aws import dynamodb_resource, sqs_client
+from jobkit.config import ConfigStore
+from jobkit.observability import logger, metrics, tracer
+from jobkit.planning import Planner, parse_plan_request
+from jobkit.queue import WorkQueue
+from jobkit.runs import RunStore
+from jobkit.settings import PlannerSettings, load_settings
+
+settings = load_settings(PlannerSettings)
+planner = Planner(
+    settings.job_type,
+    ConfigStore(dynamodb_resource().Table(settings.config_table)),
+    RunStore(dynamodb_resource().Table(settings.runs_table)),
+    WorkQueue(sqs_client(), settings.work_queue_url),
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse_plan_request(event)
+    header = planner.plan(request)
+    metrics.add_dimension(name="job_type", value=settings.job_type)
+    metrics.add_metric(name="RunsPlanned", unit=MetricUnit.Count, value=1)
+    return {"run_id": header.run_id, "status": header.status.value, "clients": header.clients}

@@ -1,0 +1,46 @@
+"""Processor Lambda, shared by every job type: work items from the work queue, in batches."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from jobkit.aws import dynamodb_resource, sqs_client
+from jobkit.config import ConfigStore
+from jobkit.external import external_system
+from jobkit.observability import logger, metrics, tracer
+from jobkit.processing import Dependencies, Processor
+from jobkit.queue import DeadLetterQueue, WorkQueue
+from jobkit.runs import RunStore
+from jobkit.settings import ProcessorSettings, load_settings
+from jobkit.workflow import WorkflowStore
+from jobs import JOBS
+
+settings = load_settings(ProcessorSettings)
+processor = Processor(
+    Dependencies(
+        jobs=JOBS,
+        configs=ConfigStore(dynamodb_resource().Table(settings.config_table)),
+        runs=RunStore(dynamodb_resource().Table(settings.runs_table)),
+        workflow=WorkflowStore(dynamodb_resource().Table(settings.records_table)),
+        queue=WorkQueue(sqs_client(), settings.work_queue_url),
+        dead_letters=DeadLetterQueue(sqs_client(), settings.work_dlq_url),
+        sqs=sqs_client(),
+        queue_url=settings.work_queue_url,
+        external=lambda: external_system(
+            settings.external_base_url,
+            settings.external_timeout_seconds,
+            settings.external_max_attempts,
+        ),
+        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        max_receive_count=settings.max_receive_count,
+        key_prefix=settings.idempotency_key_prefix,
+        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+    )
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return processor.handle(event, context)

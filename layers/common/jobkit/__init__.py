@@ -1,0 +1,1 @@
+"""jobkit: the job pattern as a library, shared by every function through the common layer."""

@@ -1,0 +1,29 @@
+"""boto3 clients, created once per container and reused across invocations."""
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+else:
+    SQSClient = Any
+
+__all__ = ["SQSClient", "dynamodb_resource", "sqs_client"]
+
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10
+)
+
+
+@cache
+def dynamodb_resource() -> Any:
+    """The DynamoDB resource; its client accepts plain Python values in every operation."""
+    return boto3.resource("dynamodb", config=_CONFIG)
+
+
+@cache
+def sqs_client() -> "SQSClient":
+    return boto3.client("sqs", config=_CONFIG)

@@ -1,0 +1,124 @@
+"""Per-client job configuration: one DynamoDB item per (job type, client), validated by pydantic.
+
+Adding a client is adding one item. A malformed item is reported with its field and reason,
+and the other clients of the run carry on.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobkit.envelope import Identifier, JobType, describe_validation_error
+from jobkit.errors import ConfigNotFoundError
+
+SettingValue = str | int | float | bool
+
+
+class ClientConfig(BaseModel):
+    """One client of one job type: what to fetch, and the client's own sync state."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_type: JobType
+    client_id: Identifier
+    group_id: Identifier
+    route: str = Field("/v1", pattern=r"^/[A-Za-z0-9_\-/]*$", max_length=128)
+    script: str = Field("GET_COMPLETED", min_length=1, max_length=64)
+    days: int = Field(7, ge=1, le=366)
+    year: int | None = Field(None, ge=2000, le=2100)
+    frequency_minutes: int = Field(30, ge=1, le=10080)
+    page_size: int = Field(50, ge=1, le=500)
+    enabled: bool = True
+    pilot: bool = False
+    settings: dict[str, SettingValue] = Field(default_factory=dict)
+    created_by: str = Field("jobkit", max_length=128)
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # Per-client state, written by the platform.
+    cursor: str | None = None
+    failure_streak: int = Field(0, ge=0)
+
+    def to_item(self) -> dict[str, Any]:
+        item = self.model_dump(mode="json", exclude_none=True)
+        # DynamoDB rejects Python floats: numbers in free settings travel as strings of JSON.
+        item["settings"] = {key: _to_dynamo(value) for key, value in self.settings.items()}
+        return item
+
+
+@dataclass(frozen=True)
+class InvalidClientConfig:
+    """A config item that failed validation, with the reason to report on the run."""
+
+    job_type: str
+    client_id: str
+    reason: str
+
+
+def _to_dynamo(value: SettingValue) -> Any:
+    return Decimal(str(value)) if isinstance(value, float) else value
+
+
+def parse_config_item(item: dict[str, Any]) -> ClientConfig | InvalidClientConfig:
+    """Validate one stored item; never raises for bad data."""
+    try:
+        return ClientConfig.model_validate(item)
+    except ValidationError as exc:
+        return InvalidClientConfig(
+            job_type=str(item.get("job_type", "?")),
+            client_id=str(item.get("client_id", "?")),
+            reason=describe_validation_error(exc),
+        )
+
+
+class ConfigStore:
+    """The Config table: partition key ``job_type``, sort key ``client_id``."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def clients(self, job_type: str) -> Iterator[ClientConfig | InvalidClientConfig]:
+        """Every configured client of a job type, page by page, valid or not."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "job_type = :job",
+            "ExpressionAttributeValues": {":job": job_type},
+        }
+        while True:
+            page = self._table.query(**kwargs)
+            for item in page.get("Items", []):
+                yield parse_config_item(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get(self, job_type: str, client_id: str) -> ClientConfig:
+        item = self._table.get_item(Key={"job_type": job_type, "client_id": client_id}).get("Item")
+        if item is None:
+            raise ConfigNotFoundError(f"no configuration for client {client_id!r} of {job_type!r}")
+        parsed = parse_config_item(item)
+        if isinstance(parsed, InvalidClientConfig):
+            raise ConfigNotFoundError(
+                f"invalid configuration for client {client_id!r}: {parsed.reason}"
+            )
+        return parsed
+
+    def put(self, config: ClientConfig) -> None:
+        self._table.put_item(Item=config.to_item())
+
+    def set_enabled(self, job_type: str, client_id: str, enabled: bool) -> None:
+        try:
+            self._table.update_item(
+                Key={"job_type": job_type, "client_id": client_id},
+                UpdateExpression="SET enabled = :enabled, updated_at = :now",
+                ConditionExpression="attribute_exists(client_id)",
+                ExpressionAttributeValues={
+                    ":enabled": enabled,
+                    ":now": datetime.now(UTC).isoformat(),
+                },
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+            raise ConfigNotFoundError(
+                f"no configuration for client {client_id!r} of {job_type!r}"
+            ) from exc

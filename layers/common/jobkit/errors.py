@@ -1,0 +1,53 @@
+"""Typed errors. Their class, never their text, decides what happens to an item."""
+
+
+class JobkitError(Exception):
+    """Base of every error the platform raises on purpose."""
+
+
+class PermanentError(JobkitError):
+    """Retrying cannot help: the item is dead-lettered at once with this reason."""
+
+
+class TransientError(JobkitError):
+    """May succeed later: the item is retried with backoff until maxReceiveCount."""
+
+
+class InvalidEnvelopeError(PermanentError):
+    """A work message that is not a valid envelope."""
+
+
+class InvalidPayloadError(PermanentError):
+    """An external record that fails the job's validation."""
+
+
+class TenantMismatchError(PermanentError):
+    """A record that belongs to another client than the item that carries it."""
+
+
+class RecordNotFoundError(PermanentError):
+    """The platform has no record with this id for this client."""
+
+
+class ConfigNotFoundError(PermanentError):
+    """No configuration row for this job type and client."""
+
+
+class UnknownJobTypeError(PermanentError):
+    """A job type no module declares."""
+
+
+class ExternalRejectedError(PermanentError):
+    """The external system refused the request (4xx other than 408/429)."""
+
+
+class ExternalUnavailableError(TransientError):
+    """The external system failed, timed out or throttled us after our retries."""
+
+
+class EnqueueError(TransientError):
+    """Work messages that SQS still refused after resending."""
+
+
+class ConcurrentUpdateError(TransientError):
+    """A guarded write lost a race; reading again and retrying resolves it."""

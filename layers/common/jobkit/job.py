@@ -1,0 +1,92 @@
+"""The job definition API: what a job type declares, and nothing else.
+
+A job type is one module in ``functions/jobs/`` that builds a ``Job``: how to fetch a page of
+records for one client, how to process one record (return a workflow ``Transition`` or a
+``Skip``), and how to acknowledge a set of records. Scheduling, fan-out, retries, idempotency,
+dead letters and run accounting are the platform's.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobkit.config import ClientConfig
+from jobkit.external import ExternalSystem
+
+
+class ExternalRecord(BaseModel):
+    """What every external record carries; a job's record model extends it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, max_length=256)
+    client_id: str = Field(min_length=1, max_length=64)
+    version: int = Field(ge=0)
+
+
+class AckRef(BaseModel):
+    """The little a record's acknowledgement needs, kept in the idempotency record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of raw records (validated later, one by one) and where the next page starts."""
+
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Move a platform record to ``to_status``, guarded by the statuses it may come from."""
+
+    to_status: str
+    allowed_from: frozenset[str]
+    reason: str
+    triggers: tuple[str, ...] = ()
+    clear_pending: bool = False
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Nothing to do for this record; it is counted as skipped with this reason."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class AckResult:
+    acknowledged: frozenset[str]
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+FetchPage = Callable[[ExternalSystem, ClientConfig, str | None], Page]
+AcknowledgeFn = Callable[[ExternalSystem, ClientConfig, Sequence[AckRef]], AckResult]
+
+
+@dataclass(frozen=True)
+class Job[RecordT: ExternalRecord]:
+    """A job type: its name, its record model and its three rules."""
+
+    name: str
+    description: str
+    record_model: type[RecordT]
+    fetch_page: FetchPage
+    process: Callable[[RecordT, ClientConfig], Transition | Skip]
+    acknowledge: AcknowledgeFn
+
+    def parse_record(self, raw: dict[str, Any]) -> RecordT:
+        return self.record_model.model_validate(raw)
+
+
+def raw_record_id(raw: dict[str, Any]) -> str | None:
+    """The id of a raw record before validation, so even a malformed one can be reported."""
+    value = raw.get("id")
+    return value if isinstance(value, str) and 0 < len(value) <= 256 else None

@@ -1,0 +1,556 @@
+"""The processor: page items fan out into record items; record items get the job's rules once.
+
+Per message (inside Powertools' BatchProcessor):
+- a page item fetches one page from the external system, enqueues one record item per record
+  and the next page item; it is idempotent on its ``item_key``;
+- a record item validates the external record, asks the job what to do, and applies the
+  workflow transition; it is idempotent on its ``item_key`` (Powertools, DynamoDB).
+Then, once per batch: outcomes are counted on their runs (once per envelope), poison items are
+dead-lettered with their reason, and the external system is acknowledged per client for what
+succeeded. Permanent errors dead-letter at once; transient ones are retried with exponential
+backoff (message visibility) and dead-lettered by us on the last allowed attempt, so every
+dead letter is counted on its run and carries its envelope and reason.
+"""
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ValidationError
+
+from jobkit.aws import SQSClient
+from jobkit.config import ClientConfig, ConfigStore
+from jobkit.envelope import (
+    PageItem,
+    RecordItem,
+    content_hash,
+    describe_validation_error,
+    new_page_item,
+    new_record_item,
+    parse_work_item,
+)
+from jobkit.errors import (
+    InvalidPayloadError,
+    PermanentError,
+    TenantMismatchError,
+    UnknownJobTypeError,
+)
+from jobkit.external import ExternalSystem
+from jobkit.job import AckRef, Job, Skip, raw_record_id
+from jobkit.observability import logger
+from jobkit.queue import MAX_MESSAGE_BYTES, DeadLetterQueue, WorkQueue
+from jobkit.runs import ItemOutcome, Outcome, RunStore
+from jobkit.workflow import AlreadyApplied, Applied, TransitionContext, WorkflowStore, transition_id
+
+_BACKOFF_BASE_SECONDS = 2
+_BACKOFF_MAX_SECONDS = 300
+_MAX_PAGES = 100_000
+
+
+class RecordResult(BaseModel):
+    """What the idempotency record keeps: small, and enough to count and acknowledge."""
+
+    run_id: str
+    envelope_id: str
+    outcome: Outcome
+    reason: str
+    ack: AckRef | None = None
+
+
+class PageResult(BaseModel):
+    run_id: str
+    envelope_id: str
+    records: int
+    has_next: bool
+    oversized: list[tuple[str, str, str]] = []  # (envelope_id, record_id, item_key)
+
+
+@dataclass
+class _Failure:
+    message: SQSRecord
+    reason: str
+    error_type: str
+    item: PageItem | RecordItem | None
+
+
+@dataclass
+class _Batch:
+    """What one invocation learned, settled after every message was handled."""
+
+    pages: list[tuple[SQSRecord, PageItem, PageResult]] = field(default_factory=list)
+    outcomes: dict[tuple[str, str], list[tuple[SQSRecord, RecordItem, ItemOutcome]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    acks: dict[tuple[str, str], list[tuple[SQSRecord, RecordItem, AckRef]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    dead: list[_Failure] = field(default_factory=list)
+    retry: list[_Failure] = field(default_factory=list)
+    unsettled: set[str] = field(default_factory=set)  # message ids to report as failures
+
+
+@dataclass
+class Dependencies:
+    jobs: Mapping[str, Job[Any]]
+    configs: ConfigStore
+    runs: RunStore
+    workflow: WorkflowStore
+    queue: WorkQueue
+    dead_letters: DeadLetterQueue
+    sqs: SQSClient
+    queue_url: str
+    external: Callable[[], ExternalSystem]
+    persistence: BasePersistenceLayer
+    max_receive_count: int
+    key_prefix: str
+    idempotency_ttl_seconds: int
+
+
+class Processor:
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+        self._idempotency = IdempotencyConfig(
+            event_key_jmespath="item_key",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=deps.idempotency_ttl_seconds,
+        )
+        self._apply_record = idempotent_function(
+            self._apply_record_once,
+            data_keyword_argument="item",
+            persistence_store=deps.persistence,
+            config=self._idempotency,
+            output_serializer=PydanticSerializer(RecordResult),
+            key_prefix=f"{deps.key_prefix}.record",
+        )
+        self._fetch_page = idempotent_function(
+            self._fetch_page_once,
+            data_keyword_argument="item",
+            persistence_store=deps.persistence,
+            config=self._idempotency,
+            output_serializer=PydanticSerializer(PageResult),
+            key_prefix=f"{deps.key_prefix}.page",
+        )
+        self._client_cache: dict[tuple[str, str], ClientConfig] = {}
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # In-progress idempotency records expire with this invocation, so an item left
+        # IN_PROGRESS by a timeout becomes retryable.
+        self._idempotency.register_lambda_context(context)
+        self._client_cache.clear()
+        batch = _Batch()
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+        def handle_message(record: SQSRecord) -> None:  # BatchProcessor passes `record=`
+            self._handle_message(record, batch)
+
+        with processor(records=event.get("Records", []), handler=handle_message):
+            processor.process()
+        failed_ids = {str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]}
+        self._settle(batch)
+        failed_ids |= batch.unsettled
+        return {"batchItemFailures": [{"itemIdentifier": mid} for mid in sorted(failed_ids)]}
+
+    # -- one message ------------------------------------------------------------------------
+
+    def _handle_message(self, message: SQSRecord, batch: _Batch) -> None:
+        attempts = int(message.attributes.approximate_receive_count or 1)
+        try:
+            item = parse_work_item(message.body)
+        except PermanentError as exc:
+            logger.error(
+                "invalid work message", extra={"message_id": message.message_id, "reason": str(exc)}
+            )
+            batch.dead.append(_Failure(message, str(exc), type(exc).__name__, None))
+            return
+        logger.append_keys(
+            correlation_id=item.correlation_id,
+            run_id=item.run_id,
+            client_id=item.client_id,
+            group_id=item.group_id,
+            item_id=item.envelope_id,
+        )
+        try:
+            if isinstance(item, PageItem):
+                page = self._fetch_page(item=item)
+                batch.pages.append((message, item, page))
+            else:
+                self._record(message, item, batch)
+        except PermanentError as exc:
+            self._fail(batch, message, item, str(exc), type(exc).__name__, attempts)
+        except Exception as exc:  # noqa: BLE001 - the batch boundary: anything else is retried
+            reason = f"{type(exc).__name__}: {exc}"
+            if attempts >= self._deps.max_receive_count:
+                self._fail(
+                    batch,
+                    message,
+                    item,
+                    f"gave up after {attempts} attempts: {reason}",
+                    type(exc).__name__,
+                    attempts,
+                )
+                return
+            if not isinstance(exc, IdempotencyAlreadyInProgressError):
+                logger.warning(
+                    "item failed, will retry", extra={"attempt": attempts, "error": reason}
+                )
+            batch.retry.append(_Failure(message, reason, type(exc).__name__, item))
+            raise
+        finally:
+            logger.remove_keys(["correlation_id", "run_id", "client_id", "group_id", "item_id"])
+
+    def _record(self, message: SQSRecord, item: RecordItem, batch: _Batch) -> None:
+        result: RecordResult = self._apply_record(item=item)
+        outcome, reason = result.outcome, result.reason
+        if result.envelope_id != item.envelope_id:
+            # The same work was done before, by another message: count this one as skipped.
+            outcome = Outcome.SKIPPED
+            reason = f"already done by run {result.run_id}: {result.reason}"
+        batch.outcomes[(item.run_id, item.client_id)].append(
+            (
+                message,
+                item,
+                ItemOutcome(item.envelope_id, outcome, item.record_id, item.item_key, reason),
+            )
+        )
+        if result.ack is not None:
+            batch.acks[(item.job_type, item.client_id)].append((message, item, result.ack))
+
+    def _fail(
+        self,
+        batch: _Batch,
+        message: SQSRecord,
+        item: PageItem | RecordItem,
+        reason: str,
+        error_type: str,
+        attempts: int,
+    ) -> None:
+        logger.error(
+            "item failed", extra={"reason": reason, "error_type": error_type, "attempt": attempts}
+        )
+        batch.dead.append(_Failure(message, reason, error_type, item))
+        if isinstance(item, RecordItem):
+            batch.outcomes[(item.run_id, item.client_id)].append(
+                (
+                    message,
+                    item,
+                    ItemOutcome(
+                        item.envelope_id,
+                        Outcome.FAILED,
+                        item.record_id,
+                        item.item_key,
+                        reason,
+                        dead_lettered=True,
+                    ),
+                )
+            )
+
+    # -- the idempotent units ---------------------------------------------------------------
+
+    def _apply_record_once(self, item: RecordItem) -> RecordResult:
+        job = self._job(item.job_type)
+        client = self._client(item.job_type, item.client_id)
+        try:
+            record = job.parse_record(item.record)
+        except ValidationError as exc:
+            raise InvalidPayloadError(
+                f"record {item.record_id!r}: {describe_validation_error(exc)}"
+            ) from exc
+        if record.client_id != item.client_id or record.id != item.record_id:
+            raise TenantMismatchError(
+                f"record {record.id!r} of client {record.client_id!r} arrived on an item of "
+                f"client {item.client_id!r}"
+            )
+        ack = AckRef(record_id=record.id, version=record.version)
+        decision = job.process(record, client)
+        if isinstance(decision, Skip):
+            return RecordResult(
+                run_id=item.run_id,
+                envelope_id=item.envelope_id,
+                outcome=Outcome.SKIPPED,
+                reason=decision.reason,
+                ack=ack,
+            )
+        tid = transition_id(item.client_id, record.id, f"v{record.version}", decision.to_status)
+        context = TransitionContext(
+            run_id=item.run_id,
+            envelope_id=item.envelope_id,
+            correlation_id=item.correlation_id,
+            job_type=item.job_type,
+        )
+        applied = self._deps.workflow.apply(item.client_id, record.id, decision, tid, context)
+        if isinstance(applied, Applied):
+            outcome, reason = Outcome.PROCESSED, f"{applied.from_status} -> {decision.to_status}"
+        elif isinstance(applied, AlreadyApplied) and applied.envelope_id == item.envelope_id:
+            # Committed by an earlier attempt of this very item that died before finishing.
+            outcome, reason = Outcome.PROCESSED, f"-> {decision.to_status}"
+        elif isinstance(applied, AlreadyApplied):
+            outcome, reason = Outcome.SKIPPED, f"already applied by run {applied.run_id}"
+        else:
+            outcome = Outcome.SKIPPED
+            reason = f"record is {applied.current_status}: no transition to {decision.to_status}"
+        return RecordResult(
+            run_id=item.run_id,
+            envelope_id=item.envelope_id,
+            outcome=outcome,
+            reason=reason,
+            ack=ack,
+        )
+
+    def _fetch_page_once(self, item: PageItem) -> PageResult:
+        job = self._job(item.job_type)
+        client = self._client(item.job_type, item.client_id)
+        page = job.fetch_page(self._deps.external(), client, item.cursor)
+        if page.next_cursor is not None and (
+            page.next_cursor == item.cursor or item.page_number >= _MAX_PAGES
+        ):
+            raise PermanentError(
+                f"external system paging does not advance (page {item.page_number}, "
+                f"cursor {page.next_cursor!r})"
+            )
+        records: list[RecordItem] = []
+        oversized: list[tuple[str, str, str]] = []
+        for raw in page.records:
+            record_id = raw_record_id(raw) or f"unidentified-{content_hash(raw)[:12]}"
+            record_item = new_record_item(item, record_id, raw)
+            if len(record_item.model_dump_json().encode()) > MAX_MESSAGE_BYTES:
+                oversized.append((record_item.envelope_id, record_id, record_item.item_key))
+            else:
+                records.append(record_item)
+        outgoing: list[PageItem | RecordItem] = list(records)
+        if page.next_cursor is not None:
+            outgoing.append(
+                new_page_item(
+                    job_type=item.job_type,
+                    run_id=item.run_id,
+                    client_id=item.client_id,
+                    group_id=item.group_id,
+                    correlation_id=item.correlation_id,
+                    cursor=page.next_cursor,
+                    page_number=item.page_number + 1,
+                )
+            )
+        self._deps.queue.send(outgoing)
+        return PageResult(
+            run_id=item.run_id,
+            envelope_id=item.envelope_id,
+            records=len(page.records),
+            has_next=page.next_cursor is not None,
+            oversized=oversized,
+        )
+
+    def _job(self, job_type: str) -> Job[Any]:
+        job = self._deps.jobs.get(job_type)
+        if job is None:
+            raise UnknownJobTypeError(f"unknown job type {job_type!r}")
+        return job
+
+    def _client(self, job_type: str, client_id: str) -> ClientConfig:
+        key = (job_type, client_id)
+        if key not in self._client_cache:
+            self._client_cache[key] = self._deps.configs.get(job_type, client_id)
+        return self._client_cache[key]
+
+    # -- once per batch ---------------------------------------------------------------------
+
+    def _settle(self, batch: _Batch) -> None:
+        self._count_pages(batch)
+        counted = self._count_outcomes(batch)
+        self._dead_letter(batch, counted)
+        self._acknowledge(batch, counted)
+        self._back_off(batch)
+        self._emit_metrics(batch)
+
+    def _count_pages(self, batch: _Batch) -> None:
+        for message, item, page in batch.pages:
+            try:
+                self._deps.runs.count_page(
+                    item.run_id,
+                    item.client_id,
+                    item.envelope_id,
+                    item.page_number,
+                    page.records,
+                    page.has_next,
+                )
+                if page.oversized:
+                    self._deps.runs.count_outcomes(
+                        item.run_id,
+                        item.client_id,
+                        [
+                            ItemOutcome(
+                                envelope_id,
+                                Outcome.FAILED,
+                                record_id,
+                                key,
+                                "record too large for the work queue",
+                            )
+                            for envelope_id, record_id, key in page.oversized
+                        ],
+                    )
+            except Exception:  # noqa: BLE001 - retried: counting is idempotent per envelope
+                logger.exception("counting a page failed", extra={"run_id": item.run_id})
+                batch.unsettled.add(message.message_id)
+        for failure in batch.dead:
+            if isinstance(failure.item, PageItem):
+                item = failure.item
+                try:
+                    self._deps.runs.fail_page(
+                        item.run_id,
+                        item.client_id,
+                        item.envelope_id,
+                        item.page_number,
+                        failure.reason,
+                    )
+                except Exception:  # noqa: BLE001
+                    logger.exception("counting a failed page failed")
+                    batch.unsettled.add(failure.message.message_id)
+
+    def _count_outcomes(self, batch: _Batch) -> set[str]:
+        """Count outcomes per (run, client); returns the message ids whose counting held."""
+        counted: set[str] = set()
+        for (run_id, client_id), entries in batch.outcomes.items():
+            try:
+                self._deps.runs.count_outcomes(run_id, client_id, [e[2] for e in entries])
+            except Exception:  # noqa: BLE001 - retried: counting is idempotent per envelope
+                logger.exception(
+                    "counting outcomes failed", extra={"run_id": run_id, "client_id": client_id}
+                )
+                batch.unsettled.update(message.message_id for message, _, _ in entries)
+                continue
+            counted.update(message.message_id for message, _, _ in entries)
+        return counted
+
+    def _dead_letter(self, batch: _Batch, counted: set[str]) -> None:
+        for failure in batch.dead:
+            message_id = failure.message.message_id
+            if message_id in batch.unsettled:
+                continue
+            item = failure.item
+            try:
+                self._deps.dead_letters.send(
+                    failure.message.body,
+                    reason=failure.reason,
+                    error_type=failure.error_type,
+                    source_message_id=message_id,
+                    attempts=int(failure.message.attributes.approximate_receive_count or 1),
+                    run_id=item.run_id if item else "",
+                    client_id=item.client_id if item else "",
+                )
+            except Exception:  # noqa: BLE001 - keep the message: it is retried, not lost
+                logger.exception("dead-lettering failed", extra={"message_id": message_id})
+                batch.unsettled.add(message_id)
+
+    def _acknowledge(self, batch: _Batch, counted: set[str]) -> None:
+        for (job_type, client_id), entries in batch.acks.items():
+            entries = [e for e in entries if e[0].message_id in counted]
+            if not entries:
+                continue
+            job, client = self._deps.jobs[job_type], self._client(job_type, client_id)
+            refs = list({ref.record_id: ref for _, _, ref in entries}.values())
+            try:
+                result = job.acknowledge(self._deps.external(), client, refs)
+            except Exception as exc:  # noqa: BLE001 - the ack is retried without reprocessing
+                self._ack_failed(batch, entries, f"{type(exc).__name__}: {exc}")
+                continue
+            if result.rejected:
+                logger.error(
+                    "acknowledgement rejected",
+                    extra={"client_id": client_id, "rejected": result.rejected},
+                )
+
+    def _ack_failed(
+        self, batch: _Batch, entries: list[tuple[SQSRecord, RecordItem, AckRef]], reason: str
+    ) -> None:
+        give_up = []
+        for message, item, _ in entries:
+            attempts = int(message.attributes.approximate_receive_count or 1)
+            if attempts >= self._deps.max_receive_count:
+                give_up.append((message, item))
+            else:
+                batch.retry.append(_Failure(message, f"ack failed: {reason}", "AckFailed", item))
+                batch.unsettled.add(message.message_id)
+        logger.warning(
+            "acknowledgement failed",
+            extra={"error": reason, "items": len(entries), "giving_up": len(give_up)},
+        )
+        for message, item in give_up:
+            try:
+                self._deps.dead_letters.send(
+                    message.body,
+                    reason=f"acknowledgement failed: {reason}",
+                    error_type="AckFailed",
+                    source_message_id=message.message_id,
+                    attempts=self._deps.max_receive_count,
+                    run_id=item.run_id,
+                    client_id=item.client_id,
+                )
+                self._deps.runs.add_to_client(item.run_id, item.client_id, ack_failed=1)
+            except Exception:  # noqa: BLE001
+                logger.exception("dead-lettering an unacknowledged item failed")
+                batch.unsettled.add(message.message_id)
+
+    def _back_off(self, batch: _Batch) -> None:
+        """Exponential backoff with jitter between attempts, through message visibility."""
+        entries: list[dict[str, Any]] = []
+        for failure in batch.retry:
+            attempts = int(failure.message.attributes.approximate_receive_count or 1)
+            delay = min(_BACKOFF_MAX_SECONDS, _BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
+            entries.append(
+                {
+                    "Id": str(len(entries)),
+                    "ReceiptHandle": failure.message.receipt_handle,
+                    "VisibilityTimeout": int(random.uniform(delay / 2, delay)) + 1,  # noqa: S311
+                }
+            )
+        for start in range(0, len(entries), 10):
+            try:
+                self._deps.sqs.change_message_visibility_batch(
+                    QueueUrl=self._deps.queue_url,
+                    Entries=entries[start : start + 10],  # type: ignore[arg-type]
+                )
+            except Exception:  # noqa: BLE001 - without it the queue's own timeout applies
+                logger.exception("could not set retry backoff")
+        retried: dict[tuple[str, str], int] = defaultdict(int)
+        for failure in batch.retry:
+            if failure.item is not None:
+                retried[(failure.item.run_id, failure.item.client_id)] += 1
+        for (run_id, client_id), count in retried.items():
+            try:
+                self._deps.runs.add_to_client(run_id, client_id, retries=count)
+            except Exception:  # noqa: BLE001 - informational counter only
+                logger.exception("could not count retries")
+
+    def _emit_metrics(self, batch: _Batch) -> None:
+        per_job: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for _, page_item, page in batch.pages:
+            per_job[page_item.job_type]["RecordsReceived"] += page.records
+        for entries in batch.outcomes.values():
+            for _, item, outcome in entries:
+                name = {
+                    Outcome.PROCESSED: "RecordsProcessed",
+                    Outcome.SKIPPED: "RecordsSkipped",
+                    Outcome.FAILED: "RecordsFailed",
+                }[outcome.outcome]
+                per_job[item.job_type][name] += 1
+                if outcome.dead_lettered:
+                    per_job[item.job_type]["DeadLettered"] += 1
+        for job_type, values in per_job.items():
+            for name, value in values.items():
+                with single_metric(
+                    name=name,
+                    unit=MetricUnit.Count,
+                    value=value,
+                    default_dimensions={"job_type": job_type},
+                ) as metric:
+                    metric.add_metadata("batch", "1")

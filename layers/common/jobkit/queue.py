@@ -1,0 +1,106 @@
+"""Sending work and dead letters to SQS.
+
+``SendMessageBatch`` answers 200 even when some entries fail: the failed ones are resent, and
+whatever SQS still refuses raises ``EnqueueError`` so the caller retries instead of losing it.
+"""
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from jobkit.aws import SQSClient
+from jobkit.envelope import PageItem, RecordItem
+from jobkit.errors import EnqueueError
+
+MAX_BATCH_ENTRIES = 10
+# SQS caps a batch at 1 MiB in all; keep well under so one large record cannot break a batch.
+MAX_BATCH_BYTES = 900 * 1024
+MAX_MESSAGE_BYTES = 1024 * 1024
+_SEND_ATTEMPTS = 3
+
+
+def _batches(bodies: Sequence[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    batches: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    size = 0
+    for group, body in bodies:
+        length = len(body.encode())
+        if current and (len(current) == MAX_BATCH_ENTRIES or size + length > MAX_BATCH_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append((group, body))
+        size += length
+    if current:
+        batches.append(current)
+    return batches
+
+
+class WorkQueue:
+    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+
+    def send(self, items: Sequence[PageItem | RecordItem]) -> None:
+        """Enqueue every item, ten per request, resending entries SQS failed."""
+        bodies = [(item.message_group_id, item.model_dump_json()) for item in items]
+        for batch in _batches(bodies):
+            self._send_batch(batch)
+
+    def _send_batch(self, batch: list[tuple[str, str]]) -> None:
+        entries = {
+            str(index): {"Id": str(index), "MessageBody": body, "MessageGroupId": group}
+            for index, (group, body) in enumerate(batch)
+        }
+        failures: list[Any] = []
+        for attempt in range(_SEND_ATTEMPTS):
+            response = self._sqs.send_message_batch(
+                QueueUrl=self._url,
+                Entries=list(entries.values()),  # type: ignore[arg-type]
+            )
+            failures = list(response.get("Failed", []))
+            if not failures:
+                return
+            entries = {f["Id"]: entries[f["Id"]] for f in failures}
+            if all(f.get("SenderFault") for f in failures):
+                break  # our request is wrong: resending the same entries cannot help
+            time.sleep(0.1 * 2**attempt)
+        codes = sorted({str(f.get("Code")) for f in failures})
+        raise EnqueueError(f"{len(failures)} message(s) not enqueued: {', '.join(codes)}")
+
+
+class DeadLetterQueue:
+    """Our own dead-lettering: the full envelope as body, the reason as attributes."""
+
+    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+
+    def send(
+        self,
+        body: str,
+        *,
+        reason: str,
+        error_type: str,
+        source_message_id: str,
+        attempts: int,
+        run_id: str = "",
+        client_id: str = "",
+    ) -> None:
+        attributes = {
+            "reason": reason[:1000] or "unknown",
+            "error_type": error_type,
+            "source_message_id": source_message_id,
+            "attempts": str(attempts),
+            "failed_at": datetime.now(UTC).isoformat(),
+            "run_id": run_id or "-",
+            "client_id": client_id or "-",
+        }
+        self._sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=body,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in attributes.items()
+            },
+        )

@@ -1,0 +1,556 @@
+"""Runs: the async job record, its per-client rows and exactly-once outcome counting.
+
+Layout of the Runs table (partition ``run_id``, sort ``sk``):
+- ``RUN``               the header: status, trigger, timings, totals, issues;
+- ``CLIENT#<id>``       one row per client: its counters while the run is open;
+- ``PAGE#<envelope>``   one row per fetched page (marks its records as received, once);
+- ``ITEM#<envelope>``   one row per item outcome (processed, skipped, failed + reason).
+
+Counting is exactly-once per envelope: an outcome row is written with
+``attribute_not_exists`` in the same transaction that moves the client's counters, so a
+redelivered item is never counted twice. A client closes when its pages are all fetched and
+every received item has an outcome; the run closes when its last client does, and the
+header's totals are the sum of its clients'.
+"""
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobkit.errors import ConcurrentUpdateError
+from jobkit.observability import logger
+
+HEADER = "RUN"
+RETENTION = timedelta(days=90)
+_MAX_TRANSACT_ITEMS = 100
+_CONFLICT_ATTEMPTS = 6
+COUNTERS = ("received", "processed", "failed", "skipped", "dead_lettered", "retries", "ack_failed")
+
+
+class RunStatus(StrEnum):
+    PLANNING = "PLANNING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+FINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.COMPLETED_WITH_ERRORS, RunStatus.FAILED, RunStatus.CANCELLED}
+)
+
+
+class ClientStatus(StrEnum):
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    INVALID_CONFIG = "INVALID_CONFIG"
+
+
+class Outcome(StrEnum):
+    PROCESSED = "processed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    API = "api"
+    CLI = "cli"
+
+
+class RunHeader(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    job_type: str
+    trigger: Trigger
+    requested_by: str
+    correlation_id: str
+    status: RunStatus = RunStatus.PLANNING
+    scheduled_for: datetime | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    clients: int = 0
+    clients_done: int = 0
+    clients_failed: int = 0
+    received: int = 0
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    ack_failed: int = 0
+    issues: list[str] = Field(default_factory=list)
+
+
+class ClientRun(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    client_id: str
+    group_id: str = ""
+    status: ClientStatus = ClientStatus.RUNNING
+    pages_open: int = 0
+    open_items: int = 0
+    pages: int = 0
+    received: int = 0
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    ack_failed: int = 0
+    error: str | None = None
+
+    @property
+    def result(self) -> str:
+        if self.status is not ClientStatus.DONE:
+            return self.status.value
+        if self.error:
+            return "FAILED"
+        return "COMPLETED_WITH_ERRORS" if self.failed else "SUCCEEDED"
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """The final outcome of one item of a run."""
+
+    envelope_id: str
+    outcome: Outcome
+    record_id: str
+    item_key: str
+    reason: str = ""
+    dead_lettered: bool = False
+
+
+@dataclass(frozen=True)
+class RunView:
+    header: RunHeader
+    clients: list[ClientRun]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _expires_at() -> int:
+    return int((datetime.now(UTC) + RETENTION).timestamp())
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class RunStore:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._client = table.meta.client
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def open_run(self, header: RunHeader) -> tuple[RunHeader, bool]:
+        """Create the run, or return the existing one with the same id (a repeated trigger)."""
+        item = header.model_dump(mode="json", exclude_none=True)
+        item.update(sk=HEADER, expires_at=_expires_at())
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(run_id)")
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            existing = self.header(header.run_id)
+            if existing is None:  # pragma: no cover - deleted between the two calls
+                raise
+            return existing, False
+        return header, True
+
+    def add_clients(self, run_id: str, rows: Sequence[ClientRun], *, resume: bool) -> None:
+        """Write the client rows; when resuming a run, keep rows that already exist."""
+        if not resume:
+            with self._table.batch_writer() as batch:
+                for row in rows:
+                    batch.put_item(Item=self._client_item(run_id, row))
+            return
+        for row in rows:
+            try:
+                self._table.put_item(
+                    Item=self._client_item(run_id, row),
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+            except ClientError as exc:
+                if _error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+
+    def _client_item(self, run_id: str, row: ClientRun) -> dict[str, Any]:
+        item = row.model_dump(mode="json", exclude_none=True)
+        item.update(run_id=run_id, sk=f"CLIENT#{row.client_id}", expires_at=_expires_at())
+        return item
+
+    def mark_running(self, run_id: str, clients: int, invalid: int, issues: list[str]) -> None:
+        """Planning is over: every page item is on the queue."""
+        try:
+            response = self._table.update_item(
+                Key={"run_id": run_id, "sk": HEADER},
+                UpdateExpression=(
+                    "SET #status = :running, clients = :clients, started_at = :now, "
+                    "issues = list_append(if_not_exists(issues, :empty), :issues) "
+                    "ADD clients_done :invalid, clients_failed :invalid"
+                ),
+                ConditionExpression="#status = :planning",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":running": RunStatus.RUNNING.value,
+                    ":planning": RunStatus.PLANNING.value,
+                    ":clients": clients,
+                    ":invalid": invalid,
+                    ":issues": issues,
+                    ":empty": [],
+                    ":now": _now(),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return  # another planner of the same run got there first
+            raise
+        self._maybe_finish(RunHeader.model_validate(response["Attributes"]))
+
+    # -- counting ---------------------------------------------------------------------------
+
+    def count_page(
+        self,
+        run_id: str,
+        client_id: str,
+        envelope_id: str,
+        page_number: int,
+        records: int,
+        has_next: bool,
+    ) -> None:
+        """The page's records are on the queue: count them as received, once."""
+        marker = {
+            "client_id": client_id,
+            "page_number": page_number,
+            "records": records,
+            "outcome": "fetched",
+        }
+        deltas = {
+            "received": records,
+            "open_items": records,
+            "pages": 1,
+            "pages_open": 0 if has_next else -1,
+        }
+        if self._transact_once(run_id, client_id, f"PAGE#{envelope_id}", marker, deltas):
+            if not has_next:
+                self.try_close_client(run_id, client_id)
+
+    def fail_page(
+        self, run_id: str, client_id: str, envelope_id: str, page_number: int, reason: str
+    ) -> None:
+        """A page that could not be fetched: the client's run ends failed with this reason."""
+        marker = {
+            "client_id": client_id,
+            "page_number": page_number,
+            "records": 0,
+            "outcome": Outcome.FAILED.value,
+            "reason": reason,
+        }
+        deltas = {"pages_open": -1, "dead_lettered": 1}
+        if self._transact_once(
+            run_id, client_id, f"PAGE#{envelope_id}", marker, deltas, error=reason
+        ):
+            self.try_close_client(run_id, client_id)
+
+    def count_outcomes(self, run_id: str, client_id: str, outcomes: Sequence[ItemOutcome]) -> int:
+        """Count each outcome once; returns how many were new."""
+        counted = 0
+        chunk = _MAX_TRANSACT_ITEMS - 1
+        for start in range(0, len(outcomes), chunk):
+            counted += self._count_chunk(run_id, client_id, list(outcomes[start : start + chunk]))
+        if counted:
+            self.try_close_client(run_id, client_id)
+        return counted
+
+    def add_to_client(self, run_id: str, client_id: str, **deltas: int) -> None:
+        """Informational counters (retries, ack failures) that do not decide closing."""
+        names = {f"#c{i}": name for i, name in enumerate(deltas)}
+        values = {f":c{i}": value for i, value in enumerate(deltas.values())}
+        self._table.update_item(
+            Key={"run_id": run_id, "sk": f"CLIENT#{client_id}"},
+            UpdateExpression="ADD "
+            + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def _count_chunk(self, run_id: str, client_id: str, outcomes: list[ItemOutcome]) -> int:
+        pending = outcomes
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            if not pending:
+                return 0
+            deltas: dict[str, int] = {"open_items": -len(pending)}
+            for item in pending:
+                deltas[item.outcome.value] = deltas.get(item.outcome.value, 0) + 1
+                if item.dead_lettered:
+                    deltas["dead_lettered"] = deltas.get("dead_lettered", 0) + 1
+            markers = [self._marker_put(run_id, client_id, item) for item in pending]
+            try:
+                self._client.transact_write_items(
+                    TransactItems=[*markers, self._client_update(run_id, client_id, deltas)]
+                )
+                return len(pending)
+            except ClientError as exc:
+                reasons = exc.response.get("CancellationReasons") or []
+                duplicates = {
+                    index
+                    for index, reason in enumerate(reasons[: len(pending)])
+                    if reason.get("Code") == "ConditionalCheckFailed"
+                }
+                if duplicates:
+                    pending = [item for i, item in enumerate(pending) if i not in duplicates]
+                    continue
+                if _error_code(exc) not in (
+                    "TransactionCanceledException",
+                    "TransactionConflictException",
+                ):
+                    raise
+                if not reasons and len(pending) > 1:
+                    # No per-item reasons to tell duplicates apart: count one by one.
+                    return sum(self._count_chunk(run_id, client_id, [item]) for item in pending)
+                if not reasons:
+                    return 0  # the only item is a duplicate
+                _backoff(attempt)
+        raise ConcurrentUpdateError(f"counting on run {run_id!r} kept conflicting")
+
+    def _marker_put(self, run_id: str, client_id: str, item: ItemOutcome) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table.name,
+                "Item": {
+                    "run_id": run_id,
+                    "sk": f"ITEM#{item.envelope_id}",
+                    "client_id": client_id,
+                    "record_id": item.record_id,
+                    "item_key": item.item_key,
+                    "outcome": item.outcome.value,
+                    "reason": item.reason,
+                    "dead_lettered": item.dead_lettered,
+                    "at": _now(),
+                    "expires_at": _expires_at(),
+                },
+                "ConditionExpression": "attribute_not_exists(sk)",
+            }
+        }
+
+    def _client_update(
+        self, run_id: str, client_id: str, deltas: dict[str, int], error: str | None = None
+    ) -> dict[str, Any]:
+        names = {f"#c{i}": name for i, name in enumerate(deltas)}
+        values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(deltas.values())}
+        expression = "ADD " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True))
+        if error is not None:
+            expression = f"SET #error = :error {expression}"
+            names["#error"] = "error"
+            values[":error"] = error[:500]
+        return {
+            "Update": {
+                "TableName": self._table.name,
+                "Key": {"run_id": run_id, "sk": f"CLIENT#{client_id}"},
+                "UpdateExpression": expression,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _transact_once(
+        self,
+        run_id: str,
+        client_id: str,
+        sk: str,
+        marker: dict[str, Any],
+        deltas: dict[str, int],
+        error: str | None = None,
+    ) -> bool:
+        """Write a marker row and move counters together; False if the marker existed."""
+        put = {
+            "Put": {
+                "TableName": self._table.name,
+                "Item": {
+                    "run_id": run_id,
+                    "sk": sk,
+                    "at": _now(),
+                    "expires_at": _expires_at(),
+                    **marker,
+                },
+                "ConditionExpression": "attribute_not_exists(sk)",
+            }
+        }
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            try:
+                self._client.transact_write_items(
+                    TransactItems=[put, self._client_update(run_id, client_id, deltas, error)]
+                )
+                return True
+            except ClientError as exc:
+                reasons = exc.response.get("CancellationReasons") or []
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    return False
+                if _error_code(exc) not in (
+                    "TransactionCanceledException",
+                    "TransactionConflictException",
+                ):
+                    raise
+                if not reasons and self._exists(run_id, sk):
+                    return False
+                _backoff(attempt)
+        raise ConcurrentUpdateError(f"counting on run {run_id!r} kept conflicting")
+
+    def _exists(self, run_id: str, sk: str) -> bool:
+        key = {"run_id": run_id, "sk": sk}
+        return "Item" in self._table.get_item(Key=key, ConsistentRead=True)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def try_close_client(self, run_id: str, client_id: str) -> bool:
+        """Close the client's part of the run if every page is fetched and every item counted."""
+        try:
+            response = self._table.update_item(
+                Key={"run_id": run_id, "sk": f"CLIENT#{client_id}"},
+                UpdateExpression="SET #status = :done, finished_at = :now",
+                ConditionExpression=(
+                    "#status = :running AND pages_open = :zero AND open_items = :zero"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":done": ClientStatus.DONE.value,
+                    ":running": ClientStatus.RUNNING.value,
+                    ":zero": 0,
+                    ":now": _now(),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        row = ClientRun.model_validate(response["Attributes"])
+        self._roll_up(run_id, row)
+        return True
+
+    def _roll_up(self, run_id: str, row: ClientRun) -> None:
+        totals = {name: getattr(row, name) for name in COUNTERS}
+        totals["clients_done"] = 1
+        totals["clients_failed"] = 1 if row.result == "FAILED" else 0
+        names = {f"#t{i}": name for i, name in enumerate(totals)}
+        values = {f":t{i}": value for i, value in enumerate(totals.values())}
+        response = self._table.update_item(
+            Key={"run_id": run_id, "sk": HEADER},
+            UpdateExpression="ADD "
+            + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        self._maybe_finish(RunHeader.model_validate(response["Attributes"]))
+
+    def _maybe_finish(self, header: RunHeader) -> None:
+        if header.status is not RunStatus.RUNNING or header.clients_done < header.clients:
+            return
+        final = final_status(header)
+        finished_at = datetime.now(UTC)
+        try:
+            self._table.update_item(
+                Key={"run_id": header.run_id, "sk": HEADER},
+                UpdateExpression="SET #status = :final, finished_at = :now",
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":final": final.value,
+                    ":running": RunStatus.RUNNING.value,
+                    ":now": finished_at.isoformat(),
+                },
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return  # closed by someone else
+            raise
+        started = header.started_at or header.created_at
+        duration = (finished_at - started).total_seconds()
+        logger.info(
+            "run completed",
+            extra={
+                "run_id": header.run_id,
+                "job_type": header.job_type,
+                "status": final.value,
+                "clients": header.clients,
+                "received": header.received,
+                "processed": header.processed,
+                "errors": header.failed,
+                "skipped": header.skipped,
+                "dead_lettered": header.dead_lettered,
+                "duration_seconds": round(duration, 3),
+                "average_item_ms": round(1000 * duration / header.received, 3)
+                if header.received
+                else None,
+            },
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def header(self, run_id: str) -> RunHeader | None:
+        item = self._table.get_item(Key={"run_id": run_id, "sk": HEADER}, ConsistentRead=True)
+        return RunHeader.model_validate(item["Item"]) if "Item" in item else None
+
+    def view(self, run_id: str) -> RunView | None:
+        header = self.header(run_id)
+        if header is None:
+            return None
+        rows = self._query_prefix(run_id, "CLIENT#")
+        return RunView(header=header, clients=[ClientRun.model_validate(row) for row in rows])
+
+    def items(self, run_id: str) -> list[dict[str, Any]]:
+        return self._query_prefix(run_id, "ITEM#")
+
+    def _query_prefix(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":run": run_id, ":prefix": prefix},
+            "ConsistentRead": True,
+        }
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self._table.query(**kwargs)
+            rows.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return rows
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def recent_runs(self, job_type: str, limit: int = 20) -> list[RunHeader]:
+        response = self._table.query(
+            IndexName="by-job",
+            KeyConditionExpression="job_type = :job",
+            ExpressionAttributeValues={":job": job_type},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [RunHeader.model_validate(item) for item in response.get("Items", [])]
+
+
+def final_status(header: RunHeader) -> RunStatus:
+    troubled = header.failed > 0 or header.clients_failed > 0
+    if not troubled:
+        return RunStatus.SUCCEEDED
+    if header.processed == 0:
+        return RunStatus.FAILED
+    return RunStatus.COMPLETED_WITH_ERRORS
+
+
+def _backoff(attempt: int) -> None:
+    # Transaction conflicts are not retried by botocore; jittered, bounded backoff.
+    time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto

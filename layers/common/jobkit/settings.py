@@ -1,0 +1,48 @@
+"""Typed settings: every function validates its environment once, at cold start."""
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Env(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+
+class TableSettings(_Env):
+    config_table: str = Field(alias="CONFIG_TABLE", min_length=1)
+    runs_table: str = Field(alias="RUNS_TABLE", min_length=1)
+
+
+class QueueSettings(_Env):
+    work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
+
+
+class ExternalSettings(_Env):
+    external_base_url: str = Field(alias="EXTERNAL_BASE_URL", min_length=1)
+    external_timeout_seconds: float = Field(5.0, alias="EXTERNAL_TIMEOUT_SECONDS", gt=0)
+    external_max_attempts: int = Field(3, alias="EXTERNAL_MAX_ATTEMPTS", ge=1, le=10)
+
+
+class PlannerSettings(TableSettings, QueueSettings):
+    job_type: str = Field(alias="JOB_TYPE", min_length=1)
+
+
+class ProcessorSettings(TableSettings, QueueSettings, ExternalSettings):
+    records_table: str = Field(alias="RECORDS_TABLE", min_length=1)
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    work_dlq_url: str = Field(alias="WORK_DLQ_URL", min_length=1)
+    # Must equal the queue's redrive maxReceiveCount: on that attempt we dead-letter
+    # the item ourselves so it is counted on its run and carries its reason.
+    max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1)
+    # Stable prefix for idempotency keys: Powertools would otherwise derive it from the
+    # function and module names, and a rename would silently drop deduplication.
+    idempotency_key_prefix: str = Field("jobkit", alias="IDEMPOTENCY_KEY_PREFIX")
+    # In-progress idempotency records expire after the invocation's remaining time;
+    # completed ones are kept this long to absorb late redeliveries.
+    idempotency_ttl_seconds: int = Field(7 * 24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS", ge=60)
+
+
+def load_settings[SettingsT: BaseModel](model: type[SettingsT]) -> SettingsT:
+    """Validate the process environment against a settings model."""
+    return model.model_validate(dict(os.environ))

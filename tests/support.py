@@ -1,0 +1,65 @@
+"""Helpers shared by every test tier: event fixtures, a Lambda context, the template's tables."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from events/, the same files `sam local invoke -e` uses."""
+    return json.loads((ROOT / "events" / f"{name}.json").read_text())
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "jobkit-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:jobkit-test"
+    aws_request_id: str = "6f1c5c6e-2b1a-4a55-9d57-2f0b6c1d9e0a"
+    remaining_ms: int = 30_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads template.yaml, turning CloudFormation tags into plain values."""
+
+
+def _tag(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)  # type: ignore[arg-type]
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def template() -> dict[str, Any]:
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506
+
+
+def table_definitions() -> dict[str, dict[str, Any]]:
+    """Logical id -> CreateTable arguments, straight from template.yaml."""
+    tables = {}
+    for logical_id, resource in template()["Resources"].items():
+        if resource["Type"] != "AWS::DynamoDB::Table":
+            continue
+        props = resource["Properties"]
+        definition = {
+            "TableName": logical_id,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props["BillingMode"],
+        }
+        if "GlobalSecondaryIndexes" in props:
+            definition["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        tables[logical_id] = definition
+    return tables

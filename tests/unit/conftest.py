@@ -1,0 +1,119 @@
+"""Unit tier: AWS is moto, in-process; the external system is a small in-memory fake."""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.support import LambdaContext, table_definitions
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_SERVICE_NAME="jobkit",
+    POWERTOOLS_METRICS_NAMESPACE="jobkit",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_DEV="false",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@dataclass
+class Aws:
+    tables: dict[str, Any]
+    sqs: Any
+    work_queue_url: str
+    dlq_url: str
+
+
+@pytest.fixture
+def aws() -> Iterator[Aws]:
+    with mock_aws():
+        dynamodb = boto3.resource("dynamodb")
+        tables = {}
+        for logical_id, definition in table_definitions().items():
+            tables[logical_id] = dynamodb.create_table(**definition)
+        sqs = boto3.client("sqs")
+        dlq_url = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
+        work_url = sqs.create_queue(QueueName="work")["QueueUrl"]
+        yield Aws(tables=tables, sqs=sqs, work_queue_url=work_url, dlq_url=dlq_url)
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+@dataclass
+class FakeExternalSystem:
+    """Pages of completed records per client, acks remembered, failures on demand."""
+
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    acked: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    page_size: int = 10
+    fail_acks: int = 0  # the next N ack calls fail
+    fail_gets: int = 0
+    calls: list[str] = field(default_factory=list)
+
+    def add_client(
+        self, client_id: str, group_id: str, count: int, poison: tuple[str, ...] = ()
+    ) -> list[str]:
+        ids = [f"{client_id}-r{n:05d}" for n in range(1, count + 1)]
+        self.records[client_id] = [
+            {
+                "id": rid,
+                "client_id": client_id,
+                "group_id": group_id,
+                "version": "not-a-number" if rid in poison else 1,
+                "status": "COMPLETED",
+                "completed_at": "garbage" if rid in poison else "2026-11-20T10:00:00Z",
+                "pending_items": [f"{rid}-p1"],
+            }
+            for rid in ids
+        ]
+        return ids
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        from jobkit.errors import ExternalUnavailableError
+
+        self.calls.append(f"GET {path}")
+        if self.fail_gets:
+            self.fail_gets -= 1
+            raise ExternalUnavailableError(f"GET {path}: HTTP 503 after retries")
+        client_id = path.split("/")[3]
+        acked = {rid for rid, _ in self.acked.get(client_id, [])}
+        cursor = (params or {}).get("cursor") or ""
+        rows = [r for r in self.records[client_id] if r["id"] > cursor and r["id"] not in acked]
+        page = rows[: self.page_size]
+        more = len(rows) > self.page_size
+        return {"records": page, "next_cursor": page[-1]["id"] if more else None}
+
+    def post(self, path: str, body: Any) -> Any:
+        from jobkit.errors import ExternalUnavailableError
+
+        self.calls.append(f"POST {path}")
+        if self.fail_acks:
+            self.fail_acks -= 1
+            raise ExternalUnavailableError(f"POST {path}: HTTP 503 after retries")
+        client_id = path.split("/")[3]
+        acks = [(a["record_id"], a["version"]) for a in body["acks"]]
+        self.acked.setdefault(client_id, []).extend(acks)
+        return {"acknowledged": [rid for rid, _ in acks], "unknown": []}
+
+
+@pytest.fixture
+def external() -> FakeExternalSystem:
+    return FakeExternalSystem()
+
+
+@pytest.fixture
+def pipeline(aws: Aws, external: FakeExternalSystem) -> Any:
+    from tests.unit.pipeline import Pipeline
+
+    return Pipeline(aws, external)

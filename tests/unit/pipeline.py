@@ -1,0 +1,168 @@
+"""The whole pipeline in-process: planner and processor on moto, the event source simulated."""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from jobkit.config import ClientConfig, ConfigStore
+from jobkit.planning import Planner, PlanRequest
+from jobkit.processing import Dependencies, Processor
+from jobkit.queue import DeadLetterQueue, WorkQueue
+from jobkit.runs import RunHeader, RunStore, RunView
+from jobkit.workflow import STATE, WorkflowStore, record_pk
+from jobs import JOBS
+
+from tests.support import LambdaContext
+
+JOB = "sync-completed-records"
+
+
+@dataclass
+class Delivery:
+    """What the simulated event source did, for assertions."""
+
+    invocations: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Pipeline:
+    aws: Any
+    external: Any
+    max_receive_count: int = 5
+
+    def __post_init__(self) -> None:
+        tables = self.aws.tables
+        self.configs = ConfigStore(tables["ConfigTable"])
+        self.runs = RunStore(tables["RunsTable"])
+        self.workflow = WorkflowStore(tables["RecordsTable"])
+        self.queue = WorkQueue(self.aws.sqs, self.aws.work_queue_url)
+        self.planner = Planner(JOB, self.configs, self.runs, self.queue)
+        self.processor = Processor(self.dependencies())
+
+    def dependencies(self, **overrides: Any) -> Dependencies:
+        values: dict[str, Any] = dict(
+            jobs=JOBS,
+            configs=self.configs,
+            runs=self.runs,
+            workflow=self.workflow,
+            queue=self.queue,
+            dead_letters=DeadLetterQueue(self.aws.sqs, self.aws.dlq_url),
+            sqs=self.aws.sqs,
+            queue_url=self.aws.work_queue_url,
+            external=lambda: self.external,
+            persistence=DynamoDBPersistenceLayer(table_name="IdempotencyTable"),
+            max_receive_count=self.max_receive_count,
+            key_prefix="jobkit",
+            idempotency_ttl_seconds=3600,
+        )
+        values.update(overrides)
+        return Dependencies(**values)
+
+    def seed(
+        self,
+        client_id: str,
+        group_id: str = "north",
+        count: int = 5,
+        poison: tuple[str, ...] = (),
+        **config: Any,
+    ) -> list[str]:
+        ids = self.external.add_client(client_id, group_id, count, poison)
+        table = self.aws.tables["RecordsTable"]
+        for rid in ids:
+            table.put_item(
+                Item={
+                    "pk": record_pk(client_id, rid),
+                    "sk": STATE,
+                    "status": "IN_PROGRESS",
+                    "version": 0,
+                    "pending_items": [f"{rid}-p1"],
+                }
+            )
+        self.configs.put(
+            ClientConfig(job_type=JOB, client_id=client_id, group_id=group_id, **config)
+        )
+        return ids
+
+    def plan(self, **request: Any) -> RunHeader:
+        return self.planner.plan(PlanRequest(**request))
+
+    def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
+        response = self.aws.sqs.receive_message(
+            QueueUrl=self.aws.work_queue_url,
+            MaxNumberOfMessages=max_messages,
+            AttributeNames=["All"],
+            VisibilityTimeout=30,
+        )
+        return list(response.get("Messages", []))
+
+    def invoke(
+        self, messages: list[dict[str, Any]], context: LambdaContext | None = None
+    ) -> list[str]:
+        """Hand messages to the processor as the event source mapping would."""
+        event = {"Records": [to_sqs_record(m) for m in messages]}
+        result = self.processor.handle(event, context or LambdaContext())  # type: ignore[arg-type]
+        failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
+        for message in messages:
+            if message["MessageId"] in failed:
+                # Time passes: the retry becomes visible again.
+                self.aws.sqs.change_message_visibility(
+                    QueueUrl=self.aws.work_queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+            else:
+                self.aws.sqs.delete_message(
+                    QueueUrl=self.aws.work_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+        return failed
+
+    def drain(self, max_rounds: int = 200) -> Delivery:
+        delivery = Delivery()
+        for _ in range(max_rounds):
+            messages = self.receive()
+            if not messages:
+                return delivery
+            delivery.invocations += 1
+            delivery.failures += self.invoke(messages)
+        raise AssertionError("the work queue did not drain")
+
+    def view(self, run_id: str) -> RunView:
+        view = self.runs.view(run_id)
+        assert view is not None
+        return view
+
+    def state(self, client_id: str, record_id: str) -> dict[str, Any]:
+        key = {"pk": record_pk(client_id, record_id), "sk": STATE}
+        return dict(self.aws.tables["RecordsTable"].get_item(Key=key)["Item"])
+
+    def history(self, client_id: str, record_id: str) -> list[dict[str, Any]]:
+        return self.workflow.history(client_id, record_id)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        response = self.aws.sqs.receive_message(
+            QueueUrl=self.aws.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
+        return [
+            {
+                "body": json.loads(m["Body"]) if m["Body"].startswith("{") else m["Body"],
+                "reason": m["MessageAttributes"]["reason"]["StringValue"],
+                "error_type": m["MessageAttributes"]["error_type"]["StringValue"],
+            }
+            for m in response.get("Messages", [])
+        ]
+
+
+def to_sqs_record(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
+        "awsRegion": "us-east-1",
+    }

@@ -1,0 +1,166 @@
+"""The seed's checklist, against the whole pipeline in-process (moto)."""
+
+from typing import Any
+
+from jobkit.runs import ClientStatus, RunStatus
+
+from tests.unit.pipeline import JOB
+
+
+def test_a_run_processes_every_record_and_closes_with_matching_totals(pipeline: Any) -> None:
+    # Given two clients with 25 and 7 completed records
+    pipeline.seed("acme", count=25)
+    pipeline.seed("globex", group_id="south", count=7)
+    # When the schedule fires and the queue drains
+    run = pipeline.plan(trigger="schedule", scheduled_time="2026-11-23T06:00:00Z")
+    pipeline.drain()
+    # Then the run closed as SUCCEEDED with every record processed once
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.SUCCEEDED
+    assert (view.header.received, view.header.processed, view.header.failed) == (32, 32, 0)
+    assert {c.client_id: c.processed for c in view.clients} == {"acme": 25, "globex": 7}
+
+
+def test_transition_writes_history_registers_trigger_and_clears_pending(pipeline: Any) -> None:
+    pipeline.seed("acme", count=1)
+    pipeline.plan(trigger="cli")
+    pipeline.drain()
+    state = pipeline.state("acme", "acme-r00001")
+    assert state["status"] == "COMPLETED"
+    assert "pending_items" not in state
+    [history] = pipeline.history("acme", "acme-r00001")
+    assert (history["from_status"], history["to_status"]) == ("IN_PROGRESS", "COMPLETED")
+    assert history["cleared_pending"] == ["acme-r00001-p1"]
+    triggers = pipeline.aws.tables["RecordsTable"].query(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+        ExpressionAttributeValues={":pk": "acme#acme-r00001", ":t": "TRIGGER#COMPLETED#"},
+    )["Items"]
+    assert [t["transition_id"] for t in triggers] == [history["transition_id"]]
+
+
+def test_schedule_fired_twice_for_the_same_time_opens_one_run(pipeline: Any) -> None:
+    pipeline.seed("acme", count=3)
+    first = pipeline.plan(trigger="schedule", scheduled_time="2026-11-23T06:00:00Z")
+    second = pipeline.plan(trigger="schedule", scheduled_time="2026-11-23T06:00:00Z")
+    assert first.run_id == second.run_id
+    # one page item only: the second firing enqueued nothing
+    assert len(pipeline.receive()) == 1
+
+
+def test_empty_record_list_completes_the_run(pipeline: Any, caplog: Any) -> None:
+    pipeline.seed("acme", count=0)
+    run = pipeline.plan(trigger="cli")
+    pipeline.drain()
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.SUCCEEDED
+    assert view.header.received == 0
+
+
+def test_no_clients_configured_closes_the_run_with_an_issue(pipeline: Any) -> None:
+    run = pipeline.plan(trigger="cli")
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.SUCCEEDED
+    assert view.header.issues == [f"no enabled clients configured for {JOB}"]
+
+
+def test_invalid_client_config_is_reported_and_others_carry_on(pipeline: Any) -> None:
+    pipeline.seed("acme", count=4)
+    pipeline.aws.tables["ConfigTable"].put_item(
+        Item={"job_type": JOB, "client_id": "broken", "group_id": "north", "days": "often"}
+    )
+    run = pipeline.plan(trigger="cli")
+    pipeline.drain()
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.COMPLETED_WITH_ERRORS
+    assert view.header.processed == 4
+    [issue] = view.header.issues
+    assert issue.startswith("client broken: invalid configuration: days:")
+    broken = next(c for c in view.clients if c.client_id == "broken")
+    assert broken.status is ClientStatus.INVALID_CONFIG
+
+
+def test_disabled_client_is_left_out(pipeline: Any) -> None:
+    pipeline.seed("acme", count=2)
+    pipeline.seed("globex", count=2, enabled=False)
+    run = pipeline.plan(trigger="cli")
+    pipeline.drain()
+    assert [c.client_id for c in pipeline.view(run.run_id).clients] == ["acme"]
+
+
+def test_poison_record_is_dead_lettered_with_reason_and_the_run_still_closes(
+    pipeline: Any,
+) -> None:
+    pipeline.seed("acme", count=12, poison=("acme-r00004",))
+    run = pipeline.plan(trigger="cli")
+    pipeline.drain()
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.COMPLETED_WITH_ERRORS
+    assert (view.header.received, view.header.processed, view.header.failed) == (12, 11, 1)
+    [dead] = pipeline.dead_letters()
+    assert dead["body"]["record_id"] == "acme-r00004"
+    assert dead["body"]["run_id"] == run.run_id
+    assert dead["error_type"] == "InvalidPayloadError"
+    assert "version" in dead["reason"] and "completed_at" in dead["reason"]
+
+
+def test_one_failing_record_does_not_abort_its_batch(pipeline: Any) -> None:
+    pipeline.seed("acme", count=3, poison=("acme-r00002",))
+    pipeline.plan(trigger="cli")
+    pipeline.invoke(pipeline.receive())  # the page item
+    failed = pipeline.invoke(pipeline.receive())  # the three record items, one batch
+    assert failed == []
+    assert pipeline.state("acme", "acme-r00001")["status"] == "COMPLETED"
+    assert pipeline.state("acme", "acme-r00003")["status"] == "COMPLETED"
+
+
+def test_ack_fires_only_for_successfully_processed_records(pipeline: Any) -> None:
+    pipeline.seed("acme", count=6, poison=("acme-r00005",))
+    pipeline.plan(trigger="cli")
+    pipeline.drain()
+    acked = sorted(rid for rid, _ in pipeline.external.acked["acme"])
+    assert acked == ["acme-r00001", "acme-r00002", "acme-r00003", "acme-r00004", "acme-r00006"]
+
+
+def test_failing_ack_is_retried_without_reprocessing_the_record(pipeline: Any) -> None:
+    pipeline.seed("acme", count=2)
+    pipeline.plan(trigger="cli")
+    pipeline.invoke(pipeline.receive())  # page
+    pipeline.external.fail_acks = 1
+    failed = pipeline.invoke(pipeline.receive())
+    assert len(failed) == 2  # processed, but unacknowledged: kept for retry
+    pipeline.drain()
+    assert sorted(rid for rid, _ in pipeline.external.acked["acme"]) == [
+        "acme-r00001",
+        "acme-r00002",
+    ]
+    assert len(pipeline.history("acme", "acme-r00001")) == 1
+    assert pipeline.view(pipeline.runs.recent_runs(JOB)[0].run_id).header.processed == 2
+
+
+def test_redelivered_item_is_not_processed_twice(pipeline: Any) -> None:
+    pipeline.seed("acme", count=1)
+    run = pipeline.plan(trigger="cli")
+    pipeline.invoke(pipeline.receive())  # page
+    [message] = pipeline.receive()
+    pipeline.invoke([message])
+    pipeline.invoke([message])  # the same message, delivered again
+    assert len(pipeline.history("acme", "acme-r00001")) == 1
+    view = pipeline.view(run.run_id)
+    assert (view.header.received, view.header.processed, view.header.skipped) == (1, 1, 0)
+
+
+def test_same_work_sent_twice_is_done_once_and_counted_as_skipped(pipeline: Any) -> None:
+    pipeline.seed("acme", count=1)
+    first = pipeline.plan(trigger="cli")
+    pipeline.invoke(pipeline.receive())  # page
+    [message] = pipeline.receive()
+    pipeline.invoke([message])
+    # A second run receives the same record (same item_key, another envelope)
+    pipeline.external.acked.clear()
+    second = pipeline.plan(trigger="cli")
+    pipeline.drain()
+    assert len(pipeline.history("acme", "acme-r00001")) == 1
+    assert pipeline.view(first.run_id).header.processed == 1
+    later = pipeline.view(second.run_id).header
+    assert (later.received, later.processed, later.skipped) == (1, 0, 1)
+    assert pipeline.external.acked["acme"] == [("acme-r00001", 1)]  # acknowledged again
