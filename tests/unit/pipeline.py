@@ -118,6 +118,15 @@ class Pipeline:
                 )
         return failed
 
+    def release(self, messages: list[dict[str, Any]]) -> None:
+        """Give received messages back to the queue untouched."""
+        for message in messages:
+            self.aws.sqs.change_message_visibility(
+                QueueUrl=self.aws.work_queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
+
     def drain(self, max_rounds: int = 200) -> Delivery:
         delivery = Delivery()
         for _ in range(max_rounds):

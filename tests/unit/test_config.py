@@ -1,0 +1,82 @@
+"""Client configuration: validated rows, precise reasons for bad ones."""
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig, parse_config_item
+from jobkit.errors import ConfigNotFoundError
+
+VALID = {"job_type": "sync-completed-records", "client_id": "acme", "group_id": "north"}
+
+
+def test_minimal_row_gets_the_documented_defaults() -> None:
+    config = parse_config_item(VALID)
+    assert isinstance(config, ClientConfig)
+    assert (config.route, config.page_size, config.enabled, config.pilot) == (
+        "/v1",
+        50,
+        True,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"days": "often"}, "days"),
+        ({"page_size": 0}, "page_size"),
+        ({"client_id": "has space"}, "client_id"),
+        ({"route": "no-leading-slash"}, "route"),
+        ({"year": 1999}, "year"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_invalid_row_is_reported_with_field_and_reason(change: dict[str, Any], field: str) -> None:
+    parsed = parse_config_item({**VALID, **change})
+    assert isinstance(parsed, InvalidClientConfig)
+    assert parsed.reason.startswith(f"{field}: ")
+
+
+def test_row_missing_its_group_is_invalid_not_a_crash() -> None:
+    parsed = parse_config_item({"job_type": "sync-completed-records", "client_id": "acme"})
+    assert isinstance(parsed, InvalidClientConfig)
+    assert parsed.reason == "group_id: Field required"
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "job_type",
+                "client_id",
+                "group_id",
+                "days",
+                "enabled",
+                "page_size",
+                "settings",
+                "route",
+            ]
+        ),
+        st.none() | st.integers() | st.text(max_size=12) | st.booleans(),
+    )
+)
+def test_parsing_any_row_never_raises(row: dict[str, Any]) -> None:
+    assert isinstance(parse_config_item(row), ClientConfig | InvalidClientConfig)
+
+
+def test_store_round_trips_settings_and_state(aws: Any) -> None:
+    store = ConfigStore(aws.tables["ConfigTable"])
+    store.put(
+        ClientConfig(**VALID, settings={"ratio": 0.5, "mode": "fast", "n": 3}, cursor="acme-r00010")
+    )
+    loaded = store.get("sync-completed-records", "acme")
+    assert loaded.settings == {"ratio": 0.5, "mode": "fast", "n": 3}
+    assert loaded.cursor == "acme-r00010"
+
+
+def test_enabling_an_unknown_client_says_so(aws: Any) -> None:
+    store = ConfigStore(aws.tables["ConfigTable"])
+    with pytest.raises(ConfigNotFoundError, match="no configuration for client 'ghost'"):
+        store.set_enabled("sync-completed-records", "ghost", True)
