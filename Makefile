@@ -1,6 +1,7 @@
 # Everyday verbs. Everything a fresh machine needs is installed from here.
 SHELL := /bin/bash
-PY313 := $(shell command -v python3.13 2>/dev/null || ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 2>/dev/null | tail -1)
+# A Python 3.13 that really runs (a pyenv shim may exist without resolving).
+PY313 := $(shell for p in $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 $$(command -v python3.13); do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; done)
 VENV := .venv
 TOOLS := .jobkit/venvs
 MINISTACK_VERSION := 1.5.33

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobkit.aws import dynamodb_resource, sqs_client
@@ -43,4 +44,5 @@ processor = Processor(
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name="WorkItems", unit=MetricUnit.Count, value=len(event.get("Records", [])))
     return processor.handle(event, context)

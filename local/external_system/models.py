@@ -1,0 +1,142 @@
+"""Every request and response body of the fake external system's HTTP API."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+RECORDS_ROUTE = "GET /v1/records"
+ACKS_ROUTE = "POST /v1/acks"
+EXTERNAL_ROUTES = (RECORDS_ROUTE, ACKS_ROUTE)
+
+# Five digits keep lexicographic id order equal to numeric order, which keyset paging relies on.
+MAX_RECORDS = 99_999
+
+
+def record_id(client_id: str, number: int) -> str:
+    return f"{client_id}-r{number:05d}"
+
+
+class _Request(BaseModel):
+    # Unknown fields are rejected so a typo in a demo or test fails loudly instead of being ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ErrorBody(_Response):
+    error: str
+
+
+class Health(_Response):
+    status: Literal["ok"] = "ok"
+
+
+class ResetDone(_Response):
+    status: Literal["reset"] = "reset"
+
+
+class SeedClientRequest(_Request):
+    client_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+    group_id: str = Field(min_length=1, max_length=64)
+    records: int = Field(ge=0, le=MAX_RECORDS)
+    poison: list[str] = []
+    pending_items_per_record: int = Field(2, ge=0, le=100)
+
+    @field_validator("poison")
+    @classmethod
+    def _poison_names_seeded_records(cls, poison: list[str], info: ValidationInfo) -> list[str]:
+        client_id, records = info.data.get("client_id"), info.data.get("records")
+        if client_id is None or records is None:
+            return poison  # already reported on those fields
+        seeded = {record_id(client_id, n) for n in range(1, records + 1)}
+        strangers = [rid for rid in poison if rid not in seeded]
+        if strangers:
+            raise ValueError(f"not records of this client: {', '.join(strangers)}")
+        return poison
+
+
+class SeedClientResponse(_Response):
+    client_id: str
+    records: int
+
+
+class RecordsQuery(_Request):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["completed"] = "completed"
+    group: str | None = None
+    cursor: str = ""
+    limit: int = Field(50, ge=1, le=500)
+
+
+class Record(_Response):
+    id: str
+    client_id: str
+    group_id: str
+    # A string only for poison records, which are malformed on purpose.
+    version: int | str
+    status: Literal["COMPLETED"] = "COMPLETED"
+    completed_at: str
+    pending_items: list[str]
+    attributes: dict[str, float]
+
+
+class RecordsPage(_Response):
+    records: list[Record]
+    next_cursor: str | None
+
+
+class Ack(_Request):
+    record_id: str = Field(min_length=1)
+    version: int = Field(ge=0)
+
+
+class AckRequest(_Request):
+    acks: list[Ack] = Field(min_length=1, max_length=500)
+
+
+class AckResponse(_Response):
+    acknowledged: list[str]
+    unknown: list[str]
+
+
+class AcksQuery(_Request):
+    model_config = ConfigDict(extra="ignore")
+
+    client_id: str | None = None
+
+
+class ClientAcks(_Response):
+    acked: int
+    duplicate_acks: int
+    record_ids: list[str]
+
+
+class AckReport(_Response):
+    clients: dict[str, ClientAcks]
+
+
+class FaultConfig(_Request):
+    seed: int = 0
+    latency_ms: int = Field(0, ge=0, le=60_000)
+    error_rate: float = Field(0.0, ge=0, le=1)
+    timeout_rate: float = Field(0.0, ge=0, le=1)
+    timeout_seconds: float = Field(5.0, ge=0, le=300)
+    throttle_rate: float = Field(0.0, ge=0, le=1)
+    retry_after_seconds: int = Field(1, ge=0, le=3600)
+    ack_error_rate: float = Field(0.0, ge=0, le=1)
+    clients: list[str] | None = None
+
+
+class InjectedCounts(_Response):
+    error: int = 0
+    timeout: int = 0
+    throttle: int = 0
+    ack_error: int = 0
+
+
+class Stats(_Response):
+    requests: dict[str, dict[str, int]]
+    injected: InjectedCounts

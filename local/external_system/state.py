@@ -1,0 +1,211 @@
+"""The external system's memory: clients, records, acks, faults and statistics, behind one lock.
+
+Handler threads only get copies (response models) out, never the mutable internals.
+"""
+
+import threading
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from external_system.faults import Decision, Endpoint, FaultPlan
+from external_system.models import (
+    EXTERNAL_ROUTES,
+    AckReport,
+    AckResponse,
+    ClientAcks,
+    FaultConfig,
+    InjectedCounts,
+    Record,
+    RecordsPage,
+    SeedClientRequest,
+    SeedClientResponse,
+    Stats,
+    record_id,
+)
+
+# Record n completes n-1 minutes after this, so every seeding gives the same timestamps.
+_FIRST_COMPLETION = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+_ATTRIBUTES = {"amount": 12.5}
+
+
+class NotFoundError(LookupError):
+    """Something named in the request does not exist; the message says what."""
+
+
+@dataclass
+class _Record:
+    id: str
+    version: int
+    completed_at: str
+    pending_items: list[str]
+    poison: bool
+
+
+@dataclass
+class _Client:
+    client_id: str
+    group_id: str
+    ids: list[str]  # sorted, for keyset paging
+    records: dict[str, _Record]
+    acked: set[tuple[str, int]] = field(default_factory=set)
+    duplicate_acks: int = 0
+
+    def is_acked(self, record: _Record) -> bool:
+        return (record.id, record.version) in self.acked
+
+    def to_model(self, record: _Record) -> Record:
+        if record.poison:
+            # Malformed on purpose, but with a valid id so the platform can report it.
+            return Record(
+                id=record.id,
+                client_id=self.client_id,
+                group_id=self.group_id,
+                version="not-a-number",
+                completed_at="garbage",
+                pending_items=list(record.pending_items),
+                attributes=dict(_ATTRIBUTES),
+            )
+        return Record(
+            id=record.id,
+            client_id=self.client_id,
+            group_id=self.group_id,
+            version=record.version,
+            completed_at=record.completed_at,
+            pending_items=list(record.pending_items),
+            attributes=dict(_ATTRIBUTES),
+        )
+
+
+def _build_client(body: SeedClientRequest) -> _Client:
+    poison = set(body.poison)
+    records: dict[str, _Record] = {}
+    for n in range(1, body.records + 1):
+        rid = record_id(body.client_id, n)
+        completed_at = _FIRST_COMPLETION + timedelta(minutes=n - 1)
+        records[rid] = _Record(
+            id=rid,
+            version=1,
+            completed_at=completed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            pending_items=[f"{rid}-p{k}" for k in range(1, body.pending_items_per_record + 1)],
+            poison=rid in poison,
+        )
+    return _Client(body.client_id, body.group_id, sorted(records), records)
+
+
+class State:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[str, _Client] = {}
+        self._faults = FaultPlan()
+        self._requests: dict[str, Counter[str]] = {}
+        self._injected: Counter[str] = Counter()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clients = {}
+            self._faults = FaultPlan()
+            self._requests = {route: Counter() for route in EXTERNAL_ROUTES}
+            self._injected = Counter()
+
+    def seed(self, body: SeedClientRequest) -> SeedClientResponse:
+        client = _build_client(body)  # outside the lock: large seeds must not stall requests
+        with self._lock:
+            self._clients[body.client_id] = client
+        return SeedClientResponse(client_id=body.client_id, records=len(client.records))
+
+    def check_client(self, client_id: str, group_id: str | None = None) -> None:
+        with self._lock:
+            self._client(client_id, group_id)
+
+    def page(self, client_id: str, group_id: str | None, cursor: str, limit: int) -> RecordsPage:
+        """Unacknowledged records after the cursor, by id; keyset paging survives acks."""
+        with self._lock:
+            client = self._client(client_id, group_id)
+            found: list[Record] = []
+            for index in range(bisect_right(client.ids, cursor), len(client.ids)):
+                record = client.records[client.ids[index]]
+                if client.is_acked(record):
+                    continue
+                if len(found) == limit:
+                    return RecordsPage(records=found, next_cursor=found[-1].id)
+                found.append(client.to_model(record))
+            return RecordsPage(records=found, next_cursor=None)
+
+    def ack(self, client_id: str, acks: list[tuple[str, int]]) -> AckResponse:
+        acknowledged: list[str] = []
+        unknown: list[str] = []
+        with self._lock:
+            client = self._client(client_id)
+            for rid, version in acks:
+                if rid not in client.records:
+                    unknown.append(rid)
+                    continue
+                if (rid, version) in client.acked:
+                    client.duplicate_acks += 1
+                client.acked.add((rid, version))
+                acknowledged.append(rid)
+        return AckResponse(acknowledged=acknowledged, unknown=unknown)
+
+    def bump(self, client_id: str, rid: str) -> Record:
+        with self._lock:
+            client = self._client(client_id)
+            record = client.records.get(rid)
+            if record is None:
+                raise NotFoundError(f"unknown record {rid}")
+            record.version += 1
+            return client.to_model(record)
+
+    def ack_report(self, client_id: str | None) -> AckReport:
+        with self._lock:
+            return AckReport(
+                clients={
+                    cid: _client_acks(client)
+                    for cid, client in self._clients.items()
+                    if client_id in (None, cid)
+                }
+            )
+
+    def faults(self) -> FaultConfig:
+        with self._lock:
+            return self._faults.config
+
+    def configure_faults(self, config: FaultConfig) -> None:
+        with self._lock:
+            self._faults = FaultPlan(config)
+
+    def decide_fault(self, client_id: str, endpoint: Endpoint) -> Decision:
+        with self._lock:
+            decision = self._faults.decide(client_id, endpoint)
+            if decision.fault is not None:
+                self._injected[decision.fault] += 1
+            return decision
+
+    def count_request(self, route: str, status: int) -> None:
+        with self._lock:
+            self._requests.setdefault(route, Counter())[str(status)] += 1
+
+    def stats(self) -> Stats:
+        with self._lock:
+            return Stats(
+                requests={route: dict(counts) for route, counts in self._requests.items()},
+                injected=InjectedCounts(**self._injected),
+            )
+
+    def _client(self, client_id: str, group_id: str | None = None) -> _Client:
+        client = self._clients.get(client_id)
+        if client is None:
+            raise NotFoundError(f"unknown client {client_id}")
+        if group_id is not None and group_id != client.group_id:
+            raise NotFoundError(f"unknown group {group_id}")
+        return client
+
+
+def _client_acks(client: _Client) -> ClientAcks:
+    # Acked means acknowledged at the current version: a bumped record counts again once re-acked.
+    record_ids = [rid for rid in client.ids if client.is_acked(client.records[rid])]
+    return ClientAcks(
+        acked=len(record_ids), duplicate_acks=client.duplicate_acks, record_ids=record_ids
+    )

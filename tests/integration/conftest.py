@@ -1,0 +1,101 @@
+"""Integration tier: template.yaml deployed to MiniStack, the external system over HTTP.
+
+The stack is brought up once per session (or a running one reused) and whatever this session
+started is stopped at the end, even when tests fail.
+"""
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from jobkit.runs import RunStore, RunView
+from jobkit_cli import localstack
+from jobkit_cli.runs_view import is_final
+from jobkit_cli.seed import seed_client
+from jobkit_cli.stack import Stack, load_local_state
+
+JOB = "sync-completed-records"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    already_running = load_local_state() is not None
+    try:
+        localstack.up()
+        yield Stack.current()
+    finally:
+        if not already_running:
+            localstack.stop()
+
+
+@pytest.fixture
+def external(stack: Stack) -> Iterator[httpx.Client]:
+    """The external system's admin API; faults are cleared after every test."""
+    assert stack.external_url
+    with httpx.Client(base_url=stack.external_url, timeout=10.0) as client:
+        yield client
+        client.put("/_admin/faults", json={}).raise_for_status()
+
+
+@pytest.fixture
+def new_client(stack: Stack) -> Callable[..., str]:
+    """Seed a client with a unique id on both sides; returns its id."""
+
+    def make(name: str = "client", records: int = 10, **kwargs: Any) -> str:
+        client_id = f"{name}-{uuid.uuid4().hex[:8]}"
+        kwargs.setdefault("group_id", "north")
+        seed_client(stack, job_type=JOB, client_id=client_id, records=records, **kwargs)
+        return client_id
+
+    return make
+
+
+@pytest.fixture
+def runs(stack: Stack) -> RunStore:
+    return RunStore(stack.table("RunsTableName"))
+
+
+def fire(stack: Stack, **payload: Any) -> dict[str, Any]:
+    """Invoke the job's planner with the payload its schedule (or the CLI) sends."""
+    return stack.invoke(stack.planners[JOB], payload)
+
+
+def wait_for_run(runs: RunStore, run_id: str, timeout: float = 240.0) -> RunView:
+    deadline = time.monotonic() + timeout
+    while True:
+        view = runs.view(run_id)
+        if view is not None and is_final(view):
+            return view
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} not final after {timeout}s: {view}")
+        time.sleep(1.0)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 120.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(1.0)
+
+
+def acks(external: httpx.Client, client_id: str) -> int:
+    body = external.get("/_admin/acks", params={"client_id": client_id}).json()
+    return int(body["clients"].get(client_id, {}).get("acked", 0))
+
+
+def log_lines(stack: Stack, function_output: str, contains: str) -> list[str]:
+    """Lines a function logged (CloudWatch Logs on the stack) that contain a text."""
+    logs = stack.client("logs")
+    group = f"/aws/lambda/{stack.outputs[function_output]}"
+    lines: list[str] = []
+    kwargs: dict[str, Any] = {"logGroupName": group}
+    while True:
+        page = logs.filter_log_events(**kwargs)
+        lines += [e["message"] for e in page.get("events", []) if contains in e["message"]]
+        if not page.get("nextToken"):
+            return lines
+        kwargs["nextToken"] = page["nextToken"]
