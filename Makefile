@@ -49,7 +49,8 @@ integration: setup
 test: setup
 	$(PYTEST) -q tests/unit tests/integration
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed $(TOOLS)/sam/.installed
+	$(TOOLS)/sam/bin/cfn-lint template.yaml
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/common/jobkit functions cli/jobkit_cli local/external_system

@@ -1,6 +1,7 @@
 """Reading runs and dead letters for people: live totals, tables, a progress bar."""
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,8 @@ from rich.table import Table
 
 from jobkit_cli.stack import Stack
 
-console = Console()
+# Wide enough for the tables when output is captured (CI, pipes); a terminal sets its own.
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def run_store(stack: Stack) -> RunStore:
