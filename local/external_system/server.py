@@ -4,6 +4,7 @@ import re
 import socketserver
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -118,6 +119,10 @@ class Api:
             reply = exc.reply()
         except NotFoundError as exc:
             reply = HttpError(404, str(exc)).reply()
+        except Exception as exc:
+            # A bug here must still answer: a dropped connection would look like a network fault.
+            traceback.print_exc()
+            reply = HttpError(500, f"internal error: {type(exc).__name__}: {exc}").reply()
         if route.stat is not None:
             self._state.count_request(route.stat, reply.status)
         return reply

@@ -4,7 +4,7 @@ Handler threads only get copies (response models) out, never the mutable interna
 """
 
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,32 +47,40 @@ class _Record:
 class _Client:
     client_id: str
     group_id: str
-    ids: list[str]  # sorted, for keyset paging
     records: dict[str, _Record]
+    # Sorted ids of the records not acknowledged at their current version: paging bisects it,
+    # so a page costs the same however many records are already acknowledged.
+    unacked: list[str]
     acked: set[tuple[str, int]] = field(default_factory=set)
     duplicate_acks: int = 0
 
-    def is_acked(self, record: _Record) -> bool:
-        return (record.id, record.version) in self.acked
+    def acknowledge(self, rid: str, version: int) -> None:
+        if (rid, version) in self.acked:
+            self.duplicate_acks += 1
+            return
+        self.acked.add((rid, version))
+        if version == self.records[rid].version:
+            index = bisect_left(self.unacked, rid)
+            if index < len(self.unacked) and self.unacked[index] == rid:
+                del self.unacked[index]
+
+    def bump(self, record: _Record) -> None:
+        record.version += 1
+        if (record.id, record.version) in self.acked:
+            return
+        index = bisect_left(self.unacked, record.id)
+        if index == len(self.unacked) or self.unacked[index] != record.id:
+            self.unacked.insert(index, record.id)
 
     def to_model(self, record: _Record) -> Record:
-        if record.poison:
-            # Malformed on purpose, but with a valid id so the platform can report it.
-            return Record(
-                id=record.id,
-                client_id=self.client_id,
-                group_id=self.group_id,
-                version="not-a-number",
-                completed_at="garbage",
-                pending_items=list(record.pending_items),
-                attributes=dict(_ATTRIBUTES),
-            )
+        # Poison records are malformed on purpose, but keep a valid id so they can be reported.
+        version: int | str = "not-a-number" if record.poison else record.version
         return Record(
             id=record.id,
             client_id=self.client_id,
             group_id=self.group_id,
-            version=record.version,
-            completed_at=record.completed_at,
+            version=version,
+            completed_at="garbage" if record.poison else record.completed_at,
             pending_items=list(record.pending_items),
             attributes=dict(_ATTRIBUTES),
         )
@@ -91,7 +99,7 @@ def _build_client(body: SeedClientRequest) -> _Client:
             pending_items=[f"{rid}-p{k}" for k in range(1, body.pending_items_per_record + 1)],
             poison=rid in poison,
         )
-    return _Client(body.client_id, body.group_id, sorted(records), records)
+    return _Client(body.client_id, body.group_id, records, unacked=sorted(records))
 
 
 class State:
@@ -124,15 +132,11 @@ class State:
         """Unacknowledged records after the cursor, by id; keyset paging survives acks."""
         with self._lock:
             client = self._client(client_id, group_id)
-            found: list[Record] = []
-            for index in range(bisect_right(client.ids, cursor), len(client.ids)):
-                record = client.records[client.ids[index]]
-                if client.is_acked(record):
-                    continue
-                if len(found) == limit:
-                    return RecordsPage(records=found, next_cursor=found[-1].id)
-                found.append(client.to_model(record))
-            return RecordsPage(records=found, next_cursor=None)
+            start = bisect_right(client.unacked, cursor)
+            ids = client.unacked[start : start + limit + 1]
+            records = [client.to_model(client.records[rid]) for rid in ids[:limit]]
+            more = len(ids) > limit
+            return RecordsPage(records=records, next_cursor=records[-1].id if more else None)
 
     def ack(self, client_id: str, acks: list[tuple[str, int]]) -> AckResponse:
         acknowledged: list[str] = []
@@ -143,9 +147,7 @@ class State:
                 if rid not in client.records:
                     unknown.append(rid)
                     continue
-                if (rid, version) in client.acked:
-                    client.duplicate_acks += 1
-                client.acked.add((rid, version))
+                client.acknowledge(rid, version)
                 acknowledged.append(rid)
         return AckResponse(acknowledged=acknowledged, unknown=unknown)
 
@@ -155,7 +157,7 @@ class State:
             record = client.records.get(rid)
             if record is None:
                 raise NotFoundError(f"unknown record {rid}")
-            record.version += 1
+            client.bump(record)
             return client.to_model(record)
 
     def ack_report(self, client_id: str | None) -> AckReport:
@@ -205,7 +207,8 @@ class State:
 
 def _client_acks(client: _Client) -> ClientAcks:
     # Acked means acknowledged at the current version: a bumped record counts again once re-acked.
-    record_ids = [rid for rid in client.ids if client.is_acked(client.records[rid])]
+    unacked = set(client.unacked)
+    record_ids = sorted(rid for rid in client.records if rid not in unacked)
     return ClientAcks(
         acked=len(record_ids), duplicate_acks=client.duplicate_acks, record_ids=record_ids
     )

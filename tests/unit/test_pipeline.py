@@ -123,18 +123,35 @@ def test_ack_fires_only_for_successfully_processed_records(pipeline: Any) -> Non
 
 def test_failing_ack_is_retried_without_reprocessing_the_record(pipeline: Any) -> None:
     pipeline.seed("acme", count=2)
-    pipeline.plan(trigger="cli")
+    run = pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # page
     pipeline.external.fail_acks = 1
     failed = pipeline.invoke(pipeline.receive())
     assert len(failed) == 2  # processed, but unacknowledged: kept for retry
+    assert pipeline.view(run.run_id).header.status is RunStatus.RUNNING
     pipeline.drain()
     assert sorted(rid for rid, _ in pipeline.external.acked["acme"]) == [
         "acme-r00001",
         "acme-r00002",
     ]
     assert len(pipeline.history("acme", "acme-r00001")) == 1
-    assert pipeline.view(pipeline.runs.recent_runs(JOB)[0].run_id).header.processed == 2
+    header = pipeline.view(run.run_id).header
+    assert (header.status, header.processed) == (RunStatus.SUCCEEDED, 2)
+
+
+def test_ack_failing_on_every_attempt_is_dead_lettered_and_the_run_closes(pipeline: Any) -> None:
+    pipeline.seed("acme", count=1)
+    run = pipeline.plan(trigger="cli")
+    pipeline.invoke(pipeline.receive())  # page
+    pipeline.external.fail_acks = 5
+    for _ in range(5):
+        pipeline.invoke(pipeline.receive())
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.SUCCEEDED  # the record itself was processed
+    assert (view.header.processed, view.clients[0].ack_failed) == (1, 1)
+    [dead] = pipeline.dead_letters()
+    assert dead["error_type"] == "AckFailed" and dead["body"]["record_id"] == "acme-r00001"
+    assert len(pipeline.history("acme", "acme-r00001")) == 1
 
 
 def test_redelivered_item_is_not_processed_twice(pipeline: Any) -> None:

@@ -365,12 +365,14 @@ class Processor:
     # -- once per batch ---------------------------------------------------------------------
 
     def _settle(self, batch: _Batch) -> None:
+        # Acknowledge before counting: an item is counted (and its run may close) only once
+        # its acknowledgement has settled, so a closed run has no ack left in flight.
         self._count_pages(batch)
+        self._acknowledge(batch)
         counted = self._count_outcomes(batch)
-        self._dead_letter(batch, counted)
-        self._acknowledge(batch, counted)
+        self._dead_letter(batch)
         self._back_off(batch)
-        self._emit_metrics(batch)
+        self._emit_metrics(batch, counted)
 
     def _count_pages(self, batch: _Batch) -> None:
         for message, item, page in batch.pages:
@@ -419,7 +421,10 @@ class Processor:
     def _count_outcomes(self, batch: _Batch) -> set[str]:
         """Count outcomes per (run, client); returns the message ids whose counting held."""
         counted: set[str] = set()
-        for (run_id, client_id), entries in batch.outcomes.items():
+        for (run_id, client_id), all_entries in batch.outcomes.items():
+            entries = [e for e in all_entries if e[0].message_id not in batch.unsettled]
+            if not entries:
+                continue
             try:
                 self._deps.runs.count_outcomes(run_id, client_id, [e[2] for e in entries])
             except Exception:  # noqa: BLE001 - retried: counting is idempotent per envelope
@@ -431,7 +436,7 @@ class Processor:
             counted.update(message.message_id for message, _, _ in entries)
         return counted
 
-    def _dead_letter(self, batch: _Batch, counted: set[str]) -> None:
+    def _dead_letter(self, batch: _Batch) -> None:
         for failure in batch.dead:
             message_id = failure.message.message_id
             if message_id in batch.unsettled:
@@ -451,11 +456,9 @@ class Processor:
                 logger.exception("dead-lettering failed", extra={"message_id": message_id})
                 batch.unsettled.add(message_id)
 
-    def _acknowledge(self, batch: _Batch, counted: set[str]) -> None:
+    def _acknowledge(self, batch: _Batch) -> None:
+        """Acknowledge per client what committed; failed acks are retried, not reprocessed."""
         for (job_type, client_id), entries in batch.acks.items():
-            entries = [e for e in entries if e[0].message_id in counted]
-            if not entries:
-                continue
             job, client = self._deps.jobs[job_type], self._client(job_type, client_id)
             refs = list({ref.record_id: ref for _, _, ref in entries}.values())
             try:
@@ -531,12 +534,14 @@ class Processor:
             except Exception:  # noqa: BLE001 - informational counter only
                 logger.exception("could not count retries")
 
-    def _emit_metrics(self, batch: _Batch) -> None:
+    def _emit_metrics(self, batch: _Batch, counted: set[str]) -> None:
         per_job: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for _, page_item, page in batch.pages:
             per_job[page_item.job_type]["RecordsReceived"] += page.records
         for entries in batch.outcomes.values():
-            for _, item, outcome in entries:
+            for message, item, outcome in entries:
+                if message.message_id not in counted:
+                    continue
                 name = {
                     Outcome.PROCESSED: "RecordsProcessed",
                     Outcome.SKIPPED: "RecordsSkipped",

@@ -1,28 +1,19 @@
 """Bad requests get a precise 4xx naming what is wrong, never a 500, and change nothing."""
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
-from external_system import start_server
+
+from tests.unit.external_system.conftest import seed
 
 RECORDS = "/v1/clients/acme/records"
 ACKS = "/v1/clients/acme/acks"
 
 
 @pytest.fixture
-def api() -> Iterator[httpx.Client]:
+def api(empty_api: httpx.Client) -> httpx.Client:
     """A running system with client acme (3 records)."""
-    server, thread = start_server("127.0.0.1", 0)
-    # Plain HTTP on loopback: verify=False skips loading the CA bundle (~40 ms per client).
-    base_url = f"http://127.0.0.1:{server.port}"
-    with httpx.Client(base_url=base_url, timeout=5.0, verify=False) as client:
-        body = {"client_id": "acme", "group_id": "g1", "records": 3}
-        client.post("/_admin/clients", json=body).raise_for_status()
-        yield client
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    seed(empty_api, "acme")
+    return empty_api
 
 
 def test_a_rate_above_one_is_refused_naming_the_field(api: httpx.Client) -> None:

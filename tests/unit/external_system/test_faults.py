@@ -1,12 +1,12 @@
 """Injected faults: what the platform sees, and that a failed call never changes anything."""
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from external_system import start_server
+
+from tests.unit.external_system.conftest import seed
 
 RECORDS = "/v1/clients/acme/records"
 ACKS = "/v1/clients/acme/acks"
@@ -14,19 +14,10 @@ ONE_ACK = {"acks": [{"record_id": "acme-r00001", "version": 1}]}
 
 
 @pytest.fixture
-def api() -> Iterator[httpx.Client]:
+def api(empty_api: httpx.Client) -> httpx.Client:
     """A running system with clients acme and globex (3 records each), no faults yet."""
-    server, thread = start_server("127.0.0.1", 0)
-    # Plain HTTP on loopback: verify=False skips loading the CA bundle (~40 ms per client).
-    base_url = f"http://127.0.0.1:{server.port}"
-    with httpx.Client(base_url=base_url, timeout=5.0, verify=False) as client:
-        for client_id in ("acme", "globex"):
-            body = {"client_id": client_id, "group_id": "g1", "records": 3}
-            client.post("/_admin/clients", json=body).raise_for_status()
-        yield client
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    seed(empty_api, "acme", "globex")
+    return empty_api
 
 
 def set_faults(api: httpx.Client, **config: Any) -> None:

@@ -1,23 +1,14 @@
 """Serving completed records and remembering acks, over real HTTP on loopback."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from external_system import start_server
 
 
 @pytest.fixture
-def api() -> Iterator[httpx.Client]:
-    server, thread = start_server("127.0.0.1", 0)
-    # Plain HTTP on loopback: verify=False skips loading the CA bundle (~40 ms per client).
-    base_url = f"http://127.0.0.1:{server.port}"
-    with httpx.Client(base_url=base_url, timeout=5.0, verify=False) as client:
-        yield client
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def api(empty_api: httpx.Client) -> httpx.Client:
+    return empty_api
 
 
 def seed(api: httpx.Client, client_id: str = "acme", records: int = 5, **extra: Any) -> None:
@@ -56,12 +47,14 @@ def test_paging_with_keyset_cursors_serves_every_record_exactly_once(api: httpx.
     # When every page of 5 is fetched, following next_cursor
     pages: list[dict[str, Any]] = []
     params: dict[str, Any] = {"status": "completed", "group": "g1", "limit": 5}
-    while True:
+    for _ in range(10):  # bounded: a cursor that never ends must fail, not hang
         page = api.get("/v1/clients/acme/records", params=params).json()
         pages.append(page)
         if page["next_cursor"] is None:
             break
         params["cursor"] = page["next_cursor"]
+    else:
+        pytest.fail("next_cursor never became null")
     # Then the pages hold every record once, in id order, and the last cursor is null
     ids = [record["id"] for page in pages for record in page["records"]]
     assert ids == [f"acme-r{n:05d}" for n in range(1, 24)]
@@ -69,6 +62,25 @@ def test_paging_with_keyset_cursors_serves_every_record_exactly_once(api: httpx.
     assert [page["next_cursor"] for page in pages[:-1]] == [
         p["records"][-1]["id"] for p in pages[:-1]
     ]
+
+
+def test_acking_each_page_before_fetching_the_next_skips_nothing(api: httpx.Client) -> None:
+    # Given a client with 12 records
+    seed(api, records=12)
+    # When each page of 5 is acked before the next is fetched from its cursor
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 5}
+    for _ in range(10):  # bounded: a cursor that never ends must fail, not hang
+        page = api.get("/v1/clients/acme/records", params=params).json()
+        seen += [record["id"] for record in page["records"]]
+        ack(api, *[(record["id"], record["version"]) for record in page["records"]])
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    # Then every record was seen once and nothing is left to serve
+    assert seen == [f"acme-r{n:05d}" for n in range(1, 13)]
+    assert served_ids(api) == []
+    assert ack_report(api)["acked"] == 12
 
 
 def test_a_page_ending_on_the_last_record_has_a_null_cursor(api: httpx.Client) -> None:
@@ -251,5 +263,6 @@ def test_stats_count_external_requests_by_route_and_status(api: httpx.Client) ->
 
 
 def test_health_answers_ok(api: httpx.Client) -> None:
+    # Given a running system / When its health is asked / Then it is ok
     response = api.get("/health")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
