@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+from jobkit.envelope import PageItem, new_page_item
 from jobkit.errors import EnqueueError
 from jobkit.queue import WorkQueue
 from jobkit.runs import RunStatus
@@ -105,12 +106,8 @@ class _FlakySqs:
         }
 
 
-def test_send_message_batch_partial_failure_resends_the_failed_entries(pipeline: Any) -> None:
-    from jobkit.envelope import new_page_item
-
-    flaky = _FlakySqs(pipeline.aws.sqs, failures=3)
-    queue = WorkQueue(flaky, pipeline.aws.work_queue_url)  # type: ignore[arg-type]
-    items = [
+def _page_items(count: int) -> list[PageItem]:
+    return [
         new_page_item(
             job_type="sync-completed-records",
             run_id="r1",
@@ -118,31 +115,24 @@ def test_send_message_batch_partial_failure_resends_the_failed_entries(pipeline:
             group_id="g",
             correlation_id="c",
         )
-        for i in range(10)
+        for i in range(count)
     ]
-    queue.send(items)
+
+
+def test_send_message_batch_partial_failure_resends_the_failed_entries(pipeline: Any) -> None:
+    flaky = _FlakySqs(pipeline.aws.sqs, failures=3)
+    queue = WorkQueue(flaky, pipeline.aws.work_queue_url)  # type: ignore[arg-type]
+    queue.send(_page_items(10))
     assert flaky.calls == 2
     received = pipeline.receive(10)
     assert len(received) == 10
 
 
 def test_send_message_batch_entries_that_keep_failing_raise(pipeline: Any) -> None:
-    from jobkit.envelope import new_page_item
-
     flaky = _FlakySqs(pipeline.aws.sqs, failures=2, sender_fault=True)
     queue = WorkQueue(flaky, pipeline.aws.work_queue_url)  # type: ignore[arg-type]
-    items = [
-        new_page_item(
-            job_type="sync-completed-records",
-            run_id="r1",
-            client_id=f"c{i}",
-            group_id="g",
-            correlation_id="c",
-        )
-        for i in range(3)
-    ]
     with pytest.raises(EnqueueError, match="2 message"):
-        queue.send(items)
+        queue.send(_page_items(3))
 
 
 def test_a_batch_where_every_item_fails_is_reported_item_by_item(pipeline: Any) -> None:
