@@ -181,3 +181,25 @@ def test_same_work_sent_twice_is_done_once_and_counted_as_skipped(pipeline: Any)
     later = pipeline.view(second.run_id).header
     assert (later.received, later.processed, later.skipped) == (1, 0, 1)
     assert pipeline.external.acked["acme"] == [("acme-r00001", 1)]  # acknowledged again
+
+
+def test_cancelled_run_skips_its_queued_items_and_counts_them(pipeline: Any) -> None:
+    pipeline.seed("acme", count=15)  # two pages of 10 and 5
+    run = pipeline.plan(trigger="cli")
+    pipeline.invoke(pipeline.receive(1))  # first page: 10 record items and the next page
+    assert pipeline.runs.cancel(run.run_id)
+    pipeline.drain()
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.CANCELLED
+    [acme] = view.clients
+    assert (acme.received, acme.processed, acme.skipped) == (10, 0, 10)
+    assert pipeline.state("acme", "acme-r00001")["status"] == "IN_PROGRESS"
+    assert "acme" not in pipeline.external.acked
+
+
+def test_dry_run_reports_the_clients_and_enqueues_nothing(pipeline: Any) -> None:
+    pipeline.seed("acme", count=3)
+    run = pipeline.plan(trigger="api", dry_run=True)
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.issues == ["dry run: 1 client(s) would run: acme"]
+    assert pipeline.receive() == []

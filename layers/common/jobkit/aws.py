@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 else:
     SQSClient = Any
 
-__all__ = ["SQSClient", "dynamodb_resource", "sqs_client"]
+__all__ = ["SQSClient", "dynamodb_resource", "lambda_client", "sqs_client"]
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10
@@ -27,3 +27,8 @@ def dynamodb_resource() -> Any:
 @cache
 def sqs_client() -> "SQSClient":
     return boto3.client("sqs", config=_CONFIG)
+
+
+@cache
+def lambda_client() -> Any:
+    return boto3.client("lambda", config=_CONFIG)

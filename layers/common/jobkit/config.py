@@ -107,6 +107,17 @@ class ConfigStore:
     def put(self, config: ClientConfig) -> None:
         self._table.put_item(Item=config.to_item())
 
+    def delete(self, job_type: str, client_id: str) -> None:
+        try:
+            self._table.delete_item(
+                Key={"job_type": job_type, "client_id": client_id},
+                ConditionExpression="attribute_exists(client_id)",
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+            raise ConfigNotFoundError(
+                f"no configuration for client {client_id!r} of {job_type!r}"
+            ) from exc
+
     def set_enabled(self, job_type: str, client_id: str, enabled: bool) -> None:
         try:
             self._table.update_item(

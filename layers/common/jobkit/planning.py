@@ -33,6 +33,7 @@ class PlanRequest(BaseModel):
     requested_by: str = Field("scheduler", max_length=128)
     client_ids: list[Identifier] | None = None
     correlation_id: str | None = Field(None, max_length=128)
+    dry_run: bool = False
 
 
 class _ScheduledEvent(BaseModel):
@@ -108,6 +109,12 @@ class Planner:
             },
         )
         clients, invalid, issues = self._select_clients(request)
+        if request.dry_run:
+            names = ", ".join(c.client_id for c in clients) or "none"
+            issues.append(f"dry run: {len(clients)} client(s) would run: {names}")
+            self._runs.close_dry_run(run_id, len(clients) + len(invalid), issues)
+            logger.info("dry run planned", extra={"run_id": run_id, "clients": len(clients)})
+            return self._runs.header(run_id) or header
         rows = [
             ClientRun(client_id=c.client_id, group_id=c.group_id, pages_open=1) for c in clients
         ]

@@ -51,7 +51,7 @@ from jobkit.external import ExternalSystem
 from jobkit.job import AckRef, Job, Skip, raw_record_id
 from jobkit.observability import logger
 from jobkit.queue import MAX_MESSAGE_BYTES, DeadLetterQueue, WorkQueue
-from jobkit.runs import ItemOutcome, Outcome, RunStore
+from jobkit.runs import ItemOutcome, Outcome, RunStatus, RunStore
 from jobkit.workflow import AlreadyApplied, Applied, TransitionContext, WorkflowStore, transition_id
 
 _BACKOFF_BASE_SECONDS = 2
@@ -143,12 +143,14 @@ class Processor:
             key_prefix=f"{deps.key_prefix}.page",
         )
         self._client_cache: dict[tuple[str, str], ClientConfig] = {}
+        self._cancelled: dict[str, bool] = {}
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # In-progress idempotency records expire with this invocation, so an item left
         # IN_PROGRESS by a timeout becomes retryable.
         self._idempotency.register_lambda_context(context)
         self._client_cache.clear()
+        self._cancelled.clear()
         batch = _Batch()
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -181,6 +183,10 @@ class Processor:
             group_id=item.group_id,
             item_id=item.envelope_id,
         )
+        if self._is_cancelled(item.run_id):
+            self._skip_cancelled(message, item, batch)
+            logger.remove_keys(["correlation_id", "run_id", "client_id", "group_id", "item_id"])
+            return
         try:
             if isinstance(item, PageItem):
                 page = self._fetch_page(item=item)
@@ -209,6 +215,42 @@ class Processor:
             raise
         finally:
             logger.remove_keys(["correlation_id", "run_id", "client_id", "group_id", "item_id"])
+
+    def _is_cancelled(self, run_id: str) -> bool:
+        """Looked up once per run per batch."""
+        if run_id not in self._cancelled:
+            header = self._deps.runs.header(run_id)
+            self._cancelled[run_id] = header is not None and header.status is RunStatus.CANCELLED
+        return self._cancelled[run_id]
+
+    def _skip_cancelled(
+        self, message: SQSRecord, item: PageItem | RecordItem, batch: _Batch
+    ) -> None:
+        """A cancelled run's queued items are skipped: pages fetch nothing, records count so."""
+        if isinstance(item, PageItem):
+            batch.pages.append(
+                (
+                    message,
+                    item,
+                    PageResult(
+                        run_id=item.run_id, envelope_id=item.envelope_id, records=0, has_next=False
+                    ),
+                )
+            )
+            return
+        batch.outcomes[(item.run_id, item.client_id)].append(
+            (
+                message,
+                item,
+                ItemOutcome(
+                    item.envelope_id,
+                    Outcome.SKIPPED,
+                    item.record_id,
+                    item.item_key,
+                    "run cancelled",
+                ),
+            )
+        )
 
     def _record(self, message: SQSRecord, item: RecordItem, batch: _Batch) -> None:
         result: RecordResult = self._apply_record(item=item)

@@ -501,6 +501,49 @@ class RunStore:
             },
         )
 
+    def close_dry_run(self, run_id: str, clients: int, issues: list[str]) -> None:
+        """A dry run plans and reports, and enqueues nothing."""
+        now = _now()
+        self._table.update_item(
+            Key={"run_id": run_id, "sk": HEADER},
+            UpdateExpression=(
+                "SET #status = :done, clients = :clients, started_at = :now, finished_at = :now, "
+                "issues = list_append(if_not_exists(issues, :empty), :issues)"
+            ),
+            ConditionExpression="#status = :planning",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":done": RunStatus.SUCCEEDED.value,
+                ":clients": clients,
+                ":now": now,
+                ":issues": issues,
+                ":empty": [],
+                ":planning": RunStatus.PLANNING.value,
+            },
+        )
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel an open run; its queued items are then skipped. False if already final."""
+        try:
+            self._table.update_item(
+                Key={"run_id": run_id, "sk": HEADER},
+                UpdateExpression="SET #status = :cancelled, finished_at = :now",
+                ConditionExpression="#status IN (:planning, :running)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":cancelled": RunStatus.CANCELLED.value,
+                    ":now": _now(),
+                    ":planning": RunStatus.PLANNING.value,
+                    ":running": RunStatus.RUNNING.value,
+                },
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        logger.info("run cancelled", extra={"run_id": run_id})
+        return True
+
     # -- reading ----------------------------------------------------------------------------
 
     def header(self, run_id: str) -> RunHeader | None:
@@ -517,6 +560,23 @@ class RunStore:
     def items(self, run_id: str) -> list[dict[str, Any]]:
         return self._query_prefix(run_id, "ITEM#")
 
+    def items_page(
+        self, run_id: str, outcome: str | None, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of item outcomes, optionally of one outcome, and where the next starts."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":run": run_id, ":prefix": "ITEM#"},
+            "Limit": limit,
+        }
+        if outcome is not None:
+            kwargs["FilterExpression"] = "outcome = :outcome"
+            kwargs["ExpressionAttributeValues"][":outcome"] = outcome
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self._table.query(**kwargs)
+        return list(page.get("Items", [])), page.get("LastEvaluatedKey")
+
     def _query_prefix(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
@@ -532,14 +592,24 @@ class RunStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def recent_runs(self, job_type: str, limit: int = 20) -> list[RunHeader]:
-        response = self._table.query(
-            IndexName="by-job",
-            KeyConditionExpression="job_type = :job",
-            ExpressionAttributeValues={":job": job_type},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [RunHeader.model_validate(item) for item in response.get("Items", [])]
+        return self.runs_page(job_type, limit, None)[0]
+
+    def runs_page(
+        self, job_type: str, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[RunHeader], dict[str, Any] | None]:
+        """Runs of a job type, newest first, a page at a time."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "by-job",
+            "KeyConditionExpression": "job_type = :job",
+            "ExpressionAttributeValues": {":job": job_type},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self._table.query(**kwargs)
+        runs = [RunHeader.model_validate(item) for item in page.get("Items", [])]
+        return runs, page.get("LastEvaluatedKey")
 
 
 def final_status(header: RunHeader) -> RunStatus:

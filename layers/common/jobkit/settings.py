@@ -2,7 +2,7 @@
 
 import os
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Json
 
 
 class _Env(BaseModel):
@@ -41,6 +41,17 @@ class ProcessorSettings(TableSettings, QueueSettings, ExternalSettings):
     # In-progress idempotency records expire after the invocation's remaining time;
     # completed ones are kept this long to absorb late redeliveries.
     idempotency_ttl_seconds: int = Field(7 * 24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS", ge=60)
+
+
+class AuthorizerSettings(_Env):
+    keys_table: str = Field(alias="KEYS_TABLE", min_length=1)
+
+
+class ApiSettings(TableSettings):
+    records_table: str = Field(alias="RECORDS_TABLE", min_length=1)
+    work_dlq_url: str = Field(alias="WORK_DLQ_URL", min_length=1)
+    # Job type -> {"function": planner name, "schedule": expression}, written by the template.
+    planners: Json[dict[str, dict[str, str]]] = Field(alias="PLANNERS")
 
 
 def load_settings[SettingsT: BaseModel](model: type[SettingsT]) -> SettingsT:

@@ -1,0 +1,336 @@
+"""Runs API Lambda: the async job pattern over REST, behind the key authorizer.
+
+POST /jobs/{type}/runs answers 202 with Location /runs/{id} and the run; the planner is
+invoked asynchronously on the run it opened. Scopes come from the authorizer's context.
+"""
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from jobkit.api_models import (
+    ClientConfigIn,
+    ErrorOut,
+    HistoryEntry,
+    ItemOut,
+    JobOut,
+    Page,
+    RunOut,
+    StartRun,
+)
+from jobkit.aws import dynamodb_resource, lambda_client
+from jobkit.config import ClientConfig, ConfigStore
+from jobkit.envelope import Identifier, describe_validation_error
+from jobkit.errors import ConfigNotFoundError
+from jobkit.keys import Scope
+from jobkit.observability import logger, metrics, tracer
+from jobkit.runs import RunHeader, RunStatus, RunStore, Trigger
+from jobkit.settings import ApiSettings, load_settings
+from jobkit.workflow import WorkflowStore
+from pydantic import BaseModel, ValidationError
+
+settings = load_settings(ApiSettings)
+configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
+runs = RunStore(dynamodb_resource().Table(settings.runs_table))
+workflow = WorkflowStore(dynamodb_resource().Table(settings.records_table))
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.enable_swagger(
+    path="/swagger",
+    title="jobkit runs API",
+    version="1.0.0",
+    description="Start, follow and cancel runs of integration jobs; see every item's outcome.",
+    security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+    security=[{"apiKey": []}],
+)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Caller(BaseModel):
+    """The key behind this request, as the authorizer described it."""
+
+    key_id: str
+    scopes: frozenset[Scope]
+    job_types: frozenset[str]
+    clients: frozenset[str]
+
+    def require(
+        self, scope: Scope, job_type: str | None = None, client_ids: list[str] | None = None
+    ) -> None:
+        from jobkit.keys import ApiKey
+
+        key = ApiKey(
+            key_id=self.key_id,
+            name="",
+            digest="",
+            scopes=self.scopes,
+            job_types=self.job_types,
+            clients=self.clients,
+            created_at=datetime.now(UTC),
+        )
+        if not key.allows(scope, job_type, client_ids):
+            raise ApiError(403, f"key {self.key_id} lacks {scope.value} scope for this request")
+
+
+def caller() -> Caller:
+    request_context = app.current_event.get("requestContext") or {}
+    context = request_context.get("authorizer") or {}
+
+    def split(name: str) -> frozenset[str]:
+        return frozenset(filter(None, str(context.get(name, "")).split(",")))
+
+    return Caller.model_validate(
+        {
+            "key_id": str(context.get("key_id", "")),
+            "scopes": split("scopes"),
+            "job_types": split("job_types"),
+            "clients": split("clients"),
+        }
+    )
+
+
+def _planner(job_type: str) -> dict[str, str]:
+    planner = settings.planners.get(job_type)
+    if planner is None:
+        raise ApiError(404, f"unknown job type {job_type!r}")
+    return planner
+
+
+def _run(run_id: str, scope: Scope) -> RunHeader:
+    header = runs.header(run_id)
+    if header is None:
+        raise ApiError(404, f"no run {run_id!r}")
+    caller().require(scope, header.job_type)
+    return header
+
+
+def _encode(key: dict[str, Any] | None) -> str | None:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
+
+
+def _decode(token: str | None) -> dict[str, Any] | None:
+    if not token:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError as exc:
+        raise ApiError(400, "next: not a page token from this API") from exc
+    if not isinstance(value, dict):
+        raise ApiError(400, "next: not a page token from this API")
+    return value
+
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+@app.post("/jobs/<job_type>/runs", responses={202: {"description": "Run accepted"}})
+def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunOut]:
+    planner = _planner(job_type)
+    who = caller()
+    who.require(Scope.TRIGGER, job_type, body.client_ids)
+    now = datetime.now(UTC)
+    run_id = f"{job_type}.{now:%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:8]}"
+    correlation_id = app.current_event.request_context.request_id or run_id
+    header, _ = runs.open_run(
+        RunHeader(
+            run_id=run_id,
+            job_type=job_type,
+            trigger=Trigger.API,
+            requested_by=f"key:{who.key_id}",
+            correlation_id=correlation_id,
+            created_at=now,
+        )
+    )
+    lambda_client().invoke(
+        FunctionName=planner["function"],
+        InvocationType="Event",
+        Payload=json.dumps(
+            {
+                "trigger": "api",
+                "run_id": run_id,
+                "requested_by": f"key:{who.key_id}",
+                "client_ids": body.client_ids,
+                "dry_run": body.dry_run,
+                "correlation_id": correlation_id,
+            }
+        ).encode(),
+    )
+    logger.info(
+        "run requested",
+        extra={
+            "run_id": run_id,
+            "job_type": job_type,
+            "key_id": who.key_id,
+            "dry_run": body.dry_run,
+        },
+    )
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body=RunOut.of_header(header),
+        headers={"Location": f"/runs/{run_id}"},
+    )
+
+
+@app.get("/runs/<run_id>")
+def get_run(run_id: str) -> RunOut:
+    _run(run_id, Scope.READ)
+    view = runs.view(run_id)
+    assert view is not None
+    return RunOut.of(view)
+
+
+@app.delete("/runs/<run_id>")
+def cancel_run(run_id: str) -> RunOut:
+    header = _run(run_id, Scope.TRIGGER)
+    if not runs.cancel(run_id):
+        raise ApiError(409, f"run {run_id} is already {header.status.value}")
+    view = runs.view(run_id)
+    assert view is not None
+    return RunOut.of(view)
+
+
+@app.get("/runs/<run_id>/items")
+def run_items(
+    run_id: str,
+    status: Annotated[str | None, Query(pattern="^(processed|skipped|failed)$")] = None,
+    limit: Limit = 50,
+    next: Annotated[str | None, Query(max_length=2048)] = None,  # noqa: A002
+) -> Page[ItemOut]:
+    _run(run_id, Scope.READ)
+    rows, last = runs.items_page(run_id, status, limit, _decode(next))
+    items = [
+        ItemOut(
+            envelope_id=row["sk"].removeprefix("ITEM#"),
+            client_id=row["client_id"],
+            record_id=row["record_id"],
+            outcome=row["outcome"],
+            reason=row.get("reason", ""),
+            at=row["at"],
+        )
+        for row in rows
+    ]
+    return Page[ItemOut](items=items, next=_encode(last))
+
+
+@app.get("/jobs")
+def list_jobs() -> list[JobOut]:
+    caller().require(Scope.READ)
+    jobs = []
+    for job_type, planner in sorted(settings.planners.items()):
+        last = runs.recent_runs(job_type, limit=1)
+        health = "unknown"
+        if last:
+            health = {
+                RunStatus.SUCCEEDED: "healthy",
+                RunStatus.COMPLETED_WITH_ERRORS: "degraded",
+                RunStatus.FAILED: "failing",
+            }.get(last[0].status, "running")
+        jobs.append(
+            JobOut(
+                job_type=job_type,
+                schedule=planner.get("schedule", ""),
+                last_run=RunOut.of_header(last[0]) if last else None,
+                health=health,
+            )
+        )
+    return jobs
+
+
+@app.get("/jobs/<job_type>/runs")
+def list_runs(
+    job_type: str,
+    limit: Limit = 20,
+    next: Annotated[str | None, Query(max_length=2048)] = None,  # noqa: A002
+) -> Page[RunOut]:
+    _planner(job_type)
+    caller().require(Scope.READ, job_type)
+    headers, last = runs.runs_page(job_type, limit, _decode(next))
+    return Page[RunOut](items=[RunOut.of_header(h) for h in headers], next=_encode(last))
+
+
+@app.get("/records/<record_id>/history")
+def record_history(record_id: str, client_id: Annotated[Identifier, Query()]) -> list[HistoryEntry]:
+    who = caller()
+    who.require(Scope.READ)
+    if who.clients and client_id not in who.clients and Scope.ADMIN not in who.scopes:
+        raise ApiError(403, f"key {who.key_id} lacks read scope for client {client_id}")
+    rows = workflow.history(client_id, record_id)
+    if not rows:
+        raise ApiError(404, f"no history for record {record_id!r} of client {client_id!r}")
+    return [HistoryEntry.model_validate(row) for row in rows]
+
+
+@app.get("/jobs/<job_type>/clients/<client_id>")
+def get_client(job_type: str, client_id: str) -> ClientConfig:
+    _planner(job_type)
+    caller().require(Scope.ADMIN)
+    return configs.get(job_type, client_id)
+
+
+@app.put("/jobs/<job_type>/clients/<client_id>")
+def put_client(
+    job_type: str,
+    client_id: str,
+    body: Annotated[ClientConfigIn, Body()],
+) -> ClientConfig:
+    _planner(job_type)
+    who = caller()
+    who.require(Scope.ADMIN)
+    config = body.to_config(job_type, client_id, created_by=f"key:{who.key_id}")
+    configs.put(config)
+    return config
+
+
+@app.delete("/jobs/<job_type>/clients/<client_id>")
+def delete_client(job_type: str, client_id: str) -> Response[str]:
+    _planner(job_type)
+    caller().require(Scope.ADMIN)
+    configs.delete(job_type, client_id)
+    return Response(status_code=204, content_type="application/json", body="")
+
+
+def _error(status: int, message: str) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=ErrorOut(error=message).model_dump_json(),
+    )
+
+
+# One place maps typed errors to status codes; anything else is a bug (500, logged).
+@app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
+def api_error(exc: ApiError) -> Response[str]:
+    return _error(exc.status, str(exc))
+
+
+@app.exception_handler(ConfigNotFoundError)  # type: ignore[untyped-decorator]
+def config_not_found(exc: ConfigNotFoundError) -> Response[str]:
+    return _error(404, str(exc))
+
+
+@app.exception_handler(ValidationError)  # type: ignore[untyped-decorator]
+def invalid_value(exc: ValidationError) -> Response[str]:
+    return _error(422, describe_validation_error(exc))
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name="ApiRequests", unit="Count", value=1)
+    return app.resolve(event, context)

@@ -1,0 +1,170 @@
+"""Bodies of the runs API, shared by the API function and the CLI."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobkit.config import ClientConfig, SettingValue
+from jobkit.envelope import Identifier
+from jobkit.runs import COUNTERS, ClientRun, RunHeader, RunView
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartRun(_Body):
+    client_ids: Annotated[list[Identifier], Field(max_length=1000)] | None = Field(
+        None, alias="clientIds"
+    )
+    dry_run: bool = Field(False, alias="dryRun")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Counts(BaseModel):
+    clients: int
+    received: int
+    processed: int
+    failed: int
+    skipped: int
+    dead_lettered: int
+    retries: int
+    ack_failed: int
+
+
+class ClientRunOut(BaseModel):
+    client_id: str
+    result: str
+    received: int
+    processed: int
+    failed: int
+    skipped: int
+    dead_lettered: int
+    error: str | None = None
+
+    @classmethod
+    def of(cls, row: ClientRun) -> "ClientRunOut":
+        return cls(
+            client_id=row.client_id,
+            result=row.result,
+            received=row.received,
+            processed=row.processed,
+            failed=row.failed,
+            skipped=row.skipped,
+            dead_lettered=row.dead_lettered,
+            error=row.error,
+        )
+
+
+class RunOut(BaseModel):
+    run_id: str
+    job_type: str
+    status: str
+    trigger: str
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: Counts
+    issues: list[str]
+    eta_seconds: float | None = Field(None, description="From the average item time so far.")
+    clients: list[ClientRunOut] = []
+
+    @classmethod
+    def of(cls, view: RunView) -> "RunOut":
+        """Live: totals summed over the client rows, right while the run is open."""
+        totals = {name: sum(getattr(c, name) for c in view.clients) for name in COUNTERS}
+        clients = [ClientRunOut.of(c) for c in view.clients]
+        return cls._build(view.header, totals, clients)
+
+    @classmethod
+    def of_header(cls, header: RunHeader) -> "RunOut":
+        """From the header alone: totals as rolled up so far (complete once it is final)."""
+        return cls._build(header, {name: getattr(header, name) for name in COUNTERS}, [])
+
+    @classmethod
+    def _build(
+        cls, header: RunHeader, totals: dict[str, int], clients: list[ClientRunOut]
+    ) -> "RunOut":
+        return cls(
+            run_id=header.run_id,
+            job_type=header.job_type,
+            status=header.status.value,
+            trigger=header.trigger.value,
+            requested_by=header.requested_by,
+            created_at=header.created_at,
+            started_at=header.started_at,
+            finished_at=header.finished_at,
+            counts=Counts(clients=header.clients, **totals),
+            issues=header.issues,
+            eta_seconds=_eta(header, totals),
+            clients=clients,
+        )
+
+
+def _eta(header: RunHeader, totals: dict[str, int]) -> float | None:
+    if header.finished_at is not None or header.started_at is None:
+        return None
+    done = totals["processed"] + totals["skipped"] + totals["failed"]
+    remaining = totals["received"] - done
+    if done == 0 or remaining <= 0:
+        return None
+    elapsed = (datetime.now(UTC) - header.started_at).total_seconds()
+    return round(elapsed / done * remaining, 1)
+
+
+class ItemOut(BaseModel):
+    envelope_id: str
+    client_id: str
+    record_id: str
+    outcome: str
+    reason: str
+    at: datetime
+
+
+class Page[T](BaseModel):
+    items: list[T]
+    next: str | None = Field(None, description="Pass as ?next= for the following page.")
+
+
+class JobOut(BaseModel):
+    job_type: str
+    schedule: str
+    last_run: RunOut | None
+    health: str = Field(description="healthy, degraded, failing or unknown, from the last run")
+
+
+class ClientConfigIn(_Body):
+    """A client's configuration, as written through the API (state fields are the platform's)."""
+
+    group_id: Identifier
+    route: str = "/v1"
+    script: str = "GET_COMPLETED"
+    days: int = 7
+    year: int | None = None
+    frequency_minutes: int = 30
+    page_size: int = 50
+    enabled: bool = True
+    pilot: bool = False
+    settings: dict[str, SettingValue] = {}
+
+    def to_config(self, job_type: str, client_id: str, created_by: str) -> ClientConfig:
+        return ClientConfig(
+            job_type=job_type, client_id=client_id, created_by=created_by, **self.model_dump()
+        )
+
+
+class HistoryEntry(BaseModel):
+    transition_id: str
+    from_status: str
+    to_status: str
+    reason: str
+    run_id: str
+    occurred_at: datetime
+    triggers: list[str] = []
+
+
+class ErrorOut(BaseModel):
+    error: str
