@@ -7,6 +7,8 @@ external system saw exactly one acknowledgement per processed record.
 
 from datetime import UTC, datetime
 
+from jobkit.api_models import RunOut
+from jobkit.runs import RunView
 from rich.panel import Panel
 
 from jobkit_cli import localstack
@@ -64,13 +66,13 @@ def run_demo() -> bool:
     with external_admin(stack) as admin:
         acks_body = admin.get("/_admin/acks").json()["clients"]
     acks = {client: int(info["acked"]) for client, info in acks_body.items()}
-    console.print(client_table(view, acks))
+    console.print(client_table(RunOut.of(view), acks))
     letters = peek_dead_letters(stack)
     console.print(dead_letter_table(letters))
     return _verdict(view, acks, len(letters))
 
 
-def _verdict(view, acks: dict[str, int], dead_letters: int) -> bool:  # type: ignore[no-untyped-def]
+def _verdict(view: RunView, acks: dict[str, int], dead_letters: int) -> bool:
     problems = []
     totals = live_totals(view)
     if totals["processed"] + totals["skipped"] + totals["failed"] != totals["received"]:

@@ -5,11 +5,21 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from jobkit.api_models import RunOut
 from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
 from rich.table import Table
 
 from jobkit_cli import localstack
-from jobkit_cli.runs_view import client_table, console, live_totals, run_store, watch
+from jobkit_cli.api_client import ApiClient, ApiError, api_url
+from jobkit_cli.keys_cli import keys_app
+from jobkit_cli.runs_view import (
+    client_table,
+    console,
+    follow,
+    live_totals,
+    run_store,
+    watch,
+)
 from jobkit_cli.stack import Stack
 
 app = typer.Typer(help="jobkit: integration jobs on AWS Lambda.", no_args_is_help=True)
@@ -17,6 +27,12 @@ clients_app = typer.Typer(help="Clients of a job type (one config row each).", n
 runs_app = typer.Typer(help="Runs: list, show, watch.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(runs_app, name="runs")
+app.add_typer(keys_app, name="keys")
+
+KeyOption = Annotated[
+    str | None,
+    typer.Option("--key", help="API key (default: $JOBKIT_API_KEY).", show_default=False),
+]
 
 
 @app.command()
@@ -58,19 +74,26 @@ def demo() -> None:
 def run(
     job_type: str,
     client: Annotated[list[str] | None, typer.Option(help="Only these clients.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Plan and report, enqueue nothing.")] = False,
     wait: Annotated[bool, typer.Option(help="Follow the run until it ends.")] = False,
+    key: KeyOption = None,
 ) -> None:
-    """Start a run of JOB_TYPE now (invokes its planner)."""
-    stack = Stack.current()
-    planner = stack.planners.get(job_type)
-    if planner is None:
-        console.print(f"[red]unknown job type {job_type!r}; known: {', '.join(stack.planners)}")
-        raise typer.Exit(2)
-    payload = {"trigger": "cli", "requested_by": "cli", "client_ids": client or None}
-    result = stack.invoke(planner, payload)
-    console.print(f"run {result['run_id']}: {result['status']}, {result['clients']} client(s)")
+    """Start a run of JOB_TYPE through the API (202 + the run), optionally following it."""
+    api = ApiClient(Stack.current(), key)
+    try:
+        started = api.start_run(job_type, client or None, dry_run)
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"run {started.run_id} accepted ({started.status})")
     if wait:
-        console.print(client_table(watch(stack, result["run_id"])))
+        console.print(client_table(follow(started.run_id, lambda: api.run(started.run_id))))
+
+
+@app.command("api-url")
+def api_url_command() -> None:
+    """The runs API's base URL (local stack or AWS)."""
+    print(api_url(Stack.current()))
 
 
 @clients_app.command("add")
@@ -209,10 +232,21 @@ def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
     )
     for issue in header.issues:
         console.print(f"[yellow]issue:[/] {issue}")
-    console.print(client_table(view))
+    console.print(client_table(RunOut.of(view)))
 
 
 @runs_app.command("watch")
 def runs_watch(run_id: str) -> None:
     """A live progress bar until the run ends."""
-    console.print(client_table(watch(Stack.current(), run_id)))
+    console.print(client_table(RunOut.of(watch(Stack.current(), run_id))))
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: str, key: KeyOption = None) -> None:
+    """Cancel an open run through the API: its queued items are skipped."""
+    try:
+        cancelled = ApiClient(Stack.current(), key).cancel(run_id)
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"run {cancelled.run_id}: {cancelled.status}")

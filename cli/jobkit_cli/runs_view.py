@@ -3,9 +3,11 @@
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jobkit.api_models import RunOut
 from jobkit.runs import COUNTERS, FINAL_STATUSES, RunStore, RunView
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,8 +33,23 @@ def is_final(view: RunView) -> bool:
 
 
 def watch(stack: Stack, run_id: str, timeout: float = 900.0) -> RunView:
-    """Show a progress bar until the run reaches a final status."""
+    """Follow a run in the Runs table until it reaches a final status."""
     store = run_store(stack)
+
+    def fetch() -> RunOut:
+        view = store.view(run_id)
+        if view is None:
+            raise SystemExit(f"jobkit: no run {run_id!r}")
+        return RunOut.of(view)
+
+    follow(run_id, fetch, timeout)
+    view = store.view(run_id)
+    assert view is not None
+    return view
+
+
+def follow(run_id: str, fetch: Callable[[], RunOut], timeout: float = 900.0) -> RunOut:
+    """A live progress bar fed by ``fetch`` until the run is final."""
     deadline = time.monotonic() + timeout
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -44,52 +61,33 @@ def watch(stack: Stack, run_id: str, timeout: float = 900.0) -> RunView:
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(run_id, total=None, detail="planning")
         while True:
-            view = store.view(run_id)
-            if view is None:
-                raise SystemExit(f"jobkit: no run {run_id!r}")
-            totals = live_totals(view)
-            done = totals["processed"] + totals["skipped"] + totals["failed"]
+            run = fetch()
+            counts = run.counts
+            done = counts.processed + counts.skipped + counts.failed
             progress.update(
                 task,
-                total=max(totals["received"], 1),
+                total=max(counts.received, 1),
                 completed=done,
-                detail=f"{view.header.status.value} · failed {totals['failed']}",
+                detail=f"{run.status} · failed {counts.failed}",
             )
-            if is_final(view):
-                return view
+            if run.status in FINAL_STATUSES:
+                return run
             if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"jobkit: run {run_id} still {view.header.status} after {timeout:.0f}s"
-                )
+                raise SystemExit(f"jobkit: run {run_id} still {run.status} after {timeout:.0f}s")
             time.sleep(1.0)
 
 
-def client_table(view: RunView, acks: dict[str, int] | None = None) -> Table:
-    table = Table(title=f"run {view.header.run_id} · {view.header.status.value}")
-    for column in (
-        "client",
-        "result",
-        "received",
-        "processed",
-        "skipped",
-        "failed",
-        "dead-lettered",
-        "retries",
-    ):
-        table.add_column(column, justify="left" if column in ("client", "result") else "right")
+def client_table(run: RunOut, acks: dict[str, int] | None = None) -> Table:
+    table = Table(title=f"run {run.run_id} · {run.status}")
+    counters = ("received", "processed", "skipped", "failed", "dead_lettered", "retries")
+    table.add_column("client")
+    table.add_column("result")
+    for name in counters:
+        table.add_column(name.replace("_", "-"), justify="right")
     if acks is not None:
         table.add_column("acks seen", justify="right")
-    for row in sorted(view.clients, key=lambda c: c.client_id):
-        cells = [
-            row.client_id,
-            row.result,
-            str(row.received),
-            str(row.processed),
-            str(row.skipped),
-            str(row.failed),
-            str(row.dead_lettered),
-            str(row.retries),
-        ]
+    for row in sorted(run.clients, key=lambda c: c.client_id):
+        cells = [row.client_id, row.result, *(str(getattr(row, name)) for name in counters)]
         if acks is not None:
             cells.append(str(acks.get(row.client_id, 0)))
         table.add_row(*cells)

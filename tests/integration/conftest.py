@@ -99,3 +99,33 @@ def log_lines(stack: Stack, function_output: str, contains: str) -> list[str]:
         if not page.get("nextToken"):
             return lines
         kwargs["nextToken"] = page["nextToken"]
+
+
+@pytest.fixture(scope="session")
+def api_base(stack: Stack) -> str:
+    from jobkit_cli.api_client import api_url
+
+    return api_url(stack)
+
+
+@pytest.fixture
+def make_key(stack: Stack) -> Callable[..., str]:
+    """Create a real key in the Keys table; returns the plaintext (never printed)."""
+    from datetime import datetime
+
+    from jobkit.keys import KeyStore, Scope
+
+    store = KeyStore(stack.table("KeysTableName"))
+
+    def make(
+        *scopes: Scope,
+        jobs: set[str] | None = None,
+        clients: set[str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> str:
+        _, plaintext = store.create(
+            "test", set(scopes), job_types=jobs, clients=clients, expires_at=expires_at
+        )
+        return plaintext
+
+    return make

@@ -42,20 +42,14 @@ class ClientRunOut(BaseModel):
     failed: int
     skipped: int
     dead_lettered: int
+    retries: int
+    ack_failed: int
     error: str | None = None
 
     @classmethod
     def of(cls, row: ClientRun) -> "ClientRunOut":
-        return cls(
-            client_id=row.client_id,
-            result=row.result,
-            received=row.received,
-            processed=row.processed,
-            failed=row.failed,
-            skipped=row.skipped,
-            dead_lettered=row.dead_lettered,
-            error=row.error,
-        )
+        counters = {name: getattr(row, name) for name in COUNTERS}
+        return cls(client_id=row.client_id, result=row.result, error=row.error, **counters)
 
 
 class RunOut(BaseModel):

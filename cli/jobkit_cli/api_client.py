@@ -1,0 +1,51 @@
+"""The runs API as the CLI uses it: base URL from the stack, key from --key or JOBKIT_API_KEY."""
+
+import os
+from typing import Any
+
+import httpx
+from jobkit.api_models import RunOut
+
+from jobkit_cli.stack import Stack
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+def api_url(stack: Stack) -> str:
+    """The base URL: API Gateway's on AWS, MiniStack's user-request path locally."""
+    if stack.is_local:
+        return f"{stack.endpoint_url}/restapis/{stack.outputs['ApiId']}/v1/_user_request_"
+    return stack.outputs["ApiUrl"]
+
+
+class ApiClient:
+    def __init__(self, stack: Stack, key: str | None = None) -> None:
+        key = key or os.environ.get("JOBKIT_API_KEY")
+        if not key:
+            raise SystemExit("jobkit: an API key is needed: --key or JOBKIT_API_KEY")
+        self._http = httpx.Client(base_url=api_url(stack), headers={"x-api-key": key}, timeout=30.0)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.is_error:
+            try:
+                body = response.json()
+                message = body.get("error") or body.get("message") or body
+            except ValueError:
+                message = response.text[:200]
+            raise ApiError(response.status_code, str(message))
+        return response.json() if response.content else None
+
+    def start_run(self, job_type: str, client_ids: list[str] | None, dry_run: bool) -> RunOut:
+        body = {"clientIds": client_ids, "dryRun": dry_run}
+        return RunOut.model_validate(self._call("POST", f"/jobs/{job_type}/runs", json=body))
+
+    def run(self, run_id: str) -> RunOut:
+        return RunOut.model_validate(self._call("GET", f"/runs/{run_id}"))
+
+    def cancel(self, run_id: str) -> RunOut:
+        return RunOut.model_validate(self._call("DELETE", f"/runs/{run_id}"))
