@@ -11,6 +11,7 @@ from rich.table import Table
 
 from jobkit_cli import localstack
 from jobkit_cli.api_client import ApiClient, ApiError, api_url
+from jobkit_cli.dlq import dlq_app
 from jobkit_cli.keys_cli import keys_app
 from jobkit_cli.runs_view import (
     client_table,
@@ -28,6 +29,7 @@ runs_app = typer.Typer(help="Runs: list, show, watch.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
 
 KeyOption = Annotated[
     str | None,

@@ -203,3 +203,27 @@ def test_dry_run_reports_the_clients_and_enqueues_nothing(pipeline: Any) -> None
     assert run.status is RunStatus.SUCCEEDED
     assert run.issues == ["dry run: 1 client(s) would run: acme"]
     assert pipeline.receive() == []
+
+
+def test_redriven_item_that_now_succeeds_moves_from_failed_to_processed(pipeline: Any) -> None:
+    # Given a record the platform does not know yet: dead-lettered at once
+    pipeline.seed("acme", count=2)
+    records = pipeline.aws.tables["RecordsTable"]
+    records.delete_item(Key={"pk": "acme#acme-r00002", "sk": "STATE"})
+    run = pipeline.plan(trigger="cli")
+    pipeline.drain()
+    assert pipeline.view(run.run_id).header.failed == 1
+    [dead] = pipeline.aws.sqs.receive_message(QueueUrl=pipeline.aws.dlq_url)["Messages"]
+    # When the cause is fixed and the dead letter is redriven (twice, as a retry might)
+    records.put_item(
+        Item={"pk": "acme#acme-r00002", "sk": "STATE", "status": "IN_PROGRESS", "version": 0}
+    )
+    for _ in range(2):
+        pipeline.aws.sqs.send_message(
+            QueueUrl=pipeline.aws.work_queue_url, MessageBody=dead["Body"]
+        )
+    pipeline.drain()
+    # Then it is processed once and the run's counts say so
+    header = pipeline.view(run.run_id).header
+    assert (header.processed, header.failed, header.received) == (2, 0, 2)
+    assert len(pipeline.history("acme", "acme-r00002")) == 1

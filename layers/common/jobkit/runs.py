@@ -269,10 +269,13 @@ class RunStore:
 
     def count_outcomes(self, run_id: str, client_id: str, outcomes: Sequence[ItemOutcome]) -> int:
         """Count each outcome once; returns how many were new."""
+        # The same envelope twice in one batch (a duplicate delivery) must be one write: a
+        # transaction may not touch one item twice.
+        unique = list({item.envelope_id: item for item in reversed(outcomes)}.values())[::-1]
         counted = 0
         chunk = _MAX_TRANSACT_ITEMS - 1
-        for start in range(0, len(outcomes), chunk):
-            counted += self._count_chunk(run_id, client_id, list(outcomes[start : start + chunk]))
+        for start in range(0, len(unique), chunk):
+            counted += self._count_chunk(run_id, client_id, unique[start : start + chunk])
         if counted:
             self.try_close_client(run_id, client_id)
         return counted
@@ -294,39 +297,112 @@ class RunStore:
         for attempt in range(_CONFLICT_ATTEMPTS):
             if not pending:
                 return 0
-            deltas: dict[str, int] = {"open_items": -len(pending)}
-            for item in pending:
-                deltas[item.outcome.value] = deltas.get(item.outcome.value, 0) + 1
-                if item.dead_lettered:
-                    deltas["dead_lettered"] = deltas.get("dead_lettered", 0) + 1
-            markers = [self._marker_put(run_id, client_id, item) for item in pending]
             try:
                 self._client.transact_write_items(
-                    TransactItems=[*markers, self._client_update(run_id, client_id, deltas)]
+                    TransactItems=self._outcome_writes(run_id, client_id, pending)
                 )
                 return len(pending)
             except ClientError as exc:
-                reasons = exc.response.get("CancellationReasons") or []
-                duplicates = {
-                    index
-                    for index, reason in enumerate(reasons[: len(pending)])
-                    if reason.get("Code") == "ConditionalCheckFailed"
-                }
-                if duplicates:
-                    pending = [item for i, item in enumerate(pending) if i not in duplicates]
-                    continue
-                if _error_code(exc) not in (
-                    "TransactionCanceledException",
-                    "TransactionConflictException",
-                ):
-                    raise
-                if not reasons and len(pending) > 1:
-                    # No per-item reasons to tell duplicates apart: count one by one.
-                    return sum(self._count_chunk(run_id, client_id, [item]) for item in pending)
-                if not reasons:
-                    return 0  # the only item is a duplicate
-                _backoff(attempt)
+                remaining = self._without_duplicates(exc, run_id, client_id, pending)
+            if remaining is None:
+                # No per-item reasons to tell duplicates apart: count one by one.
+                return sum(self._count_chunk(run_id, client_id, [item]) for item in pending)
+            if len(remaining) == len(pending):
+                _backoff(attempt)  # a conflict, not a duplicate: try the same again
+            pending = remaining
         raise ConcurrentUpdateError(f"counting on run {run_id!r} kept conflicting")
+
+    def _outcome_writes(
+        self, run_id: str, client_id: str, pending: list[ItemOutcome]
+    ) -> list[dict[str, Any]]:
+        deltas: dict[str, int] = {"open_items": -len(pending)}
+        for item in pending:
+            deltas[item.outcome.value] = deltas.get(item.outcome.value, 0) + 1
+            if item.dead_lettered:
+                deltas["dead_lettered"] = deltas.get("dead_lettered", 0) + 1
+        markers = [self._marker_put(run_id, client_id, item) for item in pending]
+        return [*markers, self._client_update(run_id, client_id, deltas)]
+
+    def _without_duplicates(
+        self, exc: ClientError, run_id: str, client_id: str, pending: list[ItemOutcome]
+    ) -> list[ItemOutcome] | None:
+        """What is left to count after a cancelled transaction; None if it cannot tell."""
+        if _error_code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
+            raise exc
+        reasons = exc.response.get("CancellationReasons") or []
+        if reasons:
+            duplicates = {
+                index
+                for index, reason in enumerate(reasons[: len(pending)])
+                if reason.get("Code") == "ConditionalCheckFailed"
+            }
+        elif len(pending) == 1:
+            counted = self._exists(run_id, f"ITEM#{pending[0].envelope_id}")
+            duplicates = {0} if counted else set()
+        else:
+            return None
+        for index in duplicates:
+            self._recount_redriven(run_id, client_id, pending[index])
+        return [item for index, item in enumerate(pending) if index not in duplicates]
+
+    def _recount_redriven(self, run_id: str, client_id: str, item: ItemOutcome) -> None:
+        """A dead-lettered item, redriven, that now succeeded: move it out of ``failed``.
+
+        The outcome row flips from failed under a condition, in the same transaction as the
+        client's counters, so a redelivered redrive moves nothing twice.
+        """
+        if item.outcome is Outcome.FAILED:
+            return
+        deltas = {Outcome.FAILED.value: -1, item.outcome.value: 1}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": {"run_id": run_id, "sk": f"ITEM#{item.envelope_id}"},
+                            "UpdateExpression": (
+                                "SET outcome = :new, reason = :reason, redriven_at = :now"
+                            ),
+                            "ConditionExpression": "outcome = :failed",
+                            "ExpressionAttributeValues": {
+                                ":new": item.outcome.value,
+                                ":failed": Outcome.FAILED.value,
+                                ":reason": f"redriven: {item.reason}",
+                                ":now": _now(),
+                            },
+                        }
+                    },
+                    self._client_update(run_id, client_id, deltas),
+                ]
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "TransactionCanceledException":
+                return  # not a failed outcome (a plain duplicate), or already recounted
+            raise
+        logger.info(
+            "redriven item recounted",
+            extra={
+                "run_id": run_id,
+                "client_id": client_id,
+                "item_id": item.envelope_id,
+                "outcome": item.outcome.value,
+            },
+        )
+        client = self._table.get_item(
+            Key={"run_id": run_id, "sk": f"CLIENT#{client_id}"}, ConsistentRead=True
+        ).get("Item", {})
+        if client.get("status") == ClientStatus.DONE.value:
+            # The client's totals were already rolled up into the header: move them there too.
+            self._table.update_item(
+                Key={"run_id": run_id, "sk": HEADER},
+                UpdateExpression="ADD #failed :minus, #new :plus",
+                ExpressionAttributeNames={
+                    "#failed": Outcome.FAILED.value,
+                    "#new": item.outcome.value,
+                },
+                ExpressionAttributeValues={":minus": -1, ":plus": 1},
+            )
 
     def _marker_put(self, run_id: str, client_id: str, item: ItemOutcome) -> dict[str, Any]:
         return {
