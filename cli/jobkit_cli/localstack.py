@@ -132,9 +132,9 @@ def start_processes() -> LocalState:
     return state
 
 
-def deploy(state: LocalState) -> None:
+def deploy(state: LocalState, root: Path | None = None, stack_name: str = STACK_NAME) -> None:
     """sam build + sam deploy --config-env local: the same deploy as to AWS."""
-    root = project_root()
+    root = root or project_root()
     sam = str(_tool(SAM))
     env = aws_env(state.endpoint_url)
     # sam build needs python3.13 on PATH: ours is the project venv's interpreter.
@@ -153,6 +153,8 @@ def deploy(state: LocalState) -> None:
             "--config-env",
             "local",
             "--no-progressbar",
+            "--stack-name",
+            stack_name,
             "--parameter-overrides",
             overrides,
         ],

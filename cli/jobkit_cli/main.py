@@ -92,6 +92,25 @@ def run(
         console.print(client_table(follow(started.run_id, lambda: api.run(started.run_id))))
 
 
+@app.command()
+def new(
+    job_type: str,
+    schedule: Annotated[str, typer.Option(help="Its EventBridge schedule.")] = "rate(1 hour)",
+) -> None:
+    """Scaffold a job type: its module, registration, template block, sample event and test."""
+    from jobkit_cli.paths import project_root
+    from jobkit_cli.scaffold import ScaffoldError, scaffold
+
+    try:
+        touched = scaffold(project_root(), job_type, schedule)
+    except ScaffoldError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+    for path in touched:
+        console.print(f"wrote {path.relative_to(project_root())}")
+    console.print("next: write the rules in the module, then add clients")
+
+
 @app.command("api-url")
 def api_url_command() -> None:
     """The runs API's base URL (local stack or AWS)."""

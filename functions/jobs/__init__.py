@@ -3,7 +3,14 @@
 from typing import Any
 
 from jobkit.job import Job
-
 from jobs import sync_completed_records
 
-JOBS: dict[str, Job[Any]] = {job.name: job for job in (sync_completed_records.JOB,)}
+# jobkit:job-imports
+
+JOBS: dict[str, Job[Any]] = {
+    job.name: job
+    for job in (
+        sync_completed_records.JOB,
+        # jobkit:job-entries
+    )
+}

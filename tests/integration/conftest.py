@@ -108,8 +108,14 @@ def api_base(stack: Stack) -> str:
     return api_url(stack)
 
 
+@pytest.fixture(scope="session")
+def issued_keys() -> list[str]:
+    """Every key the suite issues, so the last test can prove none of them reached a log."""
+    return []
+
+
 @pytest.fixture
-def make_key(stack: Stack) -> Callable[..., str]:
+def make_key(stack: Stack, issued_keys: list[str]) -> Callable[..., str]:
     """Create a real key in the Keys table; returns the plaintext (never printed)."""
     from datetime import datetime
 
@@ -126,6 +132,7 @@ def make_key(stack: Stack) -> Callable[..., str]:
         _, plaintext = store.create(
             "test", set(scopes), job_types=jobs, clients=clients, expires_at=expires_at
         )
+        issued_keys.append(plaintext)
         return plaintext
 
     return make

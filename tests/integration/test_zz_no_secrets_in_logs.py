@@ -1,0 +1,35 @@
+"""Runs last: no key issued during the suite appears in any log the stack wrote."""
+
+from collections.abc import Iterator
+
+import pytest
+from jobkit.keys import parse_key
+from jobkit_cli.paths import state_dir
+from jobkit_cli.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def _cloudwatch_messages(stack: Stack) -> Iterator[str]:
+    logs = stack.client("logs")
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix="/aws/"):
+        for group in page["logGroups"]:
+            kwargs = {"logGroupName": group["logGroupName"]}
+            while True:
+                events = logs.filter_log_events(**kwargs)
+                yield from (event["message"] for event in events.get("events", []))
+                if not events.get("nextToken"):
+                    break
+                kwargs["nextToken"] = events["nextToken"]
+
+
+def test_no_issued_key_appears_in_any_log(stack: Stack, issued_keys: list[str]) -> None:
+    if not issued_keys:
+        pytest.skip("no key was issued in this session (run the whole integration suite)")
+    secrets = [parsed.secret for key in issued_keys if (parsed := parse_key(key))]
+    assert len(secrets) == len(issued_keys)
+    texts = [path.read_text(errors="replace") for path in state_dir().glob("*.log")]
+    texts.append("\n".join(_cloudwatch_messages(stack)))
+    assert sum(len(text) for text in texts) > 0
+    leaked = sum(1 for secret in secrets for text in texts if secret in text)
+    assert leaked == 0, f"{leaked} key(s) found in logs"  # the count only, never the key
