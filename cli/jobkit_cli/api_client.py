@@ -4,8 +4,8 @@ import os
 from typing import Any
 
 import httpx
-from jobkit.api_models import RunOut
 
+from jobkit.api_models import RunOut
 from jobkit_cli.stack import Stack
 
 

@@ -7,10 +7,10 @@ external system saw exactly one acknowledgement per processed record.
 
 from datetime import UTC, datetime
 
-from jobkit.api_models import RunOut
-from jobkit.runs import RunView
 from rich.panel import Panel
 
+from jobkit.api_models import RunOut
+from jobkit.runs import RunView
 from jobkit_cli import localstack
 from jobkit_cli.runs_view import (
     client_table,

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from jobkit.keys import KeyStore, Scope
 from rich.table import Table
 
+from jobkit.keys import KeyStore, Scope
 from jobkit_cli.runs_view import console
 from jobkit_cli.stack import Stack
 

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from jobkit.api_models import RunOut
-from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
 from rich.table import Table
 
+from jobkit.api_models import RunOut
+from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
 from jobkit_cli import localstack
 from jobkit_cli.api_client import ApiClient, ApiError, api_url
 from jobkit_cli.dlq import dlq_app

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobkit.api_models import RunOut
-from jobkit.runs import COUNTERS, FINAL_STATUSES, RunStore, RunView
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from jobkit.api_models import RunOut
+from jobkit.runs import COUNTERS, FINAL_STATUSES, RunStore, RunView
 from jobkit_cli.stack import Stack
 
 # Wide enough for the tables when output is captured (CI, pipes); a terminal sets its own.

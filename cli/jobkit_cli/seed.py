@@ -3,9 +3,9 @@
 from typing import Any
 
 import httpx
+
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.workflow import STATE, record_pk
-
 from jobkit_cli.stack import Stack
 
 TABLE_OUTPUTS = ("ConfigTableName", "RunsTableName", "RecordsTableName", "IdempotencyTableName")

@@ -15,6 +15,8 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ValidationError
+
 from jobkit.api_models import (
     ClientConfigIn,
     ErrorOut,
@@ -34,7 +36,6 @@ from jobkit.observability import logger, metrics, tracer
 from jobkit.runs import RunHeader, RunStatus, RunStore, Trigger
 from jobkit.settings import ApiSettings, load_settings
 from jobkit.workflow import WorkflowStore
-from pydantic import BaseModel, ValidationError
 
 settings = load_settings(ApiSettings)
 configs = ConfigStore(dynamodb_resource().Table(settings.config_table))

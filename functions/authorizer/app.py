@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
     APIGatewayAuthorizerResponse,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from jobkit.aws import dynamodb_resource
 from jobkit.keys import KeyStore
 from jobkit.observability import logger, tracer

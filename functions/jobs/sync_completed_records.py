@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import BaseModel, ValidationError
+
 from jobkit.config import ClientConfig
 from jobkit.envelope import describe_validation_error
 from jobkit.errors import InvalidPayloadError
 from jobkit.external import ExternalSystem
 from jobkit.job import AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
-from pydantic import BaseModel, ValidationError
 
 OPEN_STATUSES = frozenset({"OPEN", "PENDING", "IN_PROGRESS"})
 

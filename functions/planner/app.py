@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from jobkit.aws import dynamodb_resource, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.observability import logger, metrics, tracer

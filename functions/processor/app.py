@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from jobkit.aws import dynamodb_resource, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.external import external_system

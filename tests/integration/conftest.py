@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from jobkit.runs import RunStore, RunView
 from jobkit_cli import localstack
 from jobkit_cli.runs_view import is_final

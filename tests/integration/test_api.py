@@ -5,9 +5,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from jobkit.keys import KeyStore, Scope, parse_key
 from jobkit_cli.stack import Stack
-
 from tests.integration.conftest import JOB, wait_until
 
 pytestmark = pytest.mark.integration

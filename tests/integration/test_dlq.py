@@ -3,12 +3,12 @@
 from typing import Any
 
 import pytest
+
 from jobkit.runs import RunStatus, RunStore
 from jobkit.workflow import STATE, record_pk
 from jobkit_cli.dlq import Filter, redrive
 from jobkit_cli.runs_view import peek_dead_letters
 from jobkit_cli.stack import Stack
-
 from tests.integration.conftest import fire, wait_for_run, wait_until
 
 pytestmark = pytest.mark.integration

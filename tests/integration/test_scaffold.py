@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+
 from jobkit.runs import RunStatus, RunStore
 from jobkit_cli import localstack
 from jobkit_cli.scaffold import scaffold
 from jobkit_cli.seed import seed_client
 from jobkit_cli.stack import Stack, load_local_state
-
 from tests.integration.conftest import acks, wait_for_run
 from tests.support import ROOT
 

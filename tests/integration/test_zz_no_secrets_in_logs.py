@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
+
 from jobkit.keys import parse_key
 from jobkit_cli.paths import state_dir
 from jobkit_cli.stack import Stack

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.planning import Planner, PlanRequest
 from jobkit.processing import Dependencies, Processor
@@ -12,7 +13,6 @@ from jobkit.queue import DeadLetterQueue, WorkQueue
 from jobkit.runs import RunHeader, RunStore, RunView
 from jobkit.workflow import STATE, WorkflowStore, record_pk
 from jobs import JOBS
-
 from tests.support import LambdaContext
 
 JOB = "sync-completed-records"

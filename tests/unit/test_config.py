@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig, parse_config_item
 from jobkit.errors import ConfigNotFoundError
 

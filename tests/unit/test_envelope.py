@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from jobkit.envelope import (
     PageItem,
     RecordItem,
@@ -16,7 +17,6 @@ from jobkit.envelope import (
     record_item_key,
 )
 from jobkit.errors import InvalidEnvelopeError
-
 from tests.support import load_event
 
 

@@ -6,8 +6,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from jobkit.errors import PermanentError
 
+from jobkit.errors import PermanentError
 from tests.support import LambdaContext, load_event
 
 

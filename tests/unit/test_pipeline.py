@@ -3,7 +3,6 @@
 from typing import Any
 
 from jobkit.runs import ClientStatus, RunStatus
-
 from tests.unit.pipeline import JOB
 
 

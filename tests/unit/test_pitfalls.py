@@ -3,11 +3,11 @@
 from typing import Any
 
 import pytest
+
 from jobkit.envelope import PageItem, new_page_item
 from jobkit.errors import EnqueueError
 from jobkit.queue import WorkQueue
 from jobkit.runs import RunStatus
-
 from tests.support import LambdaContext
 
 

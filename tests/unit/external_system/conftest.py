@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from external_system import start_server
 
 
