@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.aws import dynamodb_resource, sqs_client
 from jobkit.config import ConfigStore
+from jobkit.health import ClientHealth
 from jobkit.observability import logger, metrics, tracer
 from jobkit.planning import Planner, parse_plan_request
 from jobkit.queue import WorkQueue
@@ -14,10 +15,14 @@ from jobkit.runs import RunStore
 from jobkit.settings import PlannerSettings, load_settings
 
 settings = load_settings(PlannerSettings)
+configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
 planner = Planner(
     settings.job_type,
-    ConfigStore(dynamodb_resource().Table(settings.config_table)),
-    RunStore(dynamodb_resource().Table(settings.runs_table)),
+    configs,
+    RunStore(
+        dynamodb_resource().Table(settings.runs_table),
+        on_client_closed=ClientHealth(configs).record,
+    ),
     WorkQueue(sqs_client(), settings.work_queue_url),
 )
 

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobkit.aws import dynamodb_resource, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.external import external_system
+from jobkit.health import ClientHealth
 from jobkit.observability import logger, metrics, tracer
 from jobkit.processing import Dependencies, Processor
 from jobkit.queue import DeadLetterQueue, WorkQueue
@@ -18,11 +19,15 @@ from jobkit.workflow import WorkflowStore
 from jobs import JOBS
 
 settings = load_settings(ProcessorSettings)
+configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
 processor = Processor(
     Dependencies(
         jobs=JOBS,
-        configs=ConfigStore(dynamodb_resource().Table(settings.config_table)),
-        runs=RunStore(dynamodb_resource().Table(settings.runs_table)),
+        configs=configs,
+        runs=RunStore(
+            dynamodb_resource().Table(settings.runs_table),
+            on_client_closed=ClientHealth(configs).record,
+        ),
         workflow=WorkflowStore(dynamodb_resource().Table(settings.records_table)),
         queue=WorkQueue(sqs_client(), settings.work_queue_url),
         dead_letters=DeadLetterQueue(sqs_client(), settings.work_dlq_url),

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from jobkit.config import ClientConfig, ConfigStore
+from jobkit.health import ClientHealth
 from jobkit.planning import Planner, PlanRequest
 from jobkit.processing import Dependencies, Processor
 from jobkit.queue import DeadLetterQueue, WorkQueue
@@ -35,7 +36,9 @@ class Pipeline:
     def __post_init__(self) -> None:
         tables = self.aws.tables
         self.configs = ConfigStore(tables["ConfigTable"])
-        self.runs = RunStore(tables["RunsTable"])
+        self.runs = RunStore(
+            tables["RunsTable"], on_client_closed=ClientHealth(self.configs).record
+        )
         self.workflow = WorkflowStore(tables["RecordsTable"])
         self.queue = WorkQueue(self.aws.sqs, self.aws.work_queue_url)
         self.planner = Planner(JOB, self.configs, self.runs, self.queue)

@@ -118,6 +118,22 @@ class ConfigStore:
                 f"no configuration for client {client_id!r} of {job_type!r}"
             ) from exc
 
+    def record_result(self, job_type: str, client_id: str, failed: bool) -> int | None:
+        """Extend or reset the client's consecutive-failure streak; None if it has no row."""
+        update = "ADD failure_streak :one" if failed else "SET failure_streak = :zero"
+        values = {":one": 1} if failed else {":zero": 0}
+        try:
+            response = self._table.update_item(
+                Key={"job_type": job_type, "client_id": client_id},
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(client_id)",
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return int(response["Attributes"]["failure_streak"])
+
     def set_enabled(self, job_type: str, client_id: str, enabled: bool) -> None:
         try:
             self._table.update_item(

@@ -137,6 +137,9 @@ class Planner:
             ]
         )
         self._runs.mark_running(run_id, clients=len(rows), invalid=len(invalid), issues=issues)
+        if created:
+            for row in rows[len(clients) :]:  # invalid configuration: closed as they open
+                self._runs.client_closed(self._job_type, row)
         logger.info(
             "run planned",
             extra={

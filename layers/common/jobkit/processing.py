@@ -13,6 +13,7 @@ dead letter is counted on its run and carries its envelope and reason.
 """
 
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class _Batch:
         default_factory=lambda: defaultdict(list)
     )
     dead: list[_Failure] = field(default_factory=list)
+    item_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     retry: list[_Failure] = field(default_factory=list)
     unsettled: set[str] = field(default_factory=set)  # message ids to report as failures
 
@@ -253,7 +255,9 @@ class Processor:
         )
 
     def _record(self, message: SQSRecord, item: RecordItem, batch: _Batch) -> None:
+        started = time.perf_counter()
         result: RecordResult = self._apply_record(item=item)
+        batch.item_ms[item.job_type].append(1000 * (time.perf_counter() - started))
         outcome, reason = result.outcome, result.reason
         if result.envelope_id != item.envelope_id:
             # The same work was done before, by another message: count this one as skipped.
@@ -599,5 +603,13 @@ class Processor:
                     unit=MetricUnit.Count,
                     value=value,
                     default_dimensions={"job_type": job_type},
-                ) as metric:
-                    metric.add_metadata("batch", "1")
+                ):
+                    pass
+        for job_type, durations in batch.item_ms.items():
+            with single_metric(
+                name="ItemDuration",
+                unit=MetricUnit.Milliseconds,
+                value=sum(durations) / len(durations),  # the batch's mean per record item
+                default_dimensions={"job_type": job_type},
+            ) as metric:
+                metric.add_metadata("items", len(durations))

@@ -15,12 +15,13 @@ header's totals are the sum of its clients'.
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -150,9 +151,12 @@ def _error_code(exc: ClientError) -> str:
 
 
 class RunStore:
-    def __init__(self, table: Any) -> None:
+    def __init__(
+        self, table: Any, on_client_closed: Callable[[str, ClientRun], object] | None = None
+    ) -> None:
         self._table = table
         self._client = table.meta.client
+        self._on_client_closed = on_client_closed
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -533,7 +537,18 @@ class RunStore:
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )
-        self._maybe_finish(RunHeader.model_validate(response["Attributes"]))
+        header = RunHeader.model_validate(response["Attributes"])
+        self.client_closed(header.job_type, row)
+        self._maybe_finish(header)
+
+    def client_closed(self, job_type: str, row: ClientRun) -> None:
+        """Tell the health bookkeeping a client's part of a run is over."""
+        if self._on_client_closed is None:
+            return
+        try:
+            self._on_client_closed(job_type, row)
+        except Exception:  # noqa: BLE001 - health bookkeeping must not stop a run closing
+            logger.exception("recording client health failed", extra={"client_id": row.client_id})
 
     def _maybe_finish(self, header: RunHeader) -> None:
         if header.status is not RunStatus.RUNNING or header.clients_done < header.clients:
@@ -558,6 +573,13 @@ class RunStore:
             raise
         started = header.started_at or header.created_at
         duration = (finished_at - started).total_seconds()
+        with single_metric(
+            name="RunDuration",
+            unit=MetricUnit.Seconds,
+            value=duration,
+            default_dimensions={"job_type": header.job_type},
+        ) as metric:
+            metric.add_metadata("run_id", header.run_id)
         logger.info(
             "run completed",
             extra={

@@ -1,0 +1,82 @@
+"""What ops see: EMF metrics with the right values, failure streaks, the ratio rule."""
+
+import json
+from typing import Any
+
+import pytest
+
+from jobkit.health import processed_ratio, ratio_unhealthy
+
+
+def _emf(output: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for line in output.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+    ]
+
+
+def _total(records: list[dict[str, Any]], name: str) -> float:
+    return sum(sum(r[name]) if isinstance(r[name], list) else r[name] for r in records if name in r)
+
+
+def test_emf_for_a_run_with_failures_has_the_right_values(pipeline: Any, capsys: Any) -> None:
+    pipeline.seed("acme", count=12, poison=("acme-r00004",))
+    pipeline.plan(trigger="cli")
+    capsys.readouterr()
+    pipeline.drain()
+    records = _emf(capsys.readouterr().out)
+    assert all(r["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "jobkit" for r in records)
+    assert all(r["job_type"] == "sync-completed-records" for r in records)
+    assert (
+        _total(records, "RecordsReceived"),
+        _total(records, "RecordsProcessed"),
+        _total(records, "RecordsFailed"),
+        _total(records, "DeadLettered"),
+    ) == (12, 11, 1, 1)
+    [streak] = [r for r in records if "ClientFailureStreak" in r]
+    assert streak["ClientFailureStreak"] == [1.0] and streak["client_id"] == "acme"
+    assert ["job_type", "service"] in streak["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    assert len([r for r in records if "RunDuration" in r]) == 1
+    assert all(v > 0 for r in records if "ItemDuration" in r for v in r["ItemDuration"])
+
+
+def _failing_run(pipeline: Any) -> None:
+    pipeline.plan(trigger="cli")
+    pipeline.external.fail_gets = 5  # every allowed attempt at the page fails
+    pipeline.drain()
+
+
+def test_failure_streak_reaches_three_and_resets_on_a_clean_run(pipeline: Any) -> None:
+    pipeline.seed("acme", count=2)
+    for _ in range(3):
+        _failing_run(pipeline)
+    assert pipeline.configs.get("sync-completed-records", "acme").failure_streak == 3
+    pipeline.plan(trigger="cli")
+    pipeline.drain()
+    assert pipeline.configs.get("sync-completed-records", "acme").failure_streak == 0
+
+
+def test_invalid_configuration_counts_as_a_failed_run_for_its_client(pipeline: Any) -> None:
+    pipeline.aws.tables["ConfigTable"].put_item(
+        Item={
+            "job_type": "sync-completed-records",
+            "client_id": "broken",
+            "group_id": "north",
+            "page_size": 0,
+        }
+    )
+    pipeline.plan(trigger="cli")
+    row = pipeline.aws.tables["ConfigTable"].get_item(
+        Key={"job_type": "sync-completed-records", "client_id": "broken"}
+    )["Item"]
+    assert row["failure_streak"] == 1
+
+
+@pytest.mark.parametrize(("processed", "unhealthy"), [(94, True), (95, False), (96, False)])
+def test_ratio_rule_flags_below_95_percent(processed: int, unhealthy: bool) -> None:
+    assert ratio_unhealthy(100, processed) is unhealthy
+
+
+def test_a_run_that_received_nothing_is_healthy() -> None:
+    assert processed_ratio(0, 0) == 100.0
