@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from jobkit.health import processed_ratio, ratio_unhealthy
+from tests.support import template
 
 
 def _emf(output: str) -> list[dict[str, Any]]:
@@ -73,9 +74,29 @@ def test_invalid_configuration_counts_as_a_failed_run_for_its_client(pipeline: A
     assert row["failure_streak"] == 1
 
 
+def _alarm_fires(value: float) -> bool:
+    """Evaluate the template's ratio alarm as CloudWatch would, for one datapoint."""
+    alarm = template()["Resources"]["SyncCompletedRecordsRatioAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("jobkit", "ProcessedRatio")
+    compare = {"LessThanThreshold": float.__lt__, "LessThanOrEqualToThreshold": float.__le__}[
+        alarm["ComparisonOperator"]
+    ]
+    return bool(compare(value, float(alarm["Threshold"])))
+
+
 @pytest.mark.parametrize(("processed", "unhealthy"), [(94, True), (95, False), (96, False)])
 def test_ratio_rule_flags_below_95_percent(processed: int, unhealthy: bool) -> None:
     assert ratio_unhealthy(100, processed) is unhealthy
+    assert _alarm_fires(processed_ratio(100, processed)) is unhealthy
+
+
+def test_each_run_publishes_its_ratio_for_the_alarm(pipeline: Any, capsys: Any) -> None:
+    pipeline.seed("acme", count=12, poison=("acme-r00004",))
+    pipeline.plan(trigger="cli")
+    pipeline.drain()
+    [ratio] = [r for r in _emf(capsys.readouterr().out) if "ProcessedRatio" in r]
+    assert ratio["ProcessedRatio"] == [pytest.approx(100 * 11 / 12)]
+    assert _alarm_fires(ratio["ProcessedRatio"][0])
 
 
 def test_a_run_that_received_nothing_is_healthy() -> None:

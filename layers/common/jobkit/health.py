@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from jobkit.config import ConfigStore
 from jobkit.observability import logger
-from jobkit.runs import ClientRun, ClientStatus
+from jobkit.runs import ClientRun, ClientStatus, processed_ratio
 
 RATIO_THRESHOLD = 95.0  # processed / received, percent, below which a job type is unhealthy
 STREAK_THRESHOLD = 3
@@ -17,11 +17,6 @@ STREAK_THRESHOLD = 3
 
 def client_failed(row: ClientRun) -> bool:
     return row.result in ("FAILED", ClientStatus.INVALID_CONFIG.value) or row.failed > 0
-
-
-def processed_ratio(received: int, processed: int) -> float:
-    """Percent of received records processed; a run that received nothing is healthy."""
-    return 100.0 if received == 0 else 100.0 * processed / received
 
 
 def ratio_unhealthy(received: int, processed: int) -> bool:

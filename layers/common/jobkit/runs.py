@@ -573,13 +573,15 @@ class RunStore:
             raise
         started = header.started_at or header.created_at
         duration = (finished_at - started).total_seconds()
-        with single_metric(
-            name="RunDuration",
-            unit=MetricUnit.Seconds,
-            value=duration,
-            default_dimensions={"job_type": header.job_type},
-        ) as metric:
-            metric.add_metadata("run_id", header.run_id)
+        ratio = processed_ratio(header.received, header.processed)
+        for name, unit, value in (
+            ("RunDuration", MetricUnit.Seconds, duration),
+            ("ProcessedRatio", MetricUnit.Percent, ratio),  # the alarm's input: < 95 pages
+        ):
+            with single_metric(
+                name=name, unit=unit, value=value, default_dimensions={"job_type": header.job_type}
+            ) as metric:
+                metric.add_metadata("run_id", header.run_id)
         logger.info(
             "run completed",
             extra={
@@ -708,6 +710,11 @@ class RunStore:
         page = self._table.query(**kwargs)
         runs = [RunHeader.model_validate(item) for item in page.get("Items", [])]
         return runs, page.get("LastEvaluatedKey")
+
+
+def processed_ratio(received: int, processed: int) -> float:
+    """Percent of received records processed; a run that received nothing is healthy."""
+    return 100.0 if received == 0 else 100.0 * processed / received
 
 
 def final_status(header: RunHeader) -> RunStatus:
