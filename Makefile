@@ -28,7 +28,12 @@ $(TOOLS)/sam/.installed:
 	$(TOOLS)/sam/bin/pip install --quiet --disable-pip-version-check "aws-sam-cli==$(SAM_VERSION)"
 	touch $@
 
-setup: $(VENV)/.installed $(TOOLS)/ministack/.installed $(TOOLS)/sam/.installed
+# Headless Chromium for the job-health page test (Debian's package; root on these machines).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+setup: $(VENV)/.installed $(TOOLS)/ministack/.installed $(TOOLS)/sam/.installed $(CHROMIUM)
 
 up: setup
 	$(VENV)/bin/jobkit up

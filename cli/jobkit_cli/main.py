@@ -111,6 +111,15 @@ def new(
     console.print("next: write the rules in the module, then add clients")
 
 
+@app.command()
+def health() -> None:
+    """Job types x clients: recent results, failure streaks, ratios and the DLQ depth."""
+    from jobkit_cli.health_view import health_tables
+
+    for table in health_tables(Stack.current()):
+        console.print(table)
+
+
 @app.command("api-url")
 def api_url_command() -> None:
     """The runs API's base URL (local stack or AWS)."""

@@ -8,6 +8,7 @@ import base64
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -27,17 +28,19 @@ from jobkit.api_models import (
     RunOut,
     StartRun,
 )
-from jobkit.aws import dynamodb_resource, lambda_client
+from jobkit.aws import dynamodb_resource, lambda_client, sqs_client
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.envelope import Identifier, describe_validation_error
 from jobkit.errors import ConfigNotFoundError
+from jobkit.health import HealthOut, build_health, job_status_health
 from jobkit.keys import Scope
 from jobkit.observability import logger, metrics, tracer
-from jobkit.runs import RunHeader, RunStatus, RunStore, Trigger
+from jobkit.runs import RunHeader, RunStore, Trigger
 from jobkit.settings import ApiSettings, load_settings
 from jobkit.workflow import WorkflowStore
 
 settings = load_settings(ApiSettings)
+DASHBOARD = (Path(__file__).parent / "dashboard.html").read_text()
 configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
 runs = RunStore(dynamodb_resource().Table(settings.runs_table))
 workflow = WorkflowStore(dynamodb_resource().Table(settings.records_table))
@@ -226,19 +229,33 @@ def run_items(
     return Page[ItemOut](items=items, next=_encode(last))
 
 
+@app.get("/health")
+def job_health() -> HealthOut:
+    caller().require(Scope.READ)
+    schedules = {job: planner.get("schedule", "") for job, planner in settings.planners.items()}
+    return build_health(schedules, configs, runs, _dlq_depth())
+
+
+def _dlq_depth() -> int:
+    attributes = sqs_client().get_queue_attributes(
+        QueueUrl=settings.work_dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessages", 0))
+
+
+@app.get("/dashboard", include_in_schema=False)
+def dashboard() -> Response[str]:
+    """The job-health page: a static shell that asks for a key and calls /health with it."""
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=DASHBOARD)
+
+
 @app.get("/jobs")
 def list_jobs() -> list[JobOut]:
     caller().require(Scope.READ)
     jobs = []
     for job_type, planner in sorted(settings.planners.items()):
         last = runs.recent_runs(job_type, limit=1)
-        health = "unknown"
-        if last:
-            health = {
-                RunStatus.SUCCEEDED: "healthy",
-                RunStatus.COMPLETED_WITH_ERRORS: "degraded",
-                RunStatus.FAILED: "failing",
-            }.get(last[0].status, "running")
+        health = job_status_health(last[0].status if last else None)
         jobs.append(
             JobOut(
                 job_type=job_type,

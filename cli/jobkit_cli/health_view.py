@@ -1,0 +1,76 @@
+"""`jobkit health`: the job-health page's picture, as rich tables in the terminal."""
+
+from rich.table import Table
+from rich.text import Text
+
+from jobkit.config import ConfigStore
+from jobkit.health import RATIO_THRESHOLD, STREAK_THRESHOLD, HealthOut, build_health
+from jobkit_cli.runs_view import run_store
+from jobkit_cli.stack import Stack
+
+COLOURS = {
+    "SUCCEEDED": "green",
+    "COMPLETED_WITH_ERRORS": "yellow",
+    "FAILED": "red",
+    "INVALID_CONFIG": "red",
+    "RUNNING": "blue",
+    "PLANNING": "blue",
+    "CANCELLED": "dim",
+}
+
+
+def load_health(stack: Stack) -> HealthOut:
+    depth = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.outputs["WorkDLQUrl"], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"]
+    return build_health(
+        {job: "" for job in stack.planners},
+        ConfigStore(stack.table("ConfigTableName")),
+        run_store(stack),
+        int(depth),
+    )
+
+
+def health_tables(stack: Stack) -> list[Table]:
+    report = load_health(stack)
+    tables = []
+    for job in report.jobs:
+        title = f"{job.job_type} · {job.health} · DLQ depth {report.dlq_depth}"
+        if job.open_run:
+            counts = job.open_run.counts
+            done = counts.processed + counts.skipped + counts.failed
+            title += f" · run {job.open_run.run_id} open: {done}/{counts.received}"
+        table = Table(title=title)
+        for column in (
+            "client",
+            "recent runs (newest first)",
+            "streak",
+            "processed/received",
+            "note",
+        ):
+            table.add_column(column)
+        for client in job.clients:
+            recent = Text()
+            for result in client.recent or ["-"]:
+                recent.append("■ ", style=COLOURS.get(result, "dim"))
+            ratio = "-" if client.ratio is None else f"{client.ratio:.1f}%"
+            note = client.problem or (
+                "disabled" if not client.enabled else ("pilot" if client.pilot else "")
+            )
+            table.add_row(
+                client.client_id,
+                recent,
+                Text(
+                    str(client.streak),
+                    style="bold red" if client.streak >= STREAK_THRESHOLD else "",
+                ),
+                Text(
+                    ratio,
+                    style="bold red"
+                    if client.ratio is not None and client.ratio < RATIO_THRESHOLD
+                    else "",
+                ),
+                note,
+            )
+        tables.append(table)
+    return tables

@@ -1,0 +1,83 @@
+"""The job-health page in headless Chromium against the local stack (screenshot kept)."""
+
+import subprocess
+import tempfile
+from typing import Any
+
+import httpx
+import pytest
+
+from jobkit.keys import Scope
+from tests.integration.conftest import JOB, wait_until
+from tests.support import ROOT
+
+pytestmark = pytest.mark.integration
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
+def _chromium(url: str, *extra: str) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [
+                "chromium",
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=20000",
+                *extra,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr[-1500:]
+    return result.stdout
+
+
+def test_page_shell_needs_no_key(api_base: str) -> None:
+    page = httpx.get(f"{api_base}/dashboard", timeout=30)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "x-api-key" in page.text
+
+
+def test_page_shows_the_seeded_clients_and_a_run_s_live_counts(
+    api_base: str,
+    make_key: Any,
+    new_client: Any,
+    external: httpx.Client,
+) -> None:
+    # Given two clients and a run kept open by a slow external system
+    clients = [new_client("page", records=40, page_size=10) for _ in range(2)]
+    external.put("/_admin/faults", json={"latency_ms": 700, "clients": clients})
+    trigger = httpx.Client(
+        base_url=api_base, headers={"x-api-key": make_key(Scope.TRIGGER)}, timeout=30
+    )
+    run_id = trigger.post(f"/jobs/{JOB}/runs", json={"clientIds": clients}).json()["run_id"]
+    wait_until(
+        lambda: trigger.get(f"/runs/{run_id}").json()["counts"]["received"] > 0,
+        what="the run to receive records",
+    )
+    # When the page is opened with a read key (given in the fragment, never sent to a server)
+    url = f"{api_base}/dashboard#key={make_key(Scope.READ)}"
+    dom = _chromium(url, "--dump-dom")
+    ARTIFACTS.mkdir(exist_ok=True)
+    _chromium(url, f"--screenshot={ARTIFACTS / 'job-health.png'}", "--window-size=1280,1400")
+    # Then it shows both clients and the open run with its live counts
+    for client in clients:
+        assert f'data-client="{client}"' in dom
+    assert run_id in dom
+    assert 'class="live-counts"' in dom and " of " in dom
+    assert (ARTIFACTS / "job-health.png").stat().st_size > 10_000
+    assert 'id="dlq"' in dom  # the status line rendered from /health, not an error
