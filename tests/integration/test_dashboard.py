@@ -81,3 +81,22 @@ def test_page_shows_the_seeded_clients_and_a_run_s_live_counts(
     assert 'class="live-counts"' in dom and " of " in dom
     assert (ARTIFACTS / "job-health.png").stat().st_size > 10_000
     assert 'id="dlq"' in dom  # the status line rendered from /health, not an error
+
+
+def test_jobkit_health_lists_every_client(stack: Any, new_client: Any) -> None:
+    from typer.testing import CliRunner
+
+    from jobkit.config import ConfigStore, InvalidClientConfig
+    from jobkit_cli.main import app
+
+    new_client("health", records=1)
+    result = CliRunner().invoke(app, ["health"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    configured = [
+        c.client_id
+        for c in ConfigStore(stack.table("ConfigTableName")).clients(JOB)
+        if not isinstance(c, InvalidClientConfig) or c.client_id != "?"
+    ]
+    assert configured
+    missing = [client for client in configured if client not in result.output]
+    assert missing == []
