@@ -23,8 +23,9 @@ class StartRun(_Body):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class Counts(BaseModel):
-    clients: int
+class _Counters(BaseModel):
+    """The run counters (jobkit.runs.COUNTERS), as the API shows them."""
+
     received: int
     processed: int
     failed: int
@@ -34,16 +35,13 @@ class Counts(BaseModel):
     ack_failed: int
 
 
-class ClientRunOut(BaseModel):
+class Counts(_Counters):
+    clients: int
+
+
+class ClientRunOut(_Counters):
     client_id: str
     result: str
-    received: int
-    processed: int
-    failed: int
-    skipped: int
-    dead_lettered: int
-    retries: int
-    ack_failed: int
     error: str | None = None
 
     @classmethod
