@@ -6,8 +6,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_resource, sqs_client
+from jobkit.aws import dynamodb_resource, events_client, sqs_client
 from jobkit.config import ConfigStore
+from jobkit.events import EventPublisher
 from jobkit.external import external_system
 from jobkit.health import ClientHealth
 from jobkit.observability import logger, metrics, tracer
@@ -42,6 +43,7 @@ processor = Processor(
         max_receive_count=settings.max_receive_count,
         key_prefix=settings.idempotency_key_prefix,
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+        events=EventPublisher(events_client(), settings.event_bus_name),
     )
 )
 

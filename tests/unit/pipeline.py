@@ -7,6 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from jobkit.config import ClientConfig, ConfigStore
+from jobkit.errors import TransientError
+from jobkit.events import StatusChanged
 from jobkit.health import ClientHealth
 from jobkit.planning import Planner, PlanRequest
 from jobkit.processing import Dependencies, Processor
@@ -34,6 +36,7 @@ class Pipeline:
     max_receive_count: int = 5
 
     def __post_init__(self) -> None:
+        self.events = RecordingPublisher()
         tables = self.aws.tables
         self.configs = ConfigStore(tables["ConfigTable"])
         self.runs = RunStore(
@@ -59,6 +62,7 @@ class Pipeline:
             max_receive_count=self.max_receive_count,
             key_prefix="jobkit",
             idempotency_ttl_seconds=3600,
+            events=self.events,
         )
         values.update(overrides)
         return Dependencies(**values)
@@ -164,6 +168,20 @@ class Pipeline:
             }
             for m in response.get("Messages", [])
         ]
+
+
+class RecordingPublisher:
+    """Keeps what would go to EventBridge; can fail the next N publishes."""
+
+    def __init__(self) -> None:
+        self.published: list[StatusChanged] = []
+        self.fail_next = 0
+
+    def publish(self, event: StatusChanged) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise TransientError("event not published: InternalFailure")
+        self.published.append(event)
 
 
 def to_sqs_record(message: dict[str, Any]) -> dict[str, Any]:

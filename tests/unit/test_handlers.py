@@ -22,6 +22,7 @@ def handler_env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         "WORK_QUEUE_URL": aws.work_queue_url,
         "WORK_DLQ_URL": aws.dlq_url,
         "EXTERNAL_BASE_URL": "http://127.0.0.1:9",
+        "EVENT_BUS_NAME": "jobkit-events",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

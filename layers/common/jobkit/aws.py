@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 else:
     SQSClient = Any
 
-__all__ = ["SQSClient", "dynamodb_resource", "lambda_client", "sqs_client"]
+__all__ = ["SQSClient", "dynamodb_resource", "events_client", "lambda_client", "sqs_client"]
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10
@@ -27,6 +27,11 @@ def dynamodb_resource() -> Any:
 @cache
 def sqs_client() -> "SQSClient":
     return boto3.client("sqs", config=_CONFIG)
+
+
+@cache
+def events_client() -> Any:
+    return boto3.client("events", config=_CONFIG)
 
 
 @cache

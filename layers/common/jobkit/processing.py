@@ -48,6 +48,7 @@ from jobkit.errors import (
     TenantMismatchError,
     UnknownJobTypeError,
 )
+from jobkit.events import EventPublisher, StatusChanged, event_id
 from jobkit.external import ExternalSystem
 from jobkit.job import AckRef, Job, Skip, raw_record_id
 from jobkit.observability import logger
@@ -118,6 +119,7 @@ class Dependencies:
     max_receive_count: int
     key_prefix: str
     idempotency_ttl_seconds: int
+    events: EventPublisher | None = None
 
 
 class Processor:
@@ -336,6 +338,27 @@ class Processor:
             job_type=item.job_type,
         )
         applied = self._deps.workflow.apply(item.client_id, record.id, decision, tid, context)
+        mine = isinstance(applied, Applied) or (
+            isinstance(applied, AlreadyApplied) and applied.envelope_id == item.envelope_id
+        )
+        if mine and self._deps.events is not None:
+            # After the commit; a failed publish raises, and the retried item publishes the
+            # same event again (this item committed it: AlreadyApplied with our envelope).
+            assert isinstance(applied, Applied | AlreadyApplied)
+            self._deps.events.publish(
+                StatusChanged(
+                    event_id=event_id(tid),
+                    job_type=item.job_type,
+                    client_id=item.client_id,
+                    record_id=record.id,
+                    from_status=applied.from_status,
+                    to_status=decision.to_status,
+                    transition_id=tid,
+                    run_id=item.run_id,
+                    occurred_at=applied.occurred_at,
+                    correlation_id=item.correlation_id,
+                )
+            )
         if isinstance(applied, Applied):
             outcome, reason = Outcome.PROCESSED, f"{applied.from_status} -> {decision.to_status}"
         elif isinstance(applied, AlreadyApplied) and applied.envelope_id == item.envelope_id:

@@ -30,6 +30,7 @@ class PlannerSettings(TableSettings, QueueSettings):
 
 class ProcessorSettings(TableSettings, QueueSettings, ExternalSettings):
     records_table: str = Field(alias="RECORDS_TABLE", min_length=1)
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
     work_dlq_url: str = Field(alias="WORK_DLQ_URL", min_length=1)
     # Must equal the queue's redrive maxReceiveCount: on that attempt we dead-letter

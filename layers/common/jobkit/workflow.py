@@ -44,6 +44,7 @@ class TransitionContext:
 class Applied:
     from_status: str
     version: int
+    occurred_at: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class AlreadyApplied:
 
     run_id: str
     envelope_id: str
+    from_status: str
+    occurred_at: str
 
 
 @dataclass(frozen=True)
@@ -85,13 +88,16 @@ class WorkflowStore:
             return AlreadyApplied(
                 run_id=str(state.get("last_run_id", "")),
                 envelope_id=str(state.get("last_envelope_id", "")),
+                from_status=str(state.get("last_from_status", "")),
+                occurred_at=str(state.get("updated_at", "")),
             )
         current = str(state["status"])
         if current not in transition.allowed_from:
             return NotAllowed(current_status=current)
         version = int(state.get("version", 0))
-        self._commit(pk, state, version, transition, tid, context)
-        return Applied(from_status=current, version=version + 1)
+        now = datetime.now(UTC).isoformat()
+        self._commit(pk, state, version, transition, tid, context, now)
+        return Applied(from_status=current, version=version + 1, occurred_at=now)
 
     def _commit(
         self,
@@ -101,11 +107,12 @@ class WorkflowStore:
         transition: Transition,
         tid: str,
         context: TransitionContext,
+        now: str,
     ) -> None:
-        now = datetime.now(UTC).isoformat()
         update = (
             "SET #status = :to, version = :next, last_transition_id = :tid, "
-            "last_run_id = :run, last_envelope_id = :env, updated_at = :now"
+            "last_run_id = :run, last_envelope_id = :env, updated_at = :now, "
+            "last_from_status = :from"
         )
         if transition.clear_pending:
             update += " REMOVE pending_items"
@@ -125,6 +132,7 @@ class WorkflowStore:
                         ":run": context.run_id,
                         ":env": context.envelope_id,
                         ":now": now,
+                        ":from": state["status"],
                     },
                 }
             },
