@@ -73,7 +73,9 @@ def test_generated_job_type_deploys_and_runs(
     deployed = Stack("jobkit-scaffold", stack.region, stack.endpoint_url, stack.external_url)
     client = f"scaffold-{uuid.uuid4().hex[:8]}"
     seed_client(deployed, job_type=NEW_JOB, client_id=client, group_id="north", records=5)
-    planned: dict[str, Any] = deployed.invoke(deployed.planners[NEW_JOB], {"trigger": "cli"})
+    planned: dict[str, Any] = deployed.invoke(
+        deployed.planners[NEW_JOB], {"trigger": "cli", "client_ids": [client]}
+    )
     # Then the run goes through the whole pipeline: every record skipped, nothing acked
     view = wait_for_run(RunStore(deployed.table("RunsTableName")), planned["run_id"])
     assert view.header.status is RunStatus.SUCCEEDED
