@@ -142,7 +142,9 @@ def deploy(state: LocalState, root: Path | None = None, stack_name: str = STACK_
     env["JOBKIT_ARCH"] = "x86_64"
     overrides = (
         "Architecture=x86_64 Environment=local SchedulesState=DISABLED "
-        f"ExternalBaseUrl={state.external_url}"
+        f"ExternalBaseUrl={state.external_url} "
+        # Webhook retries in seconds rather than minutes, so tests see all 8 attempts.
+        "WebhookBackoffBaseSeconds=1 WebhookBackoffMaxSeconds=4"
     )
     log = state_dir() / "sam.log"
     steps = [

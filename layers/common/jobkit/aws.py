@@ -11,7 +11,14 @@ if TYPE_CHECKING:
 else:
     SQSClient = Any
 
-__all__ = ["SQSClient", "dynamodb_resource", "events_client", "lambda_client", "sqs_client"]
+__all__ = [
+    "SQSClient",
+    "dynamodb_resource",
+    "events_client",
+    "lambda_client",
+    "secrets_client",
+    "sqs_client",
+]
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10
@@ -32,6 +39,11 @@ def sqs_client() -> "SQSClient":
 @cache
 def events_client() -> Any:
     return boto3.client("events", config=_CONFIG)
+
+
+@cache
+def secrets_client() -> Any:
+    return boto3.client("secretsmanager", config=_CONFIG)
 
 
 @cache

@@ -42,8 +42,11 @@ class WorkQueue:
         self._url = queue_url
 
     def send(self, items: Sequence[PageItem | RecordItem]) -> None:
-        """Enqueue every item, ten per request, resending entries SQS failed."""
-        bodies = [(item.message_group_id, item.model_dump_json()) for item in items]
+        """Enqueue every work item, ten per request, resending entries SQS failed."""
+        self.send_bodies([(item.message_group_id, item.model_dump_json()) for item in items])
+
+    def send_bodies(self, bodies: Sequence[tuple[str, str]]) -> None:
+        """Enqueue (message group, body) pairs, ten per request, resending failed entries."""
         for batch in _batches(bodies):
             self._send_batch(batch)
 

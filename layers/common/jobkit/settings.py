@@ -55,6 +55,21 @@ class ApiSettings(TableSettings):
     planners: Json[dict[str, dict[str, str]]] = Field(alias="PLANNERS")
 
 
+class MatcherSettings(_Env):
+    subscriptions_table: str = Field(alias="SUBSCRIPTIONS_TABLE", min_length=1)
+    webhook_queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
+    webhook_secret_prefix: str = Field(alias="WEBHOOK_SECRET_PREFIX", min_length=1)
+
+
+class DeliverySettings(MatcherSettings):
+    deliveries_table: str = Field(alias="DELIVERIES_TABLE", min_length=1)
+    webhook_dlq_url: str = Field(alias="WEBHOOK_DLQ_URL", min_length=1)
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    timeout_seconds: float = Field(5.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0)
+    backoff_base_seconds: float = Field(30.0, alias="WEBHOOK_BACKOFF_BASE_SECONDS", gt=0)
+    backoff_max_seconds: float = Field(3600.0, alias="WEBHOOK_BACKOFF_MAX_SECONDS", gt=0)
+
+
 def load_settings[SettingsT: BaseModel](model: type[SettingsT]) -> SettingsT:
     """Validate the process environment against a settings model."""
     return model.model_validate(dict(os.environ))

@@ -1,0 +1,55 @@
+"""Webhook delivery worker: POSTs each delivery, signed, with backoff between attempts."""
+
+from typing import Any
+
+import httpx
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobkit.aws import dynamodb_resource, secrets_client, sqs_client
+from jobkit.delivery import DeliveryWorker, WorkerDeps
+from jobkit.observability import logger, metrics, tracer
+from jobkit.queue import DeadLetterQueue
+from jobkit.settings import DeliverySettings, load_settings
+from jobkit.subscriptions import DeliveryLog, SubscriptionStore
+
+settings = load_settings(DeliverySettings)
+
+
+def signing_secret(name: str) -> str:
+    # Powertools Parameters caches it for five minutes across invocations.
+    return str(parameters.get_secret(name, max_age=300))
+
+
+worker = DeliveryWorker(
+    WorkerDeps(
+        subscriptions=SubscriptionStore(
+            dynamodb_resource().Table(settings.subscriptions_table),
+            secrets_client(),
+            settings.webhook_secret_prefix,
+        ),
+        log=DeliveryLog(dynamodb_resource().Table(settings.deliveries_table)),
+        secret=signing_secret,
+        http=httpx.Client(
+            timeout=settings.timeout_seconds, headers={"user-agent": "jobkit-webhooks"}
+        ),
+        sqs=sqs_client(),
+        queue_url=settings.webhook_queue_url,
+        dead_letters=DeadLetterQueue(sqs_client(), settings.webhook_dlq_url),
+        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        backoff_base=settings.backoff_base_seconds,
+        backoff_cap=settings.backoff_max_seconds,
+    )
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(
+        name="WebhookAttempts", unit=MetricUnit.Count, value=len(event.get("Records", []))
+    )
+    return worker.handle(event, context)

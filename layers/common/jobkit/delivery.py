@@ -1,0 +1,257 @@
+"""Webhook delivery: match events to subscriptions, then POST each delivery, signed.
+
+Matcher: one delivery per matching subscription (delivery id = event id + subscription id)
+on the webhook queue. Worker: Powertools idempotency on the delivery id (a duplicate event
+never delivers twice), the body signed with the subscription's secret, the answer classified:
+2xx delivered; 410 disables the subscription; other 4xx (but 408/429) dead-letter at once;
+the rest retries with exponential backoff and jitter through message visibility (429 honours
+Retry-After), and the 8th failed attempt dead-letters with a failure record.
+"""
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from jobkit.aws import SQSClient
+from jobkit.envelope import describe_validation_error
+from jobkit.events import StatusChanged
+from jobkit.observability import logger
+from jobkit.queue import DeadLetterQueue, WorkQueue
+from jobkit.subscriptions import DeliveryLog, Subscription, SubscriptionStore
+from jobkit.webhooks import (
+    DELIVERY_HEADER,
+    MAX_ATTEMPTS,
+    SIGNATURE_HEADER,
+    Verdict,
+    backoff_seconds,
+    classify,
+    sign,
+)
+
+
+class Delivery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delivery_id: str
+    subscription_id: str
+    client_id: str
+    event_id: str
+    event_type: str
+    event: dict[str, Any]
+
+
+def delivery_id(event_id: str, subscription_id: str) -> str:
+    return hashlib.sha256(f"{event_id}#{subscription_id}".encode()).hexdigest()[:32]
+
+
+class Matcher:
+    def __init__(self, subscriptions: SubscriptionStore, queue: WorkQueue) -> None:
+        self._subscriptions = subscriptions
+        self._queue = queue
+
+    def match(self, event: StatusChanged) -> int:
+        wanted = [s for s in self._subscriptions.for_client(event.client_id) if s.wants(event.type)]
+        self._queue.send_bodies(
+            [
+                (
+                    s.subscription_id,
+                    Delivery(
+                        delivery_id=delivery_id(event.event_id, s.subscription_id),
+                        subscription_id=s.subscription_id,
+                        client_id=event.client_id,
+                        event_id=event.event_id,
+                        event_type=event.type,
+                        event=event.model_dump(mode="json"),
+                    ).model_dump_json(),
+                )
+                for s in wanted
+            ]
+        )
+        return len(wanted)
+
+
+class DeliveryOutcome(BaseModel):
+    """Kept in the idempotency record: a final answer for this delivery."""
+
+    status: str
+    http_status: int | None = None
+
+
+class RetryDelivery(Exception):  # noqa: N818 - a signal, not an error condition
+    def __init__(self, reason: str, http_status: int | None, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+@dataclass
+class WorkerDeps:
+    subscriptions: SubscriptionStore
+    log: DeliveryLog
+    secret: Callable[[str], str]
+    http: httpx.Client
+    sqs: SQSClient
+    queue_url: str
+    dead_letters: DeadLetterQueue
+    persistence: BasePersistenceLayer
+    backoff_base: float
+    backoff_cap: float
+    max_attempts: int = MAX_ATTEMPTS
+    key_prefix: str = "jobkit.webhook"
+
+
+@dataclass
+class _Pacer:
+    """Per-endpoint rate limit within this container: at most `rate` requests a second."""
+
+    next_at: dict[str, float] = field(default_factory=dict)
+
+    def wait(self, subscription: Subscription) -> None:
+        now = time.monotonic()
+        at = max(now, self.next_at.get(subscription.subscription_id, now))
+        if at > now:
+            time.sleep(at - now)
+        self.next_at[subscription.subscription_id] = at + 1 / subscription.rate_per_second
+
+
+class DeliveryWorker:
+    def __init__(self, deps: WorkerDeps) -> None:
+        self._deps = deps
+        self._pacer = _Pacer()
+        self._config = IdempotencyConfig(
+            event_key_jmespath="delivery_id",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=7 * 24 * 3600,
+        )
+        self._deliver = idempotent_function(
+            self._deliver_once,
+            data_keyword_argument="delivery",
+            persistence_store=deps.persistence,
+            config=self._config,
+            output_serializer=PydanticSerializer(DeliveryOutcome),
+            key_prefix=deps.key_prefix,
+        )
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        self._config.register_lambda_context(context)
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+        def handle_message(record: SQSRecord) -> None:  # BatchProcessor passes `record=`
+            self._handle(record)
+
+        with processor(records=event.get("Records", []), handler=handle_message):
+            processor.process()
+        return dict(processor.response())
+
+    def _handle(self, message: SQSRecord) -> None:
+        attempt = int(message.attributes.approximate_receive_count or 1)
+        try:
+            delivery = Delivery.model_validate_json(message.body)
+        except ValidationError as exc:
+            self._dead_letter(message, None, f"invalid delivery: {describe_validation_error(exc)}")
+            return
+        try:
+            self._deliver(delivery=delivery)
+        except RetryDelivery as retry:
+            if attempt >= self._deps.max_attempts:
+                reason = f"gave up after {attempt} attempts: {retry}"
+                self._deps.log.give_up(delivery.delivery_id, reason)
+                self._dead_letter(message, delivery, reason)
+                return
+            delay = retry.retry_after or backoff_seconds(
+                attempt, self._deps.backoff_base, self._deps.backoff_cap
+            )
+            self._deps.sqs.change_message_visibility(
+                QueueUrl=self._deps.queue_url,
+                ReceiptHandle=message.receipt_handle,
+                VisibilityTimeout=max(1, int(delay)),
+            )
+            raise
+
+    def _deliver_once(self, delivery: Delivery) -> DeliveryOutcome:
+        subscription = self._deps.subscriptions.get(delivery.client_id, delivery.subscription_id)
+        if subscription is None or not subscription.enabled:
+            logger.info(
+                "delivery skipped: subscription gone or disabled",
+                extra={"delivery_id": delivery.delivery_id},
+            )
+            return DeliveryOutcome(status="skipped")
+        body = json.dumps(delivery.event, sort_keys=True, separators=(",", ":")).encode()
+        headers = {
+            "content-type": "application/json",
+            DELIVERY_HEADER: delivery.delivery_id,
+            SIGNATURE_HEADER: sign(self._deps.secret(subscription.secret_name), body),
+        }
+        self._pacer.wait(subscription)
+        started = time.perf_counter()
+        status: int | None
+        try:
+            response = self._deps.http.post(subscription.url, content=body, headers=headers)
+            status, retry_after = response.status_code, response.headers.get("retry-after")
+            error = None if response.is_success else f"HTTP {status}"
+        except httpx.HTTPError as exc:  # timeouts and refused connections are failed attempts
+            status, retry_after, error = None, None, type(exc).__name__
+        latency = 1000 * (time.perf_counter() - started)
+        answer = classify(status, retry_after)
+        keys = self._log_keys(delivery)
+        if answer.verdict is Verdict.RETRY:
+            self._deps.log.attempt(
+                **keys, status="retrying", http_status=status, latency_ms=latency, error=error
+            )
+            raise RetryDelivery(error or "retry", status, answer.retry_after)
+        if answer.verdict is Verdict.GONE:
+            self._deps.subscriptions.disable(
+                delivery.client_id, delivery.subscription_id, "endpoint answered 410 Gone"
+            )
+        final = {
+            Verdict.DELIVERED: "delivered",
+            Verdict.GONE: "gone",
+            Verdict.PERMANENT: "dead_lettered",
+        }[answer.verdict]
+        self._deps.log.attempt(
+            **keys, status=final, http_status=status, latency_ms=latency, error=error
+        )
+        if answer.verdict is Verdict.PERMANENT:
+            self._deps.dead_letters.send(
+                json.dumps(delivery.model_dump(mode="json")),
+                reason=f"receiver refused: {error}",
+                error_type="DeliveryRefused",
+                source_message_id=delivery.delivery_id,
+                attempts=1,
+                client_id=delivery.client_id,
+            )
+        return DeliveryOutcome(status=final, http_status=status)
+
+    @staticmethod
+    def _log_keys(delivery: Delivery) -> dict[str, str]:
+        return {
+            "delivery_id": delivery.delivery_id,
+            "client_id": delivery.client_id,
+            "subscription_id": delivery.subscription_id,
+            "event_id": delivery.event_id,
+        }
+
+    def _dead_letter(self, message: SQSRecord, delivery: Delivery | None, reason: str) -> None:
+        logger.error(
+            "delivery dead-lettered", extra={"reason": reason, "message_id": message.message_id}
+        )
+        self._deps.dead_letters.send(
+            message.body,
+            reason=reason,
+            error_type="DeliveryFailed",
+            source_message_id=message.message_id,
+            attempts=int(message.attributes.approximate_receive_count or 1),
+            client_id=delivery.client_id if delivery else "",
+        )

@@ -1,0 +1,181 @@
+"""Signed webhook delivery, end to end: transition -> event -> matcher -> worker -> receiver."""
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from jobkit.delivery import delivery_id
+from jobkit.events import event_id
+from jobkit.runs import RunStore
+from jobkit.subscriptions import DeliveryLog, SubscriptionStore
+from jobkit.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
+from jobkit.workflow import transition_id
+from jobkit_cli.stack import Stack
+from tests.integration.conftest import fire, wait_for_run, wait_until
+from tests.integration.receiver import Receiver, running_receiver
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def subscriptions(stack: Stack) -> SubscriptionStore:
+    return SubscriptionStore(
+        stack.table("SubscriptionsTableName"),
+        stack.client("secretsmanager"),
+        stack.outputs["WebhookSecretPrefix"],
+    )
+
+
+def _subscribed_run(
+    stack: Stack, runs: RunStore, new_client: Any, subscriptions: Any, receiver: Receiver, kind: str
+) -> tuple[str, str, Any, str]:
+    """A client with one record, subscribed at /<kind>/<client>; its run has finished."""
+    client = new_client(f"hook-{kind}", records=1)
+    path = f"/{kind}/{client}"
+    subscription, secret = subscriptions.add(
+        client, receiver.url + path, {"record.status_changed"}, allow_loopback_http=True
+    )
+    wait_for_run(runs, fire(stack, trigger="cli", client_ids=[client])["run_id"])
+    tid = transition_id(client, f"{client}-r00001", "v1", "COMPLETED")
+    return path, secret, subscription, delivery_id(event_id(tid), subscription.subscription_id)
+
+
+def _log(stack: Stack, delivery: str) -> dict[str, Any]:
+    return DeliveryLog(stack.table("DeliveriesTableName")).get(delivery) or {}
+
+
+def test_delivery_is_signed_and_a_tampered_body_does_not_verify(
+    stack: Stack,
+    runs: RunStore,
+    new_client: Any,
+    subscriptions: Any,
+    receiver: Receiver,
+) -> None:
+    path, secret, _, delivery = _subscribed_run(
+        stack, runs, new_client, subscriptions, receiver, "ok"
+    )
+    wait_until(lambda: bool(receiver.for_path(path)), what="the delivery")
+    [request] = receiver.for_path(path)
+    signature = request.headers[SIGNATURE_HEADER]
+    assert request.headers[DELIVERY_HEADER] == delivery
+    assert verify(secret, request.body, signature)
+    assert not verify(secret, request.body.replace(b"COMPLETED", b"CANCELLED"), signature)
+    body = json.loads(request.body)
+    assert (body["type"], body["to_status"]) == ("record.status_changed", "COMPLETED")
+    wait_until(lambda: _log(stack, delivery).get("status") == "delivered", what="the log")
+
+
+def test_receiver_failing_three_times_gets_the_event_once_after_four_attempts(
+    stack: Stack,
+    runs: RunStore,
+    new_client: Any,
+    subscriptions: Any,
+    receiver: Receiver,
+) -> None:
+    path, _, _, delivery = _subscribed_run(
+        stack, runs, new_client, subscriptions, receiver, "flaky3"
+    )
+    wait_until(
+        lambda: _log(stack, delivery).get("status") == "delivered",
+        timeout=120,
+        what="the delivery to succeed",
+    )
+    assert [r.status for r in receiver.for_path(path)] == [500, 500, 500, 200]
+    assert int(_log(stack, delivery)["attempts"]) == 4
+
+
+def test_receiver_always_failing_gets_eight_attempts_then_dead_letter_and_record(
+    stack: Stack,
+    runs: RunStore,
+    new_client: Any,
+    subscriptions: Any,
+    receiver: Receiver,
+) -> None:
+    path, _, _, delivery = _subscribed_run(stack, runs, new_client, subscriptions, receiver, "down")
+    wait_until(
+        lambda: _log(stack, delivery).get("status") == "dead_lettered",
+        timeout=180,
+        what="the delivery to give up",
+    )
+    assert len(receiver.for_path(path)) == 8
+    record = _log(stack, delivery)
+    assert int(record["attempts"]) == 8 and "gave up after 8 attempts" in record["last_error"]
+    letters = (
+        stack.client("sqs")
+        .receive_message(
+            QueueUrl=stack.outputs["WebhookDLQUrl"], MaxNumberOfMessages=10, VisibilityTimeout=0
+        )
+        .get("Messages", [])
+    )
+    assert any(delivery in m["Body"] for m in letters)
+
+
+def test_410_disables_the_subscription(
+    stack: Stack,
+    runs: RunStore,
+    new_client: Any,
+    subscriptions: Any,
+    receiver: Receiver,
+) -> None:
+    path, _, subscription, delivery = _subscribed_run(
+        stack, runs, new_client, subscriptions, receiver, "gone"
+    )
+    wait_until(lambda: _log(stack, delivery).get("status") == "gone", what="410 handling")
+    current = subscriptions.get(subscription.client_id, subscription.subscription_id)
+    assert current is not None and not current.enabled
+    assert current.disabled_reason == "endpoint answered 410 Gone"
+    assert len(receiver.for_path(path)) == 1
+
+
+def test_a_timeout_counts_as_a_failed_attempt(
+    stack: Stack,
+    runs: RunStore,
+    new_client: Any,
+    subscriptions: Any,
+    receiver: Receiver,
+) -> None:
+    path, _, _, delivery = _subscribed_run(stack, runs, new_client, subscriptions, receiver, "slow")
+    wait_until(
+        lambda: _log(stack, delivery).get("status") == "delivered",
+        timeout=120,
+        what="the retry after the timeout",
+    )
+    assert int(_log(stack, delivery)["attempts"]) == 2
+
+
+def test_duplicate_events_do_not_cause_duplicate_deliveries(
+    stack: Stack,
+    runs: RunStore,
+    new_client: Any,
+    subscriptions: Any,
+    receiver: Receiver,
+) -> None:
+    path, _, _, delivery = _subscribed_run(stack, runs, new_client, subscriptions, receiver, "ok")
+    wait_until(lambda: bool(receiver.for_path(path)), what="the first delivery")
+    detail = json.loads(receiver.for_path(path)[0].body)
+    for _ in range(2):  # the same event published again (a retried publish)
+        stack.client("events").put_events(
+            Entries=[
+                {
+                    "EventBusName": stack.outputs["EventBusName"],
+                    "Source": "jobkit",
+                    "DetailType": detail["type"],
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+    marker = f"/ok/{uuid.uuid4().hex}"  # wait until the worker has drained past them
+    wait_until(lambda: _log(stack, delivery).get("status") == "delivered", what="the log")
+    import time
+
+    time.sleep(8)
+    assert len(receiver.for_path(path)) == 1, marker
