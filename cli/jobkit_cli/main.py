@@ -22,6 +22,7 @@ from jobkit_cli.runs_view import (
     watch,
 )
 from jobkit_cli.stack import Stack
+from jobkit_cli.webhooks_cli import webhooks_app
 
 app = typer.Typer(help="jobkit: integration jobs on AWS Lambda.", no_args_is_help=True)
 clients_app = typer.Typer(help="Clients of a job type (one config row each).", no_args_is_help=True)
@@ -30,6 +31,7 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhooks_app, name="webhooks")
 
 KeyOption = Annotated[
     str | None,

@@ -20,15 +20,18 @@ from pydantic import BaseModel, ValidationError
 
 from jobkit.api_models import (
     ClientConfigIn,
+    DeliveryOut,
     ErrorOut,
     HistoryEntry,
     ItemOut,
     JobOut,
+    NewSubscription,
     Page,
     RunOut,
     StartRun,
+    SubscriptionOut,
 )
-from jobkit.aws import dynamodb_resource, lambda_client, sqs_client
+from jobkit.aws import dynamodb_resource, lambda_client, secrets_client, sqs_client
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.envelope import Identifier, describe_validation_error
 from jobkit.errors import ConfigNotFoundError
@@ -37,6 +40,7 @@ from jobkit.keys import Scope
 from jobkit.observability import logger, metrics, tracer
 from jobkit.runs import RunHeader, RunStore, Trigger
 from jobkit.settings import ApiSettings, load_settings
+from jobkit.subscriptions import DeliveryLog, Subscription, SubscriptionStore
 from jobkit.workflow import WorkflowStore
 
 settings = load_settings(ApiSettings)
@@ -44,6 +48,12 @@ DASHBOARD = (Path(__file__).parent / "dashboard.html").read_text()
 configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
 runs = RunStore(dynamodb_resource().Table(settings.runs_table))
 workflow = WorkflowStore(dynamodb_resource().Table(settings.records_table))
+subscriptions = SubscriptionStore(
+    dynamodb_resource().Table(settings.subscriptions_table),
+    secrets_client(),
+    settings.webhook_secret_prefix,
+)
+delivery_log = DeliveryLog(dynamodb_resource().Table(settings.deliveries_table))
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(
@@ -329,6 +339,77 @@ def _error(status: int, message: str) -> Response[str]:
 
 
 # One place maps typed errors to status codes; anything else is a bug (500, logged).
+def _subscription_out(sub: Subscription, secret: str | None = None) -> SubscriptionOut:
+    return SubscriptionOut(
+        client_id=sub.client_id,
+        subscription_id=sub.subscription_id,
+        url=sub.url,
+        event_types=sorted(sub.event_types),
+        enabled=sub.enabled,
+        rate_per_second=sub.rate_per_second,
+        disabled_reason=sub.disabled_reason,
+        signing_secret=secret,
+    )
+
+
+@app.post("/webhooks/subscriptions", responses={201: {"description": "Subscribed"}})
+def add_subscription(body: Annotated[NewSubscription, Body()]) -> Response[SubscriptionOut]:
+    caller().require(Scope.ADMIN)
+    try:
+        sub, secret = subscriptions.add(
+            body.client_id,
+            body.url,
+            set(body.event_types),
+            allow_loopback_http=settings.allow_loopback_webhooks,
+            rate_per_second=body.rate_per_second,
+        )
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from exc
+    return Response(
+        status_code=201, content_type="application/json", body=_subscription_out(sub, secret)
+    )
+
+
+@app.get("/webhooks/subscriptions")
+def list_subscriptions(client_id: Annotated[Identifier, Query()]) -> list[SubscriptionOut]:
+    caller().require(Scope.ADMIN)
+    return [_subscription_out(sub) for sub in subscriptions.for_client(client_id)]
+
+
+@app.delete("/webhooks/subscriptions/<client_id>/<subscription_id>")
+def remove_subscription(client_id: str, subscription_id: str) -> Response[str]:
+    caller().require(Scope.ADMIN)
+    if not subscriptions.remove(client_id, subscription_id):
+        raise ApiError(404, f"no subscription {subscription_id!r} for client {client_id!r}")
+    return Response(status_code=204, content_type="application/json", body="")
+
+
+@app.get("/webhooks/deliveries")
+def list_deliveries(
+    client_id: Annotated[Identifier, Query()], limit: Limit = 50
+) -> list[DeliveryOut]:
+    who = caller()
+    who.require(Scope.READ)
+    if who.clients and client_id not in who.clients and Scope.ADMIN not in who.scopes:
+        raise ApiError(403, f"key {who.key_id} lacks read scope for client {client_id}")
+    return [
+        DeliveryOut(
+            delivery_id=row["delivery_id"],
+            event_id=row.get("event_id", ""),
+            subscription_id=row.get("subscription_id", ""),
+            status=row.get("status", ""),
+            attempts=int(row.get("attempts", 0)),
+            last_http_status=None
+            if int(row.get("last_http_status", -1)) < 0
+            else int(row["last_http_status"]),
+            latency_ms=float(row["latency_ms"]) if row.get("latency_ms") else None,
+            last_error=row.get("last_error", ""),
+            updated_at=row["updated_at"],
+        )
+        for row in delivery_log.for_client(client_id, limit)
+    ]
+
+
 @app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
 def api_error(exc: ApiError) -> Response[str]:
     return _error(exc.status, str(exc))

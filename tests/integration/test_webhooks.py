@@ -179,3 +179,41 @@ def test_duplicate_events_do_not_cause_duplicate_deliveries(
 
     time.sleep(8)
     assert len(receiver.for_path(path)) == 1, marker
+
+
+def test_subscriptions_and_deliveries_through_the_api(
+    stack: Stack,
+    runs: RunStore,
+    new_client: Any,
+    receiver: Receiver,
+    api_base: str,
+    make_key: Any,
+) -> None:
+    import httpx
+
+    from jobkit.keys import Scope
+
+    client = new_client("hook-api", records=2)
+    admin = httpx.Client(
+        base_url=api_base, headers={"x-api-key": make_key(Scope.ADMIN)}, timeout=30
+    )
+    reader = httpx.Client(
+        base_url=api_base, headers={"x-api-key": make_key(Scope.READ)}, timeout=30
+    )
+    body = {"client_id": client, "url": f"{receiver.url}/ok/{client}"}
+    assert reader.post("/webhooks/subscriptions", json=body).status_code == 403
+    refused = admin.post("/webhooks/subscriptions", json={**body, "url": "http://10.1.2.3/x"})
+    assert refused.status_code == 422 and "url" in refused.json()["error"]
+    created = admin.post("/webhooks/subscriptions", json=body)
+    assert created.status_code == 201 and created.json()["signing_secret"].startswith("whsec_")
+    listed = admin.get("/webhooks/subscriptions", params={"client_id": client}).json()
+    assert [s["signing_secret"] for s in listed] == [None]
+    wait_for_run(runs, fire(stack, trigger="cli", client_ids=[client])["run_id"])
+
+    def delivered() -> bool:
+        rows = reader.get("/webhooks/deliveries", params={"client_id": client}).json()
+        return len(rows) == 2 and all(r["status"] == "delivered" for r in rows)
+
+    wait_until(delivered, what="both deliveries in the log")
+    [row, _] = reader.get("/webhooks/deliveries", params={"client_id": client}).json()
+    assert row["attempts"] == 1 and row["last_http_status"] == 200

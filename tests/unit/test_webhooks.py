@@ -68,3 +68,26 @@ def test_backoff_grows_exponentially_within_its_cap() -> None:
     for attempt, ceiling in enumerate(ceilings, start=1):
         assert 0 <= backoff_seconds(attempt, 2.0, 300.0, rng) <= ceiling
     assert ceilings[-1] == 256.0
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback_ok", "accepted"),
+    [
+        ("https://hooks.example.com/x", False, True),
+        ("http://hooks.example.com/x", True, False),
+        ("http://127.0.0.1:8080/x", True, True),
+        ("http://localhost/x", True, True),
+        ("http://127.0.0.1:8080/x", False, False),
+        ("http://10.0.0.1/x", True, False),
+        ("ftp://hooks.example.com/x", True, False),
+        ("not a url", True, False),
+    ],
+)
+def test_endpoint_rules(url: str, loopback_ok: bool, accepted: bool) -> None:
+    from jobkit.subscriptions import check_endpoint
+
+    if accepted:
+        assert check_endpoint(url, loopback_ok) == url
+    else:
+        with pytest.raises(ValueError, match="url:"):
+            check_endpoint(url, loopback_ok)

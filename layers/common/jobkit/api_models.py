@@ -158,5 +158,35 @@ class HistoryEntry(BaseModel):
     triggers: list[str] = []
 
 
+class NewSubscription(_Body):
+    client_id: Identifier
+    url: str = Field(max_length=2048)
+    event_types: list[str] = Field(default_factory=lambda: ["record.status_changed"], min_length=1)
+    rate_per_second: float = Field(5.0, gt=0, le=1000)
+
+
+class SubscriptionOut(BaseModel):
+    client_id: str
+    subscription_id: str
+    url: str
+    event_types: list[str]
+    enabled: bool
+    rate_per_second: float
+    disabled_reason: str | None = None
+    signing_secret: str | None = Field(None, description="Only in the creation answer.")
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: str
+    event_id: str
+    subscription_id: str
+    status: str
+    attempts: int
+    last_http_status: int | None
+    latency_ms: float | None
+    last_error: str
+    updated_at: datetime
+
+
 class ErrorOut(BaseModel):
     error: str

@@ -50,6 +50,11 @@ class AuthorizerSettings(_Env):
 
 class ApiSettings(TableSettings):
     records_table: str = Field(alias="RECORDS_TABLE", min_length=1)
+    subscriptions_table: str = Field(alias="SUBSCRIPTIONS_TABLE", min_length=1)
+    deliveries_table: str = Field(alias="DELIVERIES_TABLE", min_length=1)
+    webhook_secret_prefix: str = Field(alias="WEBHOOK_SECRET_PREFIX", min_length=1)
+    # Plain-http receivers on loopback are for the local stack only.
+    allow_loopback_webhooks: bool = Field(False, alias="ALLOW_LOOPBACK_WEBHOOKS")
     work_dlq_url: str = Field(alias="WORK_DLQ_URL", min_length=1)
     # Job type -> {"function": planner name, "schedule": expression}, written by the template.
     planners: Json[dict[str, dict[str, str]]] = Field(alias="PLANNERS")
