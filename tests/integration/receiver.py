@@ -1,7 +1,8 @@
 """A webhook receiver on loopback whose behaviour is chosen by path, recording every request.
 
 /ok/<x> 200 · /flaky3/<x> 500 three times, then 200 · /down/<x> always 500 · /gone/<x> 410 ·
-/slow/<x> answers after 8 s the first time (the worker times out), then 200.
+/slow/<x> answers after 8 s the first time (the worker times out), then 200 · anything
+else 404.
 """
 
 import threading

@@ -119,6 +119,23 @@ def test_receiver_always_failing_gets_eight_attempts_then_dead_letter_and_record
     assert any(delivery in m["Body"] for m in letters)
 
 
+def test_a_4xx_refusal_is_dead_lettered_at_once(
+    stack: Stack,
+    runs: RunStore,
+    new_client: Any,
+    subscriptions: Any,
+    receiver: Receiver,
+) -> None:
+    path, _, _, delivery = _subscribed_run(
+        stack, runs, new_client, subscriptions, receiver, "refuse"
+    )  # the receiver answers 404 here
+    wait_until(
+        lambda: _log(stack, delivery).get("status") == "dead_lettered",
+        what="the refusal to be dead-lettered",
+    )
+    assert len(receiver.for_path(path)) == 1 and int(_log(stack, delivery)["attempts"]) == 1
+
+
 def test_410_disables_the_subscription(
     stack: Stack,
     runs: RunStore,
