@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from jobkit.api_models import (
     ClientConfigIn,
@@ -36,7 +36,7 @@ from jobkit.config import ClientConfig, ConfigStore
 from jobkit.envelope import Identifier, describe_validation_error
 from jobkit.errors import ConfigNotFoundError
 from jobkit.health import HealthOut, build_health, job_status_health
-from jobkit.keys import Scope
+from jobkit.keys import Grant, Scope
 from jobkit.observability import logger, metrics, tracer
 from jobkit.runs import RunHeader, RunStore, Trigger
 from jobkit.settings import ApiSettings, load_settings
@@ -72,29 +72,15 @@ class ApiError(Exception):
         self.status = status
 
 
-class Caller(BaseModel):
+class Caller(Grant):
     """The key behind this request, as the authorizer described it."""
 
     key_id: str
-    scopes: frozenset[Scope]
-    job_types: frozenset[str]
-    clients: frozenset[str]
 
     def require(
         self, scope: Scope, job_type: str | None = None, client_ids: list[str] | None = None
     ) -> None:
-        from jobkit.keys import ApiKey
-
-        key = ApiKey(
-            key_id=self.key_id,
-            name="",
-            digest="",
-            scopes=self.scopes,
-            job_types=self.job_types,
-            clients=self.clients,
-            created_at=datetime.now(UTC),
-        )
-        if not key.allows(scope, job_type, client_ids):
+        if not self.allows(scope, job_type, client_ids):
             raise ApiError(403, f"key {self.key_id} lacks {scope.value} scope for this request")
 
 

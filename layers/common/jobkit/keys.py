@@ -25,25 +25,14 @@ class Scope(StrEnum):
     ADMIN = "admin"
 
 
-class ApiKey(BaseModel):
-    """A stored key: never its secret, only the secret's digest."""
+class Grant(BaseModel):
+    """What a key may do: scopes, and the job types and clients it is limited to."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    key_id: str
-    name: str = Field(max_length=128)
-    digest: str
     scopes: frozenset[Scope]
     job_types: frozenset[str] = frozenset()  # empty: every job type
     clients: frozenset[str] = frozenset()  # empty: every client
-    created_at: datetime
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
-
-    def is_usable(self, now: datetime) -> bool:
-        if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or now < self.expires_at
 
     def allows(
         self, scope: Scope, job_type: str | None = None, client_ids: list[str] | None = None
@@ -63,6 +52,22 @@ class ApiKey(BaseModel):
             # A client-limited key must name its clients, and only those.
             return bool(client_ids) and set(client_ids or []) <= self.clients
         return True
+
+
+class ApiKey(Grant):
+    """A stored key: never its secret, only the secret's digest."""
+
+    key_id: str
+    name: str = Field(max_length=128)
+    digest: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def is_usable(self, now: datetime) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or now < self.expires_at
 
 
 @dataclass(frozen=True)

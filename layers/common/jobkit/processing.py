@@ -338,24 +338,25 @@ class Processor:
             job_type=item.job_type,
         )
         applied = self._deps.workflow.apply(item.client_id, record.id, decision, tid, context)
-        mine = isinstance(applied, Applied) or (
-            isinstance(applied, AlreadyApplied) and applied.envelope_id == item.envelope_id
+        committed_here: Applied | AlreadyApplied | None = (
+            applied if isinstance(applied, Applied) else None
         )
-        if mine and self._deps.events is not None:
+        if isinstance(applied, AlreadyApplied) and applied.envelope_id == item.envelope_id:
+            committed_here = applied  # this very item committed it, then died before finishing
+        if committed_here is not None and self._deps.events is not None:
             # After the commit; a failed publish raises, and the retried item publishes the
-            # same event again (this item committed it: AlreadyApplied with our envelope).
-            assert isinstance(applied, Applied | AlreadyApplied)
+            # same event again (the transition is then AlreadyApplied with our envelope).
             self._deps.events.publish(
                 StatusChanged(
                     event_id=event_id(tid),
                     job_type=item.job_type,
                     client_id=item.client_id,
                     record_id=record.id,
-                    from_status=applied.from_status,
+                    from_status=committed_here.from_status,
                     to_status=decision.to_status,
                     transition_id=tid,
                     run_id=item.run_id,
-                    occurred_at=applied.occurred_at,
+                    occurred_at=committed_here.occurred_at,
                     correlation_id=item.correlation_id,
                 )
             )
