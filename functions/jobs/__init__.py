@@ -3,7 +3,7 @@
 from typing import Any
 
 from jobkit.job import Job
-from jobs import sync_completed_records
+from jobs import sync_completed_records, sync_contacts
 
 # jobkit:job-imports
 
@@ -11,6 +11,7 @@ JOBS: dict[str, Job[Any]] = {
     job.name: job
     for job in (
         sync_completed_records.JOB,
+        sync_contacts.JOB,
         # jobkit:job-entries
     )
 }

@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 RECORDS_ROUTE = "GET /v1/records"
 ACKS_ROUTE = "POST /v1/acks"
-EXTERNAL_ROUTES = (RECORDS_ROUTE, ACKS_ROUTE)
+CONTACTS_ROUTE = "GET /v1/contacts"
+EXTERNAL_ROUTES = (RECORDS_ROUTE, ACKS_ROUTE, CONTACTS_ROUTE)
 
 # Five digits keep lexicographic id order equal to numeric order, which keyset paging relies on.
 MAX_RECORDS = 99_999

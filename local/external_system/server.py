@@ -13,9 +13,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from external_system.contacts import ContactBook, SeedContacts
 from external_system.faults import Decision, Endpoint, Fault
 from external_system.models import (
     ACKS_ROUTE,
+    CONTACTS_ROUTE,
     RECORDS_ROUTE,
     AckRequest,
     AcksQuery,
@@ -93,6 +95,7 @@ class Api:
 
     def __init__(self, state: State) -> None:
         self._state = state
+        self._contact_book = ContactBook()
         client, record = r"(?P<client_id>[^/]+)", r"(?P<record_id>[^/]+)"
         table: list[tuple[str, str, Handler, str | None]] = [
             ("GET", "/health", self._health, None),
@@ -105,6 +108,10 @@ class Api:
             ("GET", "/_admin/stats", self._stats, None),
             ("GET", f"/v1/clients/{client}/records", self._records, RECORDS_ROUTE),
             ("POST", f"/v1/clients/{client}/acks", self._acks, ACKS_ROUTE),
+            ("GET", f"/v1/clients/{client}/contacts", self._contacts, CONTACTS_ROUTE),
+            ("POST", f"/_admin/clients/{client}/contacts", self._seed_contacts, None),
+            ("POST", f"/_admin/clients/{client}/contacts/{record}/touch", self._touch, None),
+            ("POST", f"/_admin/clients/{client}/contacts/{record}/resend", self._resend, None),
         ]
         self._routes = [Route(m, re.compile(p), h, s) for m, p, h, s in table]
 
@@ -168,6 +175,37 @@ class Api:
             client_id, Endpoint.ACKS, lambda: Reply(200, self._state.ack(client_id, acks))
         )
 
+    def _contacts(self, request: Request, params: Mapping[str, str]) -> Reply:
+        client_id = params["client_id"]
+        try:
+            cursor = int(request.query.get("cursor") or 0)
+            limit = int(request.query.get("limit") or 50)
+        except ValueError as exc:
+            raise HttpError(400, "cursor, limit: must be integers") from exc
+        if not 1 <= limit <= 500:
+            raise HttpError(400, "limit: must be between 1 and 500")
+        self._contact_book.check(client_id)
+        return self._external(
+            client_id,
+            Endpoint.RECORDS,
+            lambda: Reply(200, self._contact_book.page(client_id, cursor, limit)),
+        )
+
+    def _seed_contacts(self, request: Request, params: Mapping[str, str]) -> Reply:
+        body = _parse_body(SeedContacts, request.body)
+        self._contact_book.seed(params["client_id"], body.count)
+        return Reply(201, body)
+
+    def _touch(self, request: Request, params: Mapping[str, str]) -> Reply:
+        return Reply(
+            200, self._contact_book.touch(params["client_id"], params["record_id"], change=True)
+        )
+
+    def _resend(self, request: Request, params: Mapping[str, str]) -> Reply:
+        return Reply(
+            200, self._contact_book.touch(params["client_id"], params["record_id"], change=False)
+        )
+
     def _external(self, client_id: str, endpoint: Endpoint, apply: Callable[[], Reply]) -> Reply:
         decision = self._state.decide_fault(client_id, endpoint)
         if decision.latency_seconds > 0:
@@ -183,6 +221,7 @@ class Api:
 
     def _reset(self, request: Request, params: Mapping[str, str]) -> Reply:
         self._state.reset()
+        self._contact_book.reset()
         return Reply(200, ResetDone())
 
     def _seed(self, request: Request, params: Mapping[str, str]) -> Reply:

@@ -118,6 +118,16 @@ class ConfigStore:
                 f"no configuration for client {client_id!r} of {job_type!r}"
             ) from exc
 
+    def save_cursor(self, job_type: str, client_id: str, cursor: str) -> None:
+        """Where the client's next run resumes; only ever called once the items are enqueued."""
+        self._table.update_item(
+            Key={"job_type": job_type, "client_id": client_id},
+            UpdateExpression="SET #cursor = :cursor",
+            ConditionExpression="attribute_exists(client_id)",
+            ExpressionAttributeNames={"#cursor": "cursor"},
+            ExpressionAttributeValues={":cursor": cursor},
+        )
+
     def record_result(self, job_type: str, client_id: str, failed: bool) -> int | None:
         """Extend or reset the client's consecutive-failure streak; None if it has no row."""
         update = "ADD failure_streak :one" if failed else "SET failure_streak = :zero"
@@ -128,11 +138,11 @@ class ConfigStore:
                 UpdateExpression=update,
                 ConditionExpression="attribute_exists(client_id)",
                 ExpressionAttributeValues=values,
-                ReturnValues="UPDATED_NEW",
+                ReturnValues="ALL_NEW",  # UPDATED_NEW is empty when 0 is set again
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             return None
-        return int(response["Attributes"]["failure_streak"])
+        return int(response["Attributes"].get("failure_streak", 0))
 
     def set_enabled(self, job_type: str, client_id: str, enabled: bool) -> None:
         try:

@@ -37,10 +37,18 @@ class AckRef(BaseModel):
 
 @dataclass(frozen=True)
 class Page:
-    """One page of raw records (validated later, one by one) and where the next page starts."""
+    """One page of raw records (validated later, one by one) and where the next page starts.
+
+    ``resume_at``, for change feeds: where the client's next run resumes once this page's
+    records are safely enqueued (kept as the client's cursor on its config row).
+    """
 
     records: list[dict[str, Any]]
     next_cursor: str | None
+    resume_at: str | None = None
+
+
+NEW = "NEW"  # in ``allowed_from``: the transition may create the record
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class Transition:
     reason: str
     triggers: tuple[str, ...] = ()
     clear_pending: bool = False
+    # Data written on the record with the transition; with ``content_hash`` set, a record
+    # whose stored hash is the same is left alone (skipped as unchanged, no write at all).
+    fields: dict[str, str] | None = None
+    content_hash: str | None = None
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ class Planner:
                     group_id=c.group_id,
                     correlation_id=header.correlation_id,
                     now=now,
+                    cursor=c.cursor,  # change feeds resume where the last run stopped
                 )
                 for c in clients
             ]

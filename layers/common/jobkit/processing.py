@@ -54,7 +54,14 @@ from jobkit.job import AckRef, Job, Skip, raw_record_id
 from jobkit.observability import logger
 from jobkit.queue import MAX_MESSAGE_BYTES, DeadLetterQueue, WorkQueue
 from jobkit.runs import ItemOutcome, Outcome, RunStatus, RunStore
-from jobkit.workflow import AlreadyApplied, Applied, TransitionContext, WorkflowStore, transition_id
+from jobkit.workflow import (
+    AlreadyApplied,
+    Applied,
+    TransitionContext,
+    Unchanged,
+    WorkflowStore,
+    transition_id,
+)
 
 _BACKOFF_BASE_SECONDS = 2
 _BACKOFF_MAX_SECONDS = 300
@@ -367,6 +374,8 @@ class Processor:
             outcome, reason = Outcome.PROCESSED, f"-> {decision.to_status}"
         elif isinstance(applied, AlreadyApplied):
             outcome, reason = Outcome.SKIPPED, f"already applied by run {applied.run_id}"
+        elif isinstance(applied, Unchanged):
+            outcome, reason = Outcome.SKIPPED, "unchanged (same content hash)"
         else:
             outcome = Outcome.SKIPPED
             reason = f"record is {applied.current_status}: no transition to {decision.to_status}"
@@ -412,6 +421,10 @@ class Processor:
                 )
             )
         self._deps.queue.send(outgoing)
+        if page.resume_at is not None:
+            # Only now: a crash before this line re-fetches from the old cursor (duplicates
+            # are skipped downstream), never skips data.
+            self._deps.configs.save_cursor(item.job_type, item.client_id, page.resume_at)
         return PageResult(
             run_id=item.run_id,
             envelope_id=item.envelope_id,

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from jobkit.errors import ConcurrentUpdateError, RecordNotFoundError
-from jobkit.job import Transition
+from jobkit.job import NEW, Transition
 
 STATE = "STATE"
 
@@ -62,7 +62,12 @@ class NotAllowed:
     current_status: str
 
 
-ApplyResult = Applied | AlreadyApplied | NotAllowed
+@dataclass(frozen=True)
+class Unchanged:
+    """The record already holds this content: nothing written."""
+
+
+ApplyResult = Applied | AlreadyApplied | NotAllowed | Unchanged
 
 
 class WorkflowStore:
@@ -82,8 +87,14 @@ class WorkflowStore:
     ) -> ApplyResult:
         pk = record_pk(client_id, record_id)
         state = self._table.get_item(Key={"pk": pk, "sk": STATE}, ConsistentRead=True).get("Item")
+        if state is None and NEW in transition.allowed_from:
+            state = {"status": NEW, "version": 0, "new": True}
         if state is None:
             raise RecordNotFoundError(f"record {record_id!r} of client {client_id!r} is unknown")
+        if transition.content_hash is not None and (
+            state.get("content_hash") == transition.content_hash
+        ):
+            return Unchanged()
         if state.get("last_transition_id") == tid:
             return AlreadyApplied(
                 run_id=str(state.get("last_run_id", "")),
@@ -114,25 +125,35 @@ class WorkflowStore:
             "last_run_id = :run, last_envelope_id = :env, updated_at = :now, "
             "last_from_status = :from"
         )
+        names = {"#status": "status"}
+        values: dict[str, Any] = {}
+        for index, (name, value) in enumerate((transition.fields or {}).items()):
+            update += f", #f{index} = :f{index}"
+            names[f"#f{index}"], values[f":f{index}"] = name, value
+        if transition.content_hash is not None:
+            update += ", content_hash = :hash"
+            values[":hash"] = transition.content_hash
         if transition.clear_pending:
             update += " REMOVE pending_items"
+        guard = "attribute_not_exists(pk)" if state.get("new") else "version = :version"
         items: list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": self._table.name,
                     "Key": {"pk": pk, "sk": STATE},
                     "UpdateExpression": update,
-                    "ConditionExpression": "version = :version",
-                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ConditionExpression": guard,
+                    "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": {
                         ":to": transition.to_status,
                         ":next": version + 1,
-                        ":version": version,
+                        **({} if state.get("new") else {":version": version}),
                         ":tid": tid,
                         ":run": context.run_id,
                         ":env": context.envelope_id,
                         ":now": now,
                         ":from": state["status"],
+                        **values,
                     },
                 }
             },

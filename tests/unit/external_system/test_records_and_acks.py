@@ -257,7 +257,11 @@ def test_stats_count_external_requests_by_route_and_status(api: httpx.Client) ->
     ack(api, ("acme-r00001", 1))
     # Then the counts are per route and status, and admin calls are not counted
     assert api.get("/_admin/stats").json() == {
-        "requests": {"GET /v1/records": {"200": 2, "400": 1}, "POST /v1/acks": {"200": 1}},
+        "requests": {
+            "GET /v1/records": {"200": 2, "400": 1},
+            "POST /v1/acks": {"200": 1},
+            "GET /v1/contacts": {},
+        },
         "injected": {"error": 0, "timeout": 0, "throttle": 0, "ack_error": 0},
     }
 
