@@ -39,11 +39,9 @@ is skipped and nothing is acknowledged, so deploying it changes nothing.
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from jobkit.config import ClientConfig
-from jobkit.envelope import describe_validation_error
-from jobkit.errors import InvalidPayloadError
 from jobkit.external import ExternalSystem
 from jobkit.job import AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
 
@@ -61,11 +59,7 @@ def fetch_page(external: ExternalSystem, client: ClientConfig, cursor: str | Non
     params: dict[str, Any] = {{"group": client.group_id, "limit": client.page_size}}
     if cursor is not None:
         params["cursor"] = cursor
-    body = external.get(f"{{client.route}}/clients/{{client.client_id}}/records", params)
-    try:
-        page = _Page.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidPayloadError(f"page: {{describe_validation_error(exc)}}") from exc
+    page = external.get_as(_Page, f"{{client.route}}/clients/{{client.client_id}}/records", params)
     return Page(records=page.records, next_cursor=page.next_cursor)
 
 

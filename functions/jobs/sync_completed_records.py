@@ -9,11 +9,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from jobkit.config import ClientConfig
-from jobkit.envelope import describe_validation_error
-from jobkit.errors import InvalidPayloadError
 from jobkit.external import ExternalSystem
 from jobkit.job import AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
 
@@ -45,13 +43,8 @@ def fetch_page(external: ExternalSystem, client: ClientConfig, cursor: str | Non
     }
     if cursor is not None:
         params["cursor"] = cursor
-    body = external.get(f"{client.route}/clients/{client.client_id}/records", params)
-    try:
-        page = _RecordsPage.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidPayloadError(
-            f"records page of client {client.client_id!r}: {describe_validation_error(exc)}"
-        ) from exc
+    path = f"{client.route}/clients/{client.client_id}/records"
+    page = external.get_as(_RecordsPage, path, params)
     return Page(records=page.records, next_cursor=page.next_cursor)
 
 
@@ -70,14 +63,11 @@ def process(record: CompletedRecord, client: ClientConfig) -> Transition | Skip:
 def acknowledge(
     external: ExternalSystem, client: ClientConfig, refs: Sequence[AckRef]
 ) -> AckResult:
-    body = external.post(
+    answer = external.post_as(
+        _AckResponse,
         f"{client.route}/clients/{client.client_id}/acks",
         {"acks": [{"record_id": ref.record_id, "version": ref.version} for ref in refs]},
     )
-    try:
-        answer = _AckResponse.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidPayloadError(f"ack response: {describe_validation_error(exc)}") from exc
     return AckResult(
         acknowledged=frozenset(answer.acknowledged),
         rejected={record_id: "unknown to the external system" for record_id in answer.unknown},

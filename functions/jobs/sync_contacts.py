@@ -8,11 +8,10 @@ content hash, with no write. The feed has no acknowledgement: nothing is acked.
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from jobkit.config import ClientConfig
-from jobkit.envelope import content_hash, describe_validation_error
-from jobkit.errors import InvalidPayloadError
+from jobkit.envelope import content_hash
 from jobkit.external import ExternalSystem
 from jobkit.job import NEW, AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
 
@@ -38,13 +37,7 @@ def fetch_page(external: ExternalSystem, client: ClientConfig, cursor: str | Non
     params: dict[str, Any] = {"limit": client.page_size}
     if cursor is not None:
         params["cursor"] = cursor
-    body = external.get(f"{client.route}/clients/{client.client_id}/contacts", params)
-    try:
-        feed = _Feed.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidPayloadError(
-            f"contacts of client {client.client_id!r}: {describe_validation_error(exc)}"
-        ) from exc
+    feed = external.get_as(_Feed, f"{client.route}/clients/{client.client_id}/contacts", params)
     return Page(records=feed.contacts, next_cursor=feed.next_cursor, resume_at=feed.position)
 
 

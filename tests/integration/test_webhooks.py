@@ -53,6 +53,16 @@ def _log(stack: Stack, delivery: str) -> dict[str, Any]:
     return DeliveryLog(stack.table("DeliveriesTableName")).get(delivery) or {}
 
 
+def _until_status(stack: Stack, delivery: str, status: str, timeout: float = 120) -> dict[str, Any]:
+    """Wait for the delivery log to reach a status; returns the log row."""
+    wait_until(
+        lambda: _log(stack, delivery).get("status") == status,
+        timeout=timeout,
+        what=f"delivery {status}",
+    )
+    return _log(stack, delivery)
+
+
 def test_delivery_is_signed_and_a_tampered_body_does_not_verify(
     stack: Stack,
     runs: RunStore,
@@ -71,7 +81,7 @@ def test_delivery_is_signed_and_a_tampered_body_does_not_verify(
     assert not verify(secret, request.body.replace(b"COMPLETED", b"CANCELLED"), signature)
     body = json.loads(request.body)
     assert (body["type"], body["to_status"]) == ("record.status_changed", "COMPLETED")
-    wait_until(lambda: _log(stack, delivery).get("status") == "delivered", what="the log")
+    _until_status(stack, delivery, "delivered")
 
 
 def test_receiver_failing_three_times_gets_the_event_once_after_four_attempts(
@@ -84,11 +94,7 @@ def test_receiver_failing_three_times_gets_the_event_once_after_four_attempts(
     path, _, _, delivery = _subscribed_run(
         stack, runs, new_client, subscriptions, receiver, "flaky3"
     )
-    wait_until(
-        lambda: _log(stack, delivery).get("status") == "delivered",
-        timeout=120,
-        what="the delivery to succeed",
-    )
+    _until_status(stack, delivery, "delivered", timeout=120)
     assert [r.status for r in receiver.for_path(path)] == [500, 500, 500, 200]
     assert int(_log(stack, delivery)["attempts"]) == 4
 
@@ -101,11 +107,7 @@ def test_receiver_always_failing_gets_eight_attempts_then_dead_letter_and_record
     receiver: Receiver,
 ) -> None:
     path, _, _, delivery = _subscribed_run(stack, runs, new_client, subscriptions, receiver, "down")
-    wait_until(
-        lambda: _log(stack, delivery).get("status") == "dead_lettered",
-        timeout=180,
-        what="the delivery to give up",
-    )
+    _until_status(stack, delivery, "dead_lettered", timeout=180)
     assert len(receiver.for_path(path)) == 8
     record = _log(stack, delivery)
     assert int(record["attempts"]) == 8 and "gave up after 8 attempts" in record["last_error"]
@@ -129,10 +131,7 @@ def test_a_4xx_refusal_is_dead_lettered_at_once(
     path, _, _, delivery = _subscribed_run(
         stack, runs, new_client, subscriptions, receiver, "refuse"
     )  # the receiver answers 404 here
-    wait_until(
-        lambda: _log(stack, delivery).get("status") == "dead_lettered",
-        what="the refusal to be dead-lettered",
-    )
+    _until_status(stack, delivery, "dead_lettered")
     assert len(receiver.for_path(path)) == 1 and int(_log(stack, delivery)["attempts"]) == 1
 
 
@@ -146,7 +145,7 @@ def test_410_disables_the_subscription(
     path, _, subscription, delivery = _subscribed_run(
         stack, runs, new_client, subscriptions, receiver, "gone"
     )
-    wait_until(lambda: _log(stack, delivery).get("status") == "gone", what="410 handling")
+    _until_status(stack, delivery, "gone")
     current = subscriptions.get(subscription.client_id, subscription.subscription_id)
     assert current is not None and not current.enabled
     assert current.disabled_reason == "endpoint answered 410 Gone"
@@ -161,11 +160,7 @@ def test_a_timeout_counts_as_a_failed_attempt(
     receiver: Receiver,
 ) -> None:
     path, _, _, delivery = _subscribed_run(stack, runs, new_client, subscriptions, receiver, "slow")
-    wait_until(
-        lambda: _log(stack, delivery).get("status") == "delivered",
-        timeout=120,
-        what="the retry after the timeout",
-    )
+    _until_status(stack, delivery, "delivered", timeout=120)
     assert int(_log(stack, delivery)["attempts"]) == 2
 
 
@@ -191,7 +186,7 @@ def test_duplicate_events_do_not_cause_duplicate_deliveries(
             ]
         )
     marker = f"/ok/{uuid.uuid4().hex}"  # wait until the worker has drained past them
-    wait_until(lambda: _log(stack, delivery).get("status") == "delivered", what="the log")
+    _until_status(stack, delivery, "delivered")
     import time
 
     time.sleep(8)

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from jobkit.external import ExternalSystem
 from tests.support import LambdaContext, table_definitions
 
 os.environ.update(
@@ -51,8 +52,11 @@ def lambda_context() -> LambdaContext:
 
 
 @dataclass
-class FakeExternalSystem:
-    """Pages of completed records per client, acks remembered, failures on demand."""
+class FakeExternalSystem(ExternalSystem):
+    """Pages of completed records per client, acks remembered, failures on demand.
+
+    Only ``get``/``post`` are faked: ``get_as``/``post_as`` are the real ones on top.
+    """
 
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     acked: dict[str, list[tuple[str, int]]] = field(default_factory=dict)

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from jobkit.config import ClientConfig
+from jobkit.external import ExternalSystem
 from jobkit.runs import RunStatus
 from jobs import JOBS
 from jobs.sync_contacts import JOB
@@ -12,10 +13,10 @@ from jobs.sync_contacts import JOB
 CONTACTS = "sync-contacts"
 
 
-class ContactsFeed:
+class ContactsFeed(ExternalSystem):
     """The contacts feed in memory (the HTTP one is tested in tests/unit/external_system)."""
 
-    def __init__(self, client_id: str, count: int) -> None:
+    def __init__(self, client_id: str, count: int) -> None:  # no HTTP client: get is faked
         self.seq = count
         self.contacts = {
             f"{client_id}-c{n:05d}": {

@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 from httpx_retries import Retry, RetryTransport
+from pydantic import BaseModel, ValidationError
 
-from jobkit.errors import ExternalRejectedError, ExternalUnavailableError
+from jobkit.envelope import describe_validation_error
+from jobkit.errors import ExternalRejectedError, ExternalUnavailableError, InvalidPayloadError
 
 _RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
 
@@ -26,6 +28,15 @@ class ExternalSystem:
 
     def post(self, path: str, body: Any) -> Any:
         return self._send("POST", path, json=body)
+
+    def get_as[ModelT: BaseModel](
+        self, model: type[ModelT], path: str, params: dict[str, Any] | None = None
+    ) -> ModelT:
+        """GET and validate the answer; a malformed one is a permanent error naming the field."""
+        return _validated(model, self.get(path, params), f"GET {path}")
+
+    def post_as[ModelT: BaseModel](self, model: type[ModelT], path: str, body: Any) -> ModelT:
+        return _validated(model, self.post(path, body), f"POST {path}")
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -46,6 +57,13 @@ class ExternalSystem:
             return response.json()
         except ValueError as exc:
             raise ExternalRejectedError(f"{method} {path}: response is not JSON") from exc
+
+
+def _validated[ModelT: BaseModel](model: type[ModelT], body: Any, what: str) -> ModelT:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidPayloadError(f"{what}: {describe_validation_error(exc)}") from exc
 
 
 def _error_text(response: httpx.Response) -> str:
