@@ -16,7 +16,6 @@ from jobkit_cli.runs_view import (
     client_table,
     console,
     dead_letter_table,
-    live_totals,
     peek_dead_letters,
     watch,
 )
@@ -74,7 +73,7 @@ def run_demo() -> bool:
 
 def _verdict(view: RunView, acks: dict[str, int], dead_letters: int) -> bool:
     problems = []
-    totals = live_totals(view)
+    totals = view.live_totals
     if totals["processed"] + totals["skipped"] + totals["failed"] != totals["received"]:
         problems.append(f"run totals do not close: {totals}")
     for row in view.clients:

@@ -17,7 +17,6 @@ from jobkit_cli.runs_view import (
     client_table,
     console,
     follow,
-    live_totals,
     run_store,
     watch,
 )
@@ -247,7 +246,7 @@ def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
             json.dumps(
                 {
                     "run": view.header.model_dump(mode="json"),
-                    "totals": live_totals(view),
+                    "totals": view.live_totals,
                     "clients": [c.model_dump(mode="json") for c in view.clients],
                 }
             )

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jobkit.api_models import RunOut
-from jobkit.runs import COUNTERS, FINAL_STATUSES, RunStore, RunView
+from jobkit.runs import FINAL_STATUSES, RunStore, RunView
 from jobkit_cli.stack import Stack
 
 # Wide enough for the tables when output is captured (CI, pipes); a terminal sets its own.
@@ -21,11 +21,6 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 
 def run_store(stack: Stack) -> RunStore:
     return RunStore(stack.table("RunsTableName"))
-
-
-def live_totals(view: RunView) -> dict[str, int]:
-    """Totals summed over client rows: right while the run is open, not only at its end."""
-    return {name: sum(getattr(c, name) for c in view.clients) for name in COUNTERS}
 
 
 def is_final(view: RunView) -> bool:

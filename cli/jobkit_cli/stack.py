@@ -73,20 +73,22 @@ class Stack:
         return boto3.resource(service, **kwargs)  # type: ignore[call-overload]
 
     @cached_property
-    def outputs(self) -> dict[str, str]:
+    def _outputs(self) -> list[dict[str, str]]:
         described = self.client("cloudformation").describe_stacks(StackName=self.name)
-        return {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])}
+        return list(described["Stacks"][0].get("Outputs", []))
 
-    @cached_property
+    @property
+    def outputs(self) -> dict[str, str]:
+        return {o["OutputKey"]: o["OutputValue"] for o in self._outputs}
+
+    @property
     def planners(self) -> dict[str, str]:
         """Job type -> planner function name, from outputs described ``planner:<job type>``."""
-        described = self.client("cloudformation").describe_stacks(StackName=self.name)
-        found = {}
-        for output in described["Stacks"][0].get("Outputs", []):
-            description = output.get("Description", "")
-            if description.startswith("planner:"):
-                found[description.removeprefix("planner:")] = output["OutputValue"]
-        return found
+        return {
+            o["Description"].removeprefix("planner:"): o["OutputValue"]
+            for o in self._outputs
+            if o.get("Description", "").startswith("planner:")
+        }
 
     def table(self, output: str) -> Any:
         return self.resource("dynamodb").Table(self.outputs[output])

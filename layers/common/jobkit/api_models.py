@@ -67,7 +67,7 @@ class RunOut(BaseModel):
     @classmethod
     def of(cls, view: RunView) -> "RunOut":
         """Live: totals summed over the client rows, right while the run is open."""
-        totals = {name: sum(getattr(c, name) for c in view.clients) for name in COUNTERS}
+        totals = view.live_totals
         clients = [ClientRunOut.of(c) for c in view.clients]
         return cls._build(view.header, totals, clients)
 

@@ -137,6 +137,12 @@ class RunView:
     header: RunHeader
     clients: list[ClientRun]
 
+    @property
+    def live_totals(self) -> dict[str, int]:
+        """Summed over the client rows: right while the run is open (the header's totals
+        are rolled up as each client closes)."""
+        return {name: sum(getattr(c, name) for c in self.clients) for name in COUNTERS}
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
