@@ -6,10 +6,12 @@ recorded in .jobkit/local.json.
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import tomllib
 import sys
 import time
 from pathlib import Path
@@ -132,6 +134,15 @@ def start_processes() -> LocalState:
     return state
 
 
+def local_parameter_overrides(root: Path, external_url: str) -> str:
+    """samconfig.toml's local overrides (one place for them), with the port the fake external
+    system got today."""
+    with (root / "samconfig.toml").open("rb") as file:
+        config = tomllib.load(file)
+    overrides = str(config["local"]["global"]["parameters"]["parameter_overrides"])
+    return re.sub(r"ExternalBaseUrl=\S+", f"ExternalBaseUrl={external_url}", overrides)
+
+
 def deploy(state: LocalState, root: Path | None = None, stack_name: str = STACK_NAME) -> None:
     """sam build + sam deploy --config-env local: the same deploy as to AWS."""
     root = root or project_root()
@@ -140,12 +151,7 @@ def deploy(state: LocalState, root: Path | None = None, stack_name: str = STACK_
     # sam build needs python3.13 on PATH: ours is the project venv's interpreter.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["JOBKIT_ARCH"] = "x86_64"
-    overrides = (
-        "Architecture=x86_64 Environment=local SchedulesState=DISABLED "
-        f"ExternalBaseUrl={state.external_url} "
-        # Webhook retries in seconds rather than minutes, so tests see all 8 attempts.
-        "WebhookBackoffBaseSeconds=1 WebhookBackoffMaxSeconds=4"
-    )
+    overrides = local_parameter_overrides(root, state.external_url)
     log = state_dir() / "sam.log"
     steps = [
         [sam, "build", "--config-env", "local", "--parameter-overrides", overrides],

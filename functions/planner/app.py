@@ -13,17 +13,20 @@ from jobkit.planning import Planner, parse_plan_request
 from jobkit.queue import WorkQueue
 from jobkit.runs import RunStore
 from jobkit.settings import PlannerSettings, load_settings
+from jobkit.wiring import build_circuits, build_retries
 
 settings = load_settings(PlannerSettings)
 configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
+runs = RunStore(
+    dynamodb_resource().Table(settings.runs_table), on_client_closed=ClientHealth(configs).record
+)
 planner = Planner(
     settings.job_type,
     configs,
-    RunStore(
-        dynamodb_resource().Table(settings.runs_table),
-        on_client_closed=ClientHealth(configs).record,
-    ),
+    runs,
     WorkQueue(sqs_client(), settings.work_queue_url),
+    circuits=build_circuits(settings),
+    retries=build_retries(settings, runs),
 )
 
 

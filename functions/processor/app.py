@@ -9,37 +9,35 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobkit.aws import dynamodb_resource, events_client, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.events import EventPublisher
-from jobkit.external import external_system
 from jobkit.health import ClientHealth
 from jobkit.observability import logger, metrics, tracer
 from jobkit.processing import Dependencies, Processor
 from jobkit.queue import DeadLetterQueue, WorkQueue
 from jobkit.runs import RunStore
 from jobkit.settings import ProcessorSettings, load_settings
+from jobkit.wiring import build_circuits, build_connections, build_retries
 from jobkit.workflow import WorkflowStore
 from jobs import JOBS
 
 settings = load_settings(ProcessorSettings)
 configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
+runs = RunStore(
+    dynamodb_resource().Table(settings.runs_table), on_client_closed=ClientHealth(configs).record
+)
 processor = Processor(
     Dependencies(
         jobs=JOBS,
         configs=configs,
-        runs=RunStore(
-            dynamodb_resource().Table(settings.runs_table),
-            on_client_closed=ClientHealth(configs).record,
-        ),
+        runs=runs,
         workflow=WorkflowStore(dynamodb_resource().Table(settings.records_table)),
         queue=WorkQueue(sqs_client(), settings.work_queue_url),
         dead_letters=DeadLetterQueue(sqs_client(), settings.work_dlq_url),
         sqs=sqs_client(),
         queue_url=settings.work_queue_url,
-        external=lambda: external_system(
-            settings.external_base_url,
-            settings.external_timeout_seconds,
-            settings.external_max_attempts,
-        ),
+        external=build_connections(settings).for_client,
         persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        circuits=build_circuits(settings),
+        retries=build_retries(settings, runs),
         max_receive_count=settings.max_receive_count,
         key_prefix=settings.idempotency_key_prefix,
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
+from external_system.models import Token
 from external_system.state import NotFoundError
 
 
@@ -30,6 +31,12 @@ class ContactsPage(BaseModel):
 
 class SeedContacts(BaseModel):
     count: int = Field(ge=0, le=99_999)
+    # Becomes the client's one active token; never echoed back.
+    credential: Token | None = None
+
+
+class SeededContacts(BaseModel):
+    count: int
 
 
 @dataclass

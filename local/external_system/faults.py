@@ -10,6 +10,7 @@ from external_system.models import FaultConfig
 class Endpoint(StrEnum):
     RECORDS = "records"
     ACKS = "acks"
+    HEALTH = "health"  # draws error, timeout and throttle exactly like RECORDS
 
 
 class Fault(StrEnum):

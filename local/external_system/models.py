@@ -1,13 +1,18 @@
 """Every request and response body of the fake external system's HTTP API."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 RECORDS_ROUTE = "GET /v1/records"
 ACKS_ROUTE = "POST /v1/acks"
 CONTACTS_ROUTE = "GET /v1/contacts"
-EXTERNAL_ROUTES = (RECORDS_ROUTE, ACKS_ROUTE, CONTACTS_ROUTE)
+HEALTH_ROUTE = "GET /v1/health"
+CREDENTIALS_ROUTE = "POST /v1/credentials"
+EXTERNAL_ROUTES = (RECORDS_ROUTE, ACKS_ROUTE, CONTACTS_ROUTE, HEALTH_ROUTE, CREDENTIALS_ROUTE)
+
+# Visible ASCII only, so any token can travel in an Authorization header as it is.
+Token = Annotated[str, Field(min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$")]
 
 # Five digits keep lexicographic id order equal to numeric order, which keyset paging relies on.
 MAX_RECORDS = 99_999
@@ -38,12 +43,19 @@ class ResetDone(_Response):
     status: Literal["reset"] = "reset"
 
 
+class ClientHealth(_Response):
+    status: Literal["ok"] = "ok"
+    client_id: str
+
+
 class SeedClientRequest(_Request):
     client_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
     group_id: str = Field(min_length=1, max_length=64)
     records: int = Field(ge=0, le=MAX_RECORDS)
     poison: list[str] = []
     pending_items_per_record: int = Field(2, ge=0, le=100)
+    # Becomes the client's one active token; never echoed back.
+    credential: Token | None = None
 
     @field_validator("poison")
     @classmethod
@@ -141,3 +153,40 @@ class InjectedCounts(_Response):
 class Stats(_Response):
     requests: dict[str, dict[str, int]]
     injected: InjectedCounts
+
+
+class CredentialsRequest(_Request):
+    tokens: list[Token] = Field(min_length=1, max_length=2)
+
+
+class NewCredentialRequest(_Request):
+    token: Token
+
+
+class Credentials(_Response):
+    """A client's active tokens, shown only by fingerprint: a response never carries a token."""
+
+    client_id: str
+    active: int
+    fingerprints: list[str]
+
+
+class CredentialFaultsRequest(_Request):
+    refuse_new: bool
+
+
+class CredentialFaults(_Response):
+    client_id: str
+    refuse_new: bool
+
+
+class RateQuery(_Request):
+    model_config = ConfigDict(extra="ignore")
+
+    window_ms: int = Field(1000, ge=10, le=60_000)
+
+
+class RateReport(_Response):
+    window_ms: int
+    requests: int
+    max_in_window: int

@@ -13,17 +13,24 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from external_system.contacts import ContactBook, SeedContacts
+from external_system.contacts import ContactBook, SeedContacts, SeededContacts
 from external_system.faults import Decision, Endpoint, Fault
 from external_system.models import (
     ACKS_ROUTE,
     CONTACTS_ROUTE,
+    CREDENTIALS_ROUTE,
+    HEALTH_ROUTE,
     RECORDS_ROUTE,
     AckRequest,
     AcksQuery,
+    ClientHealth,
+    CredentialFaultsRequest,
+    CredentialsRequest,
     ErrorBody,
     FaultConfig,
     Health,
+    NewCredentialRequest,
+    RateQuery,
     RecordsQuery,
     ResetDone,
     SeedClientRequest,
@@ -31,6 +38,8 @@ from external_system.models import (
 from external_system.state import NotFoundError, State
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# The same words for a missing, malformed, unknown or retired token: the caller learns nothing.
+UNAUTHORIZED = "missing or invalid credentials"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class Request:
     path: str
     query: Mapping[str, str]
     body: bytes
+    # The only header any route reads; kept out of repr so a logged request shows no token.
+    authorization: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,9 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
-    stat: str | None = None  # external routes are counted in /_admin/stats
+    # External routes (all /v1/clients/{client_id}/...) are counted in /_admin/stats and need
+    # that client's credentials once it has any.
+    stat: str | None = None
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -106,9 +119,16 @@ class Api:
             ("PUT", "/_admin/faults", self._put_faults, None),
             ("GET", "/_admin/acks", self._ack_report, None),
             ("GET", "/_admin/stats", self._stats, None),
+            ("GET", "/_admin/rate", self._rate, None),
+            ("GET", f"/_admin/clients/{client}/credentials", self._get_credentials, None),
+            ("PUT", f"/_admin/clients/{client}/credentials", self._put_credentials, None),
+            ("DELETE", f"/_admin/clients/{client}/credentials", self._delete_credentials, None),
+            ("PUT", f"/_admin/clients/{client}/credential-faults", self._credential_faults, None),
             ("GET", f"/v1/clients/{client}/records", self._records, RECORDS_ROUTE),
             ("POST", f"/v1/clients/{client}/acks", self._acks, ACKS_ROUTE),
             ("GET", f"/v1/clients/{client}/contacts", self._contacts, CONTACTS_ROUTE),
+            ("GET", f"/v1/clients/{client}/health", self._client_health, HEALTH_ROUTE),
+            ("POST", f"/v1/clients/{client}/credentials", self._register, CREDENTIALS_ROUTE),
             ("POST", f"/_admin/clients/{client}/contacts", self._seed_contacts, None),
             ("POST", f"/_admin/clients/{client}/contacts/{record}/touch", self._touch, None),
             ("POST", f"/_admin/clients/{client}/contacts/{record}/resend", self._resend, None),
@@ -116,11 +136,16 @@ class Api:
         self._routes = [Route(m, re.compile(p), h, s) for m, p, h, s in table]
 
     def handle(self, request: Request) -> Reply:
+        if request.path.startswith("/v1/"):
+            # Every external call counts for the rate, even one that is refused or unrouted.
+            self._state.record_arrival()
         try:
             route, params = self._match(request)
         except HttpError as exc:
             return exc.reply()
         try:
+            if route.stat is not None:
+                self._authenticate(request, params["client_id"])
             reply = route.handler(request, params)
         except HttpError as exc:
             reply = exc.reply()
@@ -153,6 +178,21 @@ class Api:
         raise HttpError(404, f"no route {request.method} {request.path}")
 
     # --- external API -------------------------------------------------------------------------
+
+    def _authenticate(self, request: Request, client_id: str) -> None:
+        # Before any validation or fault, so a refused caller learns nothing else about the client.
+        if not self._state.keyring.admits(client_id, request.authorization):
+            raise HttpError(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+
+    def _check_known(self, client_id: str) -> None:
+        """A client exists if it has records or contacts; either feed alone is a real client."""
+        try:
+            self._state.check_client(client_id)
+        except NotFoundError:
+            try:
+                self._contact_book.check(client_id)
+            except NotFoundError:
+                raise NotFoundError(f"unknown client {client_id}") from None
 
     def _records(self, request: Request, params: Mapping[str, str]) -> Reply:
         query = _parse_query(RecordsQuery, request.query)
@@ -191,10 +231,29 @@ class Api:
             lambda: Reply(200, self._contact_book.page(client_id, cursor, limit)),
         )
 
+    def _client_health(self, request: Request, params: Mapping[str, str]) -> Reply:
+        client_id = params["client_id"]
+        self._check_known(client_id)
+        return self._external(
+            client_id, Endpoint.HEALTH, lambda: Reply(200, ClientHealth(client_id=client_id))
+        )
+
+    def _register(self, request: Request, params: Mapping[str, str]) -> Reply:
+        # Never faulted by /_admin/faults: a failed rotation is what credential faults simulate.
+        body = _parse_body(NewCredentialRequest, request.body)
+        client_id = params["client_id"]
+        self._check_known(client_id)
+        added, credentials = self._state.keyring.register(client_id, body.token)
+        return Reply(201 if added else 200, credentials)
+
     def _seed_contacts(self, request: Request, params: Mapping[str, str]) -> Reply:
         body = _parse_body(SeedContacts, request.body)
-        self._contact_book.seed(params["client_id"], body.count)
-        return Reply(201, body)
+        client_id = params["client_id"]
+        self._contact_book.seed(client_id, body.count)
+        if body.credential is not None:
+            self._state.keyring.replace(client_id, [body.credential])
+        # Not the request echoed: it may carry a token.
+        return Reply(201, SeededContacts(count=body.count))
 
     def _touch(self, request: Request, params: Mapping[str, str]) -> Reply:
         return Reply(
@@ -244,6 +303,25 @@ class Api:
 
     def _stats(self, request: Request, params: Mapping[str, str]) -> Reply:
         return Reply(200, self._state.stats())
+
+    def _rate(self, request: Request, params: Mapping[str, str]) -> Reply:
+        query = _parse_query(RateQuery, request.query)
+        return Reply(200, self._state.rate(query.window_ms))
+
+    def _get_credentials(self, request: Request, params: Mapping[str, str]) -> Reply:
+        return Reply(200, self._state.keyring.view(params["client_id"]))
+
+    def _put_credentials(self, request: Request, params: Mapping[str, str]) -> Reply:
+        body = _parse_body(CredentialsRequest, request.body)
+        return Reply(200, self._state.keyring.replace(params["client_id"], body.tokens))
+
+    def _delete_credentials(self, request: Request, params: Mapping[str, str]) -> Reply:
+        return Reply(200, self._state.keyring.clear(params["client_id"]))
+
+    def _credential_faults(self, request: Request, params: Mapping[str, str]) -> Reply:
+        body = _parse_body(CredentialFaultsRequest, request.body)
+        faults = self._state.keyring.set_faults(params["client_id"], refuse_new=body.refuse_new)
+        return Reply(200, faults)
 
 
 def _injected(decision: Decision) -> Reply:
@@ -306,7 +384,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        request = Request(self.command, url.path, query, body)
+        request = Request(self.command, url.path, query, body, self.headers.get("Authorization"))
         self._send(self.server.api.handle(request))
 
     def _read_body(self) -> bytes:

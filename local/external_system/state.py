@@ -1,14 +1,18 @@
 """The external system's memory: clients, records, acks, faults and statistics, behind one lock.
 
+Credentials live in their own keyring (own lock), owned and reset here with the rest.
+
 Handler threads only get copies (response models) out, never the mutable internals.
 """
 
 import threading
+import time
 from bisect import bisect_left, bisect_right
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from external_system.credentials import Keyring
 from external_system.faults import Decision, Endpoint, FaultPlan
 from external_system.models import (
     EXTERNAL_ROUTES,
@@ -17,6 +21,7 @@ from external_system.models import (
     ClientAcks,
     FaultConfig,
     InjectedCounts,
+    RateReport,
     Record,
     RecordsPage,
     SeedClientRequest,
@@ -28,6 +33,8 @@ from external_system.models import (
 # Record n completes n-1 minutes after this, so every seeding gives the same timestamps.
 _FIRST_COMPLETION = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 _ATTRIBUTES = {"amount": 12.5}
+# Enough for a rate-limit test's bursts, bounded so a long demo cannot grow memory without end.
+MAX_ARRIVALS = 100_000
 
 
 class NotFoundError(LookupError):
@@ -109,6 +116,9 @@ class State:
         self._faults = FaultPlan()
         self._requests: dict[str, Counter[str]] = {}
         self._injected: Counter[str] = Counter()
+        self._arrivals: deque[float] = deque(maxlen=MAX_ARRIVALS)
+        self._arrived = 0
+        self.keyring = Keyring()
         self.reset()
 
     def reset(self) -> None:
@@ -117,11 +127,17 @@ class State:
             self._faults = FaultPlan()
             self._requests = {route: Counter() for route in EXTERNAL_ROUTES}
             self._injected = Counter()
+            self._arrivals.clear()
+            self._arrived = 0
+        self.keyring.reset()
 
     def seed(self, body: SeedClientRequest) -> SeedClientResponse:
         client = _build_client(body)  # outside the lock: large seeds must not stall requests
         with self._lock:
             self._clients[body.client_id] = client
+        # Seeding without a credential leaves any configured ones alone: re-seeding is not a reset.
+        if body.credential is not None:
+            self.keyring.replace(body.client_id, [body.credential])
         return SeedClientResponse(client_id=body.client_id, records=len(client.records))
 
     def check_client(self, client_id: str, group_id: str | None = None) -> None:
@@ -189,6 +205,21 @@ class State:
         with self._lock:
             self._requests.setdefault(route, Counter())[str(status)] += 1
 
+    def record_arrival(self) -> None:
+        # The clock is read under the lock, so the log stays sorted without sorting it.
+        with self._lock:
+            self._arrivals.append(time.monotonic())
+            self._arrived += 1
+
+    def rate(self, window_ms: int) -> RateReport:
+        with self._lock:
+            arrivals, total = list(self._arrivals), self._arrived
+        return RateReport(
+            window_ms=window_ms,
+            requests=total,
+            max_in_window=_max_in_window(arrivals, window_ms / 1000),
+        )
+
     def stats(self) -> Stats:
         with self._lock:
             return Stats(
@@ -212,3 +243,13 @@ def _client_acks(client: _Client) -> ClientAcks:
     return ClientAcks(
         acked=len(record_ids), duplicate_acks=client.duplicate_acks, record_ids=record_ids
     )
+
+
+def _max_in_window(arrivals: list[float], window_seconds: float) -> int:
+    """The most sorted arrivals within any half-open window [t, t + window_seconds)."""
+    best, start = 0, 0
+    for end, arrived in enumerate(arrivals):
+        while arrived - arrivals[start] >= window_seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

@@ -46,6 +46,15 @@ def aws() -> Iterator[Aws]:
         yield Aws(tables=tables, sqs=sqs, work_queue_url=work_url, dlq_url=dlq_url)
 
 
+@pytest.fixture(autouse=True)
+def fresh_circuit_counters() -> None:
+    """Powertools counts a circuit's failures per process: each test starts from none."""
+    from aws_lambda_powertools.utilities.circuit_breaker import base
+
+    for counters in (base._LOCAL_FAILURES, base._LOCAL_SUCCESSES, base._LAST_OBSERVED_STATE):
+        counters.clear()
+
+
 @pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext()

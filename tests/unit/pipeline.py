@@ -4,8 +4,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
+    CircuitBreakerDynamoDBPersistence,
+)
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+from jobkit.circuits import Circuits
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.errors import TransientError
 from jobkit.events import StatusChanged
@@ -13,12 +18,15 @@ from jobkit.health import ClientHealth
 from jobkit.planning import Planner, PlanRequest
 from jobkit.processing import Dependencies, Processor
 from jobkit.queue import DeadLetterQueue, WorkQueue
+from jobkit.retries import ClientRetries, RetryPolicy, RetryRequest, RetryScheduler, RetryWorker
 from jobkit.runs import RunHeader, RunStore, RunView
 from jobkit.workflow import STATE, WorkflowStore, record_pk
 from jobs import JOBS
 from tests.support import LambdaContext
 
 JOB = "sync-completed-records"
+RETRY_TARGET = "arn:aws:lambda:us-east-1:123456789012:function:jobkit-retry-worker"
+RETRY_ROLE = "arn:aws:iam::123456789012:role/jobkit-retry-scheduler"
 
 
 @dataclass
@@ -34,6 +42,8 @@ class Pipeline:
     aws: Any
     external: Any
     max_receive_count: int = 5
+    # High by default so tests about other failures are not also about the circuit.
+    circuit_threshold: int = 50
 
     def __post_init__(self) -> None:
         self.events = RecordingPublisher()
@@ -44,8 +54,51 @@ class Pipeline:
         )
         self.workflow = WorkflowStore(tables["RecordsTable"])
         self.queue = WorkQueue(self.aws.sqs, self.aws.work_queue_url)
-        self.planner = Planner(JOB, self.configs, self.runs, self.queue)
+        self.circuits = Circuits(
+            CircuitBreakerDynamoDBPersistence(table_name="ControlTable"),
+            failure_threshold=self.circuit_threshold,
+            cooldown_seconds=30,
+            success_threshold=1,
+        )
+        self.scheduler = boto3.client("scheduler")
+        self.retries = ClientRetries(
+            self.runs,
+            RetryScheduler(self.scheduler, RETRY_TARGET, RETRY_ROLE, "default"),
+            RetryPolicy(base_seconds=5, max_seconds=60, max_retries=2),
+        )
+        self.retry_worker = RetryWorker(self.runs, self.queue, self.circuits, self.retries)
+        self.planner = self.planner_for(JOB)
         self.processor = Processor(self.dependencies())
+
+    def planner_for(self, job_type: str) -> Planner:
+        return Planner(
+            job_type,
+            self.configs,
+            self.runs,
+            self.queue,
+            circuits=self.circuits,
+            retries=self.retries,
+        )
+
+    def scheduled_retries(self) -> list[RetryRequest]:
+        """The one-off schedules created so far, as the requests they would send."""
+        names = [s["Name"] for s in self.scheduler.list_schedules()["Schedules"]]
+        return [
+            RetryRequest.model_validate_json(
+                self.scheduler.get_schedule(Name=name)["Target"]["Input"]
+            )
+            for name in names
+        ]
+
+    def fire_retries(self) -> list[str]:
+        """Time passes: every schedule fires once (then is deleted, as ours ask)."""
+        results = []
+        for schedule in self.scheduler.list_schedules()["Schedules"]:
+            definition = self.scheduler.get_schedule(Name=schedule["Name"])
+            self.scheduler.delete_schedule(Name=schedule["Name"])
+            request = RetryRequest.model_validate_json(definition["Target"]["Input"])
+            results.append(self.retry_worker.retry(request))
+        return results
 
     def dependencies(self, **overrides: Any) -> Dependencies:
         values: dict[str, Any] = dict(
@@ -57,8 +110,10 @@ class Pipeline:
             dead_letters=DeadLetterQueue(self.aws.sqs, self.aws.dlq_url),
             sqs=self.aws.sqs,
             queue_url=self.aws.work_queue_url,
-            external=lambda: self.external,
+            external=lambda client: self.external,
             persistence=DynamoDBPersistenceLayer(table_name="IdempotencyTable"),
+            circuits=self.circuits,
+            retries=self.retries,
             max_receive_count=self.max_receive_count,
             key_prefix="jobkit",
             idempotency_ttl_seconds=3600,
@@ -143,6 +198,17 @@ class Pipeline:
             delivery.invocations += 1
             delivery.failures += self.invoke(messages)
         raise AssertionError("the work queue did not drain")
+
+    def drain_with_retries(self, max_rounds: int = 10) -> Delivery:
+        """Drain the queue, fire the retries scheduled meanwhile, again, until none is left."""
+        delivery = Delivery()
+        for _ in range(max_rounds):
+            drained = self.drain()
+            delivery.invocations += drained.invocations
+            delivery.failures += drained.failures
+            if not self.fire_retries():
+                return delivery
+        raise AssertionError("retries kept being scheduled")
 
     def view(self, run_id: str) -> RunView:
         view = self.runs.view(run_id)

@@ -23,6 +23,10 @@ def handler_env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         "WORK_DLQ_URL": aws.dlq_url,
         "EXTERNAL_BASE_URL": "http://127.0.0.1:9",
         "EVENT_BUS_NAME": "jobkit-events",
+        "CONTROL_TABLE": "ControlTable",
+        "RETRY_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:retry",
+        "RETRY_ROLE_ARN": "arn:aws:iam::123456789012:role/retry",
+        "CREDENTIALS_SECRET_PREFIX": "jobkit/external",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -36,6 +40,7 @@ def _fresh(module: str) -> ModuleType:
 
     aws_clients.dynamodb_resource.cache_clear()
     aws_clients.sqs_client.cache_clear()
+    aws_clients.scheduler_client.cache_clear()
     return importlib.import_module(module)
 
 

@@ -53,14 +53,13 @@ class ContactsFeed(ExternalSystem):
 
 @pytest.fixture
 def contacts(pipeline: Any) -> Any:
-    from jobkit.planning import Planner
 
     feed = ContactsFeed("acme", 25)
     pipeline.external = feed
     pipeline.configs.put(
         ClientConfig(job_type=CONTACTS, client_id="acme", group_id="north", page_size=10)
     )
-    pipeline.planner = Planner(CONTACTS, pipeline.configs, pipeline.runs, pipeline.queue)
+    pipeline.planner = pipeline.planner_for(CONTACTS)
     return feed
 
 

@@ -139,7 +139,8 @@ def test_a_batch_where_every_item_fails_is_reported_item_by_item(pipeline: Any) 
     pipeline.seed("acme", count=1)
     pipeline.seed("globex", count=1)
     pipeline.plan(trigger="cli")
-    pipeline.external.fail_gets = 2
+    pipeline.invoke(pipeline.receive())  # the two pages
+    pipeline.events.fail_next = 2  # both records' events fail to publish
     messages = pipeline.receive()
     assert len(messages) == 2
     # no BatchProcessingError: both are reported as item failures
@@ -149,10 +150,11 @@ def test_a_batch_where_every_item_fails_is_reported_item_by_item(pipeline: Any) 
 def test_transient_failure_on_the_last_attempt_is_dead_lettered_and_counted(
     pipeline: Any,
 ) -> None:
-    pipeline.seed("acme", count=3)
+    pipeline.seed("acme", count=1)
     pipeline.seed("globex", count=2)
     run = pipeline.plan(trigger="cli")
-    pipeline.external.fail_gets = 5  # acme's page fails on every allowed attempt
+    pipeline.invoke(pipeline.receive())  # the pages
+    pipeline.events.fail_next = 5  # acme's record fails on every allowed attempt
     for _ in range(5):
         messages = pipeline.receive()
         pipeline.invoke([m for m in messages if '"acme"' in m["Body"]])
@@ -160,8 +162,7 @@ def test_transient_failure_on_the_last_attempt_is_dead_lettered_and_counted(
     pipeline.drain()
     view = pipeline.view(run.run_id)
     assert view.header.status is RunStatus.COMPLETED_WITH_ERRORS
-    acme = next(c for c in view.clients if c.client_id == "acme")
-    assert acme.result == "FAILED"
-    assert acme.error is not None and acme.error.startswith("gave up after 5 attempts")
+    assert (view.header.processed, view.header.failed, view.header.dead_lettered) == (2, 1, 1)
     [dead] = pipeline.dead_letters()
-    assert dead["body"]["kind"] == "page" and dead["body"]["client_id"] == "acme"
+    assert dead["body"]["kind"] == "record" and dead["body"]["client_id"] == "acme"
+    assert dead["reason"].startswith("gave up after 5 attempts")

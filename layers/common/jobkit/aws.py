@@ -16,6 +16,7 @@ __all__ = [
     "dynamodb_resource",
     "events_client",
     "lambda_client",
+    "scheduler_client",
     "secrets_client",
     "sqs_client",
 ]
@@ -49,3 +50,8 @@ def secrets_client() -> Any:
 @cache
 def lambda_client() -> Any:
     return boto3.client("lambda", config=_CONFIG)
+
+
+@cache
+def scheduler_client() -> Any:
+    return boto3.client("scheduler", config=_CONFIG)

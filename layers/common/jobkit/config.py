@@ -35,6 +35,9 @@ class ClientConfig(BaseModel):
     enabled: bool = True
     pilot: bool = False
     settings: dict[str, SettingValue] = Field(default_factory=dict)
+    # The client authenticates with a bearer token kept in Secrets Manager
+    # (``<credential prefix>/<client_id>``), rotated by the platform.
+    credentials: bool = False
     created_by: str = Field("jobkit", max_length=128)
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     # Per-client state, written by the platform.
@@ -87,6 +90,17 @@ class ConfigStore:
         }
         while True:
             page = self._table.query(**kwargs)
+            for item in page.get("Items", []):
+                yield parse_config_item(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def every_client(self) -> Iterator[ClientConfig | InvalidClientConfig]:
+        """Every configured client of every job type (a scan: for the probe, not hot paths)."""
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self._table.scan(**kwargs)
             for item in page.get("Items", []):
                 yield parse_config_item(item)
             if "LastEvaluatedKey" not in page:

@@ -71,6 +71,7 @@ class PageItem(_Envelope):
     kind: Literal["page"] = "page"
     cursor: str | None = None
     page_number: int = Field(1, ge=1)
+    attempt: int = Field(0, ge=0, le=100)  # the client-level retry this page belongs to
 
 
 class RecordItem(_Envelope):
@@ -79,6 +80,7 @@ class RecordItem(_Envelope):
     kind: Literal["record"] = "record"
     record_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     record: dict[str, Any]
+    deferrals: int = Field(0, ge=0, le=1000)  # times put back while its circuit was open
 
 
 WorkItem = Annotated[PageItem | RecordItem, Field(discriminator="kind")]
@@ -115,10 +117,14 @@ def new_page_item(
     cursor: str | None = None,
     page_number: int = 1,
     now: datetime | None = None,
+    attempt: int = 0,
 ) -> PageItem:
     key = page_item_key(job_type, client_id, run_id, cursor)
+    # A retried client's page is a new item of the run (counted on its own); the work it
+    # does is the same (same item_key).
+    envelope_id = _digest(run_id, key) if attempt == 0 else _digest(run_id, key, f"a{attempt}")
     return PageItem(
-        envelope_id=_digest(run_id, key),
+        envelope_id=envelope_id,
         item_key=key,
         job_type=job_type,
         run_id=run_id,
@@ -128,6 +134,7 @@ def new_page_item(
         enqueued_at=now or datetime.now(UTC),
         cursor=cursor,
         page_number=page_number,
+        attempt=attempt,
     )
 
 

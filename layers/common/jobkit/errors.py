@@ -51,3 +51,11 @@ class EnqueueError(TransientError):
 
 class ConcurrentUpdateError(TransientError):
     """A guarded write lost a race; reading again and retrying resolves it."""
+
+
+class ExternalAuthError(TransientError):
+    """The external system refused our credentials, even freshly read (they may be rotating)."""
+
+
+class ClientLevelError(TransientError):
+    """A failure of a whole client's work (its circuit is open): retried on a schedule."""

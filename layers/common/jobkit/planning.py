@@ -12,11 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jobkit.circuits import Circuits, OpenCircuit
 from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
 from jobkit.envelope import Identifier, describe_validation_error, new_page_item
 from jobkit.errors import PermanentError
 from jobkit.observability import logger
 from jobkit.queue import WorkQueue
+from jobkit.retries import ClientRetries, RetryRequest
 from jobkit.runs import ClientRun, ClientStatus, RunHeader, RunStatus, RunStore, Trigger
 
 _UNSUBSTITUTED = "<aws.scheduler.scheduled-time>"
@@ -75,11 +77,22 @@ def _run_id(job_type: str, request: PlanRequest, now: datetime) -> str:
 
 
 class Planner:
-    def __init__(self, job_type: str, configs: ConfigStore, runs: RunStore, queue: WorkQueue):
+    def __init__(
+        self,
+        job_type: str,
+        configs: ConfigStore,
+        runs: RunStore,
+        queue: WorkQueue,
+        *,
+        circuits: Circuits,
+        retries: ClientRetries,
+    ):
         self._job_type = job_type
         self._configs = configs
         self._runs = runs
         self._queue = queue
+        self._circuits = circuits
+        self._retries = retries
 
     def plan(self, request: PlanRequest) -> RunHeader:
         now = datetime.now(UTC)
@@ -115,8 +128,31 @@ class Planner:
             self._runs.close_dry_run(run_id, len(clients) + len(invalid), issues)
             logger.info("dry run planned", extra={"run_id": run_id, "clients": len(clients)})
             return self._runs.header(run_id) or header
+        # A client whose endpoint's circuit is open is not fetched now: it waits for a retry
+        # scheduled when the circuit lets a trial call through.
+        blocked = {c.client_id: self._circuits.open_circuit(c.client_id) for c in clients}
+        waiting = [c for c in clients if blocked[c.client_id] is not None]
+        clients = [c for c in clients if blocked[c.client_id] is None]
+        retry_at = {
+            c.client_id: self._schedule_retry(run_id, header, c, blocked[c.client_id])
+            for c in waiting
+        }
+        issues += [
+            f"client {c.client_id}: circuit open, retry scheduled at {retry_at[c.client_id]}"
+            for c in waiting
+        ]
         rows = [
             ClientRun(client_id=c.client_id, group_id=c.group_id, pages_open=1) for c in clients
+        ]
+        rows += [
+            ClientRun(
+                client_id=c.client_id,
+                group_id=c.group_id,
+                status=ClientStatus.WAITING,
+                next_retry_at=retry_at[c.client_id],
+                last_error="circuit open",
+            )
+            for c in waiting
         ]
         rows += [
             ClientRun(client_id=bad.client_id, status=ClientStatus.INVALID_CONFIG, error=bad.reason)
@@ -139,18 +175,36 @@ class Planner:
         )
         self._runs.mark_running(run_id, clients=len(rows), invalid=len(invalid), issues=issues)
         if created:
-            for row in rows[len(clients) :]:  # invalid configuration: closed as they open
+            for row in rows[len(clients) + len(waiting) :]:  # invalid: closed as they open
                 self._runs.client_closed(self._job_type, row)
         logger.info(
             "run planned",
             extra={
                 "run_id": run_id,
                 "clients": len(clients),
+                "waiting_clients": len(waiting),
                 "invalid_clients": len(invalid),
                 "issues": issues,
             },
         )
         return self._runs.header(run_id) or header
+
+    def _schedule_retry(
+        self, run_id: str, header: RunHeader, client: ClientConfig, circuit: OpenCircuit | None
+    ) -> str:
+        return self._retries.schedule(
+            RetryRequest(
+                job_type=self._job_type,
+                run_id=run_id,
+                client_id=client.client_id,
+                group_id=client.group_id,
+                correlation_id=header.correlation_id,
+                attempt=1,
+                cursor=client.cursor,
+                reason="circuit open",
+            ),
+            wait_at_least=circuit.retry_in_seconds if circuit else 0,
+        )
 
     def _select_clients(
         self, request: PlanRequest

@@ -12,6 +12,7 @@ backoff (message visibility) and dead-lettered by us on the last allowed attempt
 dead letter is counted on its run and carries its envelope and reason.
 """
 
+import functools
 import random
 import time
 from collections import defaultdict
@@ -21,6 +22,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerOpenError
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -32,6 +34,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from jobkit.aws import SQSClient
+from jobkit.circuits import Circuits
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.envelope import (
     PageItem,
@@ -43,6 +46,8 @@ from jobkit.envelope import (
     parse_work_item,
 )
 from jobkit.errors import (
+    ExternalAuthError,
+    ExternalUnavailableError,
     InvalidPayloadError,
     PermanentError,
     TenantMismatchError,
@@ -53,6 +58,8 @@ from jobkit.external import ExternalSystem
 from jobkit.job import AckRef, Job, Skip, raw_record_id
 from jobkit.observability import logger
 from jobkit.queue import MAX_MESSAGE_BYTES, DeadLetterQueue, WorkQueue
+from jobkit.ratelimit import RateLimitedError
+from jobkit.retries import ClientRetries
 from jobkit.runs import ItemOutcome, Outcome, RunStatus, RunStore
 from jobkit.workflow import (
     AlreadyApplied,
@@ -66,6 +73,16 @@ from jobkit.workflow import (
 _BACKOFF_BASE_SECONDS = 2
 _BACKOFF_MAX_SECONDS = 300
 _MAX_PAGES = 100_000
+# An item put back this many times while its circuit stayed open (about 3 hours at SQS's
+# longest delay) is given up on and dead-lettered.
+MAX_DEFERRALS = 12
+# Failures of a client's whole page: retried on a schedule (ClientRetries), not by SQS.
+_CLIENT_LEVEL_ERRORS = (
+    CircuitBreakerOpenError,
+    ExternalUnavailableError,
+    ExternalAuthError,
+    RateLimitedError,
+)
 
 
 class RecordResult(BaseModel):
@@ -109,6 +126,7 @@ class _Batch:
     item_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     retry: list[_Failure] = field(default_factory=list)
     unsettled: set[str] = field(default_factory=set)  # message ids to report as failures
+    deferred: set[str] = field(default_factory=set)  # put back on the queue as a delayed copy
 
 
 @dataclass
@@ -121,8 +139,10 @@ class Dependencies:
     dead_letters: DeadLetterQueue
     sqs: SQSClient
     queue_url: str
-    external: Callable[[], ExternalSystem]
+    external: Callable[[ClientConfig], ExternalSystem]
     persistence: BasePersistenceLayer
+    circuits: Circuits
+    retries: ClientRetries
     max_receive_count: int
     key_prefix: str
     idempotency_ttl_seconds: int
@@ -200,7 +220,11 @@ class Processor:
             return
         try:
             if isinstance(item, PageItem):
-                page = self._fetch_page(item=item)
+                try:
+                    page = self._fetch_page(item=item)
+                except _CLIENT_LEVEL_ERRORS as exc:
+                    self._client_failed(item, exc)
+                    return
                 batch.pages.append((message, item, page))
             else:
                 self._record(message, item, batch)
@@ -226,6 +250,18 @@ class Processor:
             raise
         finally:
             logger.remove_keys(["correlation_id", "run_id", "client_id", "group_id", "item_id"])
+
+    def _client_failed(self, item: PageItem, exc: Exception) -> None:
+        """The page failed as a whole: the client's work is retried later, on a schedule."""
+        wait = 0
+        if isinstance(exc, CircuitBreakerOpenError):
+            reason = "circuit open"
+            circuit = self._deps.circuits.open_circuit(item.client_id)
+            wait = circuit.retry_in_seconds if circuit else self._deps.circuits.cooldown_seconds
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        logger.warning("client's page failed", extra={"reason": reason, "attempt": item.attempt})
+        self._deps.retries.page_failed(item, reason, wait)
 
     def _is_cancelled(self, run_id: str) -> bool:
         """Looked up once per run per batch."""
@@ -390,7 +426,10 @@ class Processor:
     def _fetch_page_once(self, item: PageItem) -> PageResult:
         job = self._job(item.job_type)
         client = self._client(item.job_type, item.client_id)
-        page = job.fetch_page(self._deps.external(), client, item.cursor)
+        external = self._deps.external(client)
+        page = self._deps.circuits.call(
+            item.client_id, functools.partial(job.fetch_page, external, client, item.cursor)
+        )
         if page.next_cursor is not None and (
             page.next_cursor == item.cursor or item.page_number >= _MAX_PAGES
         ):
@@ -505,7 +544,11 @@ class Processor:
         """Count outcomes per (run, client); returns the message ids whose counting held."""
         counted: set[str] = set()
         for (run_id, client_id), all_entries in batch.outcomes.items():
-            entries = [e for e in all_entries if e[0].message_id not in batch.unsettled]
+            entries = [
+                e
+                for e in all_entries
+                if e[0].message_id not in batch.unsettled and e[0].message_id not in batch.deferred
+            ]
             if not entries:
                 continue
             try:
@@ -544,8 +587,14 @@ class Processor:
         for (job_type, client_id), entries in batch.acks.items():
             job, client = self._deps.jobs[job_type], self._client(job_type, client_id)
             refs = list({ref.record_id: ref for _, _, ref in entries}.values())
+            acknowledge = functools.partial(
+                job.acknowledge, self._deps.external(client), client, refs
+            )
             try:
-                result = job.acknowledge(self._deps.external(), client, refs)
+                result = self._deps.circuits.call(client_id, acknowledge)
+            except CircuitBreakerOpenError:
+                self._defer(batch, client_id, entries)
+                continue
             except Exception as exc:  # noqa: BLE001 - the ack is retried without reprocessing
                 self._ack_failed(batch, entries, f"{type(exc).__name__}: {exc}")
                 continue
@@ -555,22 +604,58 @@ class Processor:
                     extra={"client_id": client_id, "rejected": result.rejected},
                 )
 
-    def _ack_failed(
-        self, batch: _Batch, entries: list[tuple[SQSRecord, RecordItem, AckRef]], reason: str
+    def _defer(
+        self, batch: _Batch, client_id: str, entries: list[tuple[SQSRecord, RecordItem, AckRef]]
     ) -> None:
-        give_up = []
+        """The client's circuit is open: put its items back as delayed copies (same envelope,
+        so counted once), which does not use up their receive count as a retry would."""
+        circuit = self._deps.circuits.open_circuit(client_id)
+        delay = circuit.retry_in_seconds if circuit else self._deps.circuits.cooldown_seconds
+        copies, exhausted = [], []
+        for message, item, ref in entries:
+            if item.deferrals >= MAX_DEFERRALS:
+                exhausted.append((message, item, ref))
+            else:
+                copies.append((message, item.model_copy(update={"deferrals": item.deferrals + 1})))
+        try:
+            self._deps.queue.send([copy for _, copy in copies], delay_seconds=delay)
+        except Exception:  # noqa: BLE001 - the originals are retried instead
+            logger.exception("deferring items failed")
+            batch.unsettled.update(message.message_id for message, _ in copies)
+        else:
+            batch.deferred.update(message.message_id for message, _ in copies)
+            logger.info(
+                "items deferred: circuit open",
+                extra={"client_id": client_id, "items": len(copies), "delay_seconds": delay},
+            )
+        if exhausted:
+            self._ack_failed(
+                batch,
+                exhausted,
+                f"circuit stayed open through {MAX_DEFERRALS} deferrals",
+                give_up=True,
+            )
+
+    def _ack_failed(
+        self,
+        batch: _Batch,
+        entries: list[tuple[SQSRecord, RecordItem, AckRef]],
+        reason: str,
+        give_up: bool = False,
+    ) -> None:
+        giving_up = []
         for message, item, _ in entries:
             attempts = int(message.attributes.approximate_receive_count or 1)
-            if attempts >= self._deps.max_receive_count:
-                give_up.append((message, item))
+            if give_up or attempts >= self._deps.max_receive_count:
+                giving_up.append((message, item))
             else:
                 batch.retry.append(_Failure(message, f"ack failed: {reason}", "AckFailed", item))
                 batch.unsettled.add(message.message_id)
         logger.warning(
             "acknowledgement failed",
-            extra={"error": reason, "items": len(entries), "giving_up": len(give_up)},
+            extra={"error": reason, "items": len(entries), "giving_up": len(giving_up)},
         )
-        for message, item in give_up:
+        for message, item in giving_up:
             try:
                 self._deps.dead_letters.send(
                     message.body,

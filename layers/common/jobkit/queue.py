@@ -17,6 +17,7 @@ MAX_BATCH_ENTRIES = 10
 # SQS caps a batch at 1 MiB in all; keep well under so one large record cannot break a batch.
 MAX_BATCH_BYTES = 900 * 1024
 MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_DELAY_SECONDS = 900  # SQS's longest per-message delay
 _SEND_ATTEMPTS = 3
 
 
@@ -41,20 +42,25 @@ class WorkQueue:
         self._sqs = sqs
         self._url = queue_url
 
-    def send(self, items: Sequence[PageItem | RecordItem]) -> None:
+    def send(self, items: Sequence[PageItem | RecordItem], delay_seconds: int = 0) -> None:
         """Enqueue every work item, ten per request, resending entries SQS failed."""
-        self.send_bodies([(item.message_group_id, item.model_dump_json()) for item in items])
+        self.send_bodies(
+            [(item.message_group_id, item.model_dump_json()) for item in items], delay_seconds
+        )
 
-    def send_bodies(self, bodies: Sequence[tuple[str, str]]) -> None:
+    def send_bodies(self, bodies: Sequence[tuple[str, str]], delay_seconds: int = 0) -> None:
         """Enqueue (message group, body) pairs, ten per request, resending failed entries."""
         for batch in _batches(bodies):
-            self._send_batch(batch)
+            self._send_batch(batch, min(MAX_DELAY_SECONDS, max(0, delay_seconds)))
 
-    def _send_batch(self, batch: list[tuple[str, str]]) -> None:
-        entries = {
+    def _send_batch(self, batch: list[tuple[str, str]], delay_seconds: int) -> None:
+        entries: dict[str, dict[str, Any]] = {
             str(index): {"Id": str(index), "MessageBody": body, "MessageGroupId": group}
             for index, (group, body) in enumerate(batch)
         }
+        if delay_seconds:
+            for entry in entries.values():
+                entry["DelaySeconds"] = delay_seconds
         failures: list[Any] = []
         for attempt in range(_SEND_ATTEMPTS):
             response = self._sqs.send_message_batch(

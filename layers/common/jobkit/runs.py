@@ -51,6 +51,7 @@ FINAL_STATUSES = frozenset(
 
 class ClientStatus(StrEnum):
     RUNNING = "RUNNING"
+    WAITING = "WAITING_RETRY"  # the client's work failed as a whole; a retry is scheduled
     DONE = "DONE"
     INVALID_CONFIG = "INVALID_CONFIG"
 
@@ -110,6 +111,9 @@ class ClientRun(BaseModel):
     retries: int = 0
     ack_failed: int = 0
     error: str | None = None
+    attempt: int = 0  # client-level retries so far
+    next_retry_at: str | None = None
+    last_error: str | None = None  # why the last attempt failed, while retries go on
 
     @property
     def result(self) -> str:
@@ -435,15 +439,26 @@ class RunStore:
         }
 
     def _client_update(
-        self, run_id: str, client_id: str, deltas: dict[str, int], error: str | None = None
+        self,
+        run_id: str,
+        client_id: str,
+        deltas: dict[str, int],
+        error: str | None = None,
+        sets: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         names = {f"#c{i}": name for i, name in enumerate(deltas)}
         values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(deltas.values())}
         expression = "ADD " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True))
+        sets = dict(sets or {})
         if error is not None:
-            expression = f"SET #error = :error {expression}"
-            names["#error"] = "error"
-            values[":error"] = error[:500]
+            sets["error"] = error[:500]
+        if sets:
+            assignments = []
+            for i, (name, value) in enumerate(sets.items()):
+                names[f"#s{i}"] = name
+                values[f":s{i}"] = value
+                assignments.append(f"#s{i} = :s{i}")
+            expression = f"SET {', '.join(assignments)} {expression}"
         return {
             "Update": {
                 "TableName": self._table.name,
@@ -462,6 +477,7 @@ class RunStore:
         marker: dict[str, Any],
         deltas: dict[str, int],
         error: str | None = None,
+        sets: dict[str, Any] | None = None,
     ) -> bool:
         """Write a marker row and move counters together; False if the marker existed."""
         put = {
@@ -480,7 +496,10 @@ class RunStore:
         for attempt in range(_CONFLICT_ATTEMPTS):
             try:
                 self._client.transact_write_items(
-                    TransactItems=[put, self._client_update(run_id, client_id, deltas, error)]
+                    TransactItems=[
+                        put,
+                        self._client_update(run_id, client_id, deltas, error, sets),
+                    ]
                 )
                 return True
             except ClientError as exc:
@@ -500,6 +519,92 @@ class RunStore:
     def _exists(self, run_id: str, sk: str) -> bool:
         key = {"run_id": run_id, "sk": sk}
         return "Item" in self._table.get_item(Key=key, ConsistentRead=True)
+
+    # -- client-level retries ---------------------------------------------------------------
+
+    def park_client(
+        self,
+        run_id: str,
+        client_id: str,
+        envelope_id: str,
+        page_number: int,
+        reason: str,
+        attempt: int,
+        retry_at: str,
+    ) -> bool:
+        """The client's page failed as a whole: it waits for retry ``attempt`` (once per page
+        envelope; False if this page was parked before)."""
+        marker = {
+            "client_id": client_id,
+            "page_number": page_number,
+            "records": 0,
+            "outcome": "retry",
+            "reason": reason,
+        }
+        return self._transact_once(
+            run_id,
+            client_id,
+            f"PAGE#{envelope_id}",
+            marker,
+            {"pages_open": -1, "retries": 1},
+            sets={
+                "status": ClientStatus.WAITING.value,
+                "attempt": attempt,
+                "next_retry_at": retry_at,
+                "last_error": reason[:500],
+            },
+        )
+
+    def resume_client(self, run_id: str, client_id: str, attempt: int) -> bool:
+        """Retry ``attempt`` starts: the client runs again with one page open. Once per
+        attempt: False if that attempt had already resumed it."""
+        return self._transact_once(
+            run_id,
+            client_id,
+            f"RETRY#{client_id}#{attempt}",
+            {"client_id": client_id, "attempt": attempt},
+            {"pages_open": 1},
+            sets={"status": ClientStatus.RUNNING.value, "attempt": attempt},
+        )
+
+    def delay_client(
+        self, run_id: str, client_id: str, attempt: int, retry_at: str, reason: str
+    ) -> None:
+        """A waiting client's retry found its circuit still open: it waits longer."""
+        self._table.update_item(
+            Key={"run_id": run_id, "sk": f"CLIENT#{client_id}"},
+            UpdateExpression=(
+                "SET attempt = :attempt, next_retry_at = :at, last_error = :reason ADD retries :one"
+            ),
+            ExpressionAttributeValues={
+                ":attempt": attempt,
+                ":at": retry_at,
+                ":reason": reason[:500],
+                ":one": 1,
+            },
+        )
+
+    def poison_client(self, run_id: str, client_id: str, reason: str) -> None:
+        """Retries are exhausted: the client's part of the run fails with this reason (it
+        closes once its items already in flight are counted)."""
+        self._table.update_item(
+            Key={"run_id": run_id, "sk": f"CLIENT#{client_id}"},
+            UpdateExpression="SET #status = :running, #error = :reason REMOVE next_retry_at",
+            ExpressionAttributeNames={"#status": "status", "#error": "error"},
+            ExpressionAttributeValues={
+                ":running": ClientStatus.RUNNING.value,
+                ":reason": reason[:500],
+            },
+        )
+        self.add_issue(run_id, f"client {client_id}: poison: {reason}"[:1000])
+        self.try_close_client(run_id, client_id)
+
+    def add_issue(self, run_id: str, issue: str) -> None:
+        self._table.update_item(
+            Key={"run_id": run_id, "sk": HEADER},
+            UpdateExpression="SET issues = list_append(if_not_exists(issues, :empty), :issue)",
+            ExpressionAttributeValues={":issue": [issue], ":empty": []},
+        )
 
     # -- closing ----------------------------------------------------------------------------
 

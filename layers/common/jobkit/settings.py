@@ -18,17 +18,50 @@ class QueueSettings(_Env):
     work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
 
 
-class ExternalSettings(_Env):
+class CircuitSettings(_Env):
+    # Circuit states and the provider's rate-limit bucket.
+    control_table: str = Field(alias="CONTROL_TABLE", min_length=1)
+    circuit_failure_threshold: int = Field(5, alias="CIRCUIT_FAILURE_THRESHOLD", ge=1)
+    circuit_cooldown_seconds: int = Field(60, alias="CIRCUIT_COOLDOWN_SECONDS", ge=1)
+    circuit_success_threshold: int = Field(2, alias="CIRCUIT_SUCCESS_THRESHOLD", ge=1)
+
+
+class ExternalSettings(CircuitSettings):
     external_base_url: str = Field(alias="EXTERNAL_BASE_URL", min_length=1)
     external_timeout_seconds: float = Field(5.0, alias="EXTERNAL_TIMEOUT_SECONDS", gt=0)
     external_max_attempts: int = Field(3, alias="EXTERNAL_MAX_ATTEMPTS", ge=1, le=10)
+    credentials_secret_prefix: str = Field(alias="CREDENTIALS_SECRET_PREFIX", min_length=1)
+    # The provider's limit, shared by every container: requests per second, and burst.
+    external_rate_per_second: float = Field(20.0, alias="EXTERNAL_RATE_PER_SECOND", gt=0)
+    external_rate_burst: int = Field(40, alias="EXTERNAL_RATE_BURST", ge=1)
 
 
-class PlannerSettings(TableSettings, QueueSettings):
+class RetrySettings(CircuitSettings):
+    retry_function_arn: str = Field(alias="RETRY_FUNCTION_ARN", min_length=1)
+    retry_role_arn: str = Field(alias="RETRY_ROLE_ARN", min_length=1)
+    retry_schedule_group: str = Field("default", alias="RETRY_SCHEDULE_GROUP", min_length=1)
+    retry_base_seconds: int = Field(60, alias="RETRY_BASE_SECONDS", ge=1)
+    retry_max_seconds: int = Field(3600, alias="RETRY_MAX_SECONDS", ge=1)
+    retry_max_retries: int = Field(3, alias="RETRY_MAX_RETRIES", ge=0, le=20)
+
+
+class PlannerSettings(TableSettings, QueueSettings, RetrySettings):
     job_type: str = Field(alias="JOB_TYPE", min_length=1)
 
 
-class ProcessorSettings(TableSettings, QueueSettings, ExternalSettings):
+class RetryWorkerSettings(TableSettings, QueueSettings, RetrySettings):
+    pass
+
+
+class ProbeSettings(TableSettings, ExternalSettings):
+    pass
+
+
+class RotationSettings(ExternalSettings):
+    pass
+
+
+class ProcessorSettings(TableSettings, QueueSettings, ExternalSettings, RetrySettings):
     records_table: str = Field(alias="RECORDS_TABLE", min_length=1)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)

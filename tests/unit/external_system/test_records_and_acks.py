@@ -261,6 +261,8 @@ def test_stats_count_external_requests_by_route_and_status(api: httpx.Client) ->
             "GET /v1/records": {"200": 2, "400": 1},
             "POST /v1/acks": {"200": 1},
             "GET /v1/contacts": {},
+            "GET /v1/health": {},
+            "POST /v1/credentials": {},
         },
         "injected": {"error": 0, "timeout": 0, "throttle": 0, "ack_error": 0},
     }

@@ -1,0 +1,28 @@
+"""Health probe Lambda: on a schedule, probes every client endpoint through its circuit."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobkit.aws import dynamodb_resource
+from jobkit.config import ConfigStore
+from jobkit.observability import logger, metrics, tracer
+from jobkit.probe import HealthProbe
+from jobkit.settings import ProbeSettings, load_settings
+from jobkit.wiring import build_circuits, build_connections
+
+settings = load_settings(ProbeSettings)
+probe = HealthProbe(
+    ConfigStore(dynamodb_resource().Table(settings.config_table)),
+    build_connections(settings),
+    build_circuits(settings),
+    dynamodb_resource().Table(settings.control_table),
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    results = probe.probe_all()
+    return {"probes": [result.model_dump(mode="json") for result in results]}

@@ -1,0 +1,36 @@
+"""Retry worker Lambda: a one-off schedule hands it a client whose work failed as a whole."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobkit.aws import dynamodb_resource, sqs_client
+from jobkit.config import ConfigStore
+from jobkit.health import ClientHealth
+from jobkit.observability import logger, metrics, tracer
+from jobkit.queue import WorkQueue
+from jobkit.retries import RetryRequest, RetryWorker
+from jobkit.runs import RunStore
+from jobkit.settings import RetryWorkerSettings, load_settings
+from jobkit.wiring import build_circuits, build_retries
+
+settings = load_settings(RetryWorkerSettings)
+configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
+runs = RunStore(
+    dynamodb_resource().Table(settings.runs_table), on_client_closed=ClientHealth(configs).record
+)
+worker = RetryWorker(
+    runs,
+    WorkQueue(sqs_client(), settings.work_queue_url),
+    build_circuits(settings),
+    build_retries(settings, runs),
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = RetryRequest.model_validate(event)
+    logger.append_keys(run_id=request.run_id, client_id=request.client_id)
+    return {"result": worker.retry(request), "attempt": request.attempt}

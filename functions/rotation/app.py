@@ -1,0 +1,28 @@
+"""Credential rotation Lambda: Secrets Manager's four steps, or every client's on a schedule."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobkit.aws import secrets_client
+from jobkit.observability import logger, metrics, tracer
+from jobkit.rotation import CredentialRotator, RotateRequest, RotationEvent
+from jobkit.settings import RotationSettings, load_settings
+from jobkit.wiring import build_connections
+
+settings = load_settings(RotationSettings)
+rotator = CredentialRotator(
+    secrets_client(),
+    build_connections(settings).with_credential,
+    settings.credentials_secret_prefix,
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
+    if "Step" in event:  # Secrets Manager, one step at a time
+        rotator.run_step(RotationEvent.model_validate(event))
+        return None
+    return rotator.rotate_all(RotateRequest.model_validate(event))

@@ -1,0 +1,95 @@
+"""One circuit breaker per client endpoint of the external system: Powertools' Circuit Breaker,
+its state in DynamoDB, fed by the health probe and by every fetch and acknowledgement.
+
+Only unavailability counts as a failure (timeouts, 5xx, throttling after our retries): a
+refused credential or a malformed answer says nothing about the endpoint's health. Powertools
+counts consecutive failures per container and shares the state (closed, open, half-open)
+through the table, so every container and every function sees a circuit open at once.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.circuit_breaker import (
+    CircuitBreakerConfig,
+    CircuitState,
+    CircuitTransition,
+    circuit_breaker,
+)
+from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (
+    CircuitBreakerPersistenceLayer,
+)
+
+from jobkit.errors import ExternalUnavailableError
+from jobkit.observability import logger
+
+
+def circuit_name(client_id: str) -> str:
+    return f"external#{client_id}"
+
+
+@dataclass(frozen=True)
+class OpenCircuit:
+    """A circuit that refuses calls now, and when it lets a trial call through."""
+
+    client_id: str
+    opened_at: int
+    retry_in_seconds: int
+
+
+class Circuits:
+    def __init__(
+        self,
+        persistence: CircuitBreakerPersistenceLayer,
+        failure_threshold: int = 5,
+        cooldown_seconds: int = 60,
+        success_threshold: int = 2,
+    ) -> None:
+        self._persistence = persistence
+        self.cooldown_seconds = cooldown_seconds
+        self._config = CircuitBreakerConfig(
+            failure_threshold=failure_threshold,
+            recovery_timeout=cooldown_seconds,
+            success_threshold=success_threshold,
+            handled_exceptions=ExternalUnavailableError,
+            local_cache_max_age=2,
+        )
+
+    def call[T](self, client_id: str, call: Callable[[], T]) -> T:
+        """Run ``call`` through the client's circuit; raises CircuitBreakerOpenError if open."""
+        guarded = circuit_breaker(
+            name=circuit_name(client_id),
+            persistence_store=self._persistence,
+            config=self._config,
+            on_transition=_record_transition,
+        )(call)
+        return guarded()  # type: ignore[no-any-return]
+
+    def open_circuit(self, client_id: str) -> OpenCircuit | None:
+        """The client's circuit if it refuses calls now (open, cool-down not yet over)."""
+        record = self._persistence.get_state(circuit_name(client_id))
+        if record.state is not CircuitState.OPEN or record.opened_at is None:
+            return None
+        left = record.opened_at + self.cooldown_seconds - int(time.time())
+        if left <= 0:
+            return None  # the next call is the half-open trial
+        return OpenCircuit(client_id, record.opened_at, left)
+
+    def state(self, client_id: str) -> CircuitState:
+        return self._persistence.get_state(circuit_name(client_id)).state
+
+
+def _record_transition(transition: CircuitTransition) -> None:
+    logger.warning(
+        "circuit changed state",
+        extra={
+            "circuit": transition.circuit_name,
+            "from_state": transition.from_state.value,
+            "to_state": transition.to_state.value,
+        },
+    )
+    if transition.to_state is CircuitState.OPEN:
+        with single_metric(name="CircuitOpened", unit=MetricUnit.Count, value=1) as metric:
+            metric.add_metadata("circuit", transition.circuit_name)

@@ -1,0 +1,63 @@
+"""Per-client credentials for the external system, kept in Secrets Manager.
+
+One secret per client, ``<prefix>/<client_id>``, holding an ``ExternalCredential`` as JSON.
+Reads go through Powertools Parameters, cached per container; a refused credential is read
+again without the cache once (it may just have been rotated) before the call fails.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobkit.envelope import Identifier, describe_validation_error
+from jobkit.errors import ExternalAuthError
+
+CACHE_SECONDS = 300
+
+
+class ExternalCredential(BaseModel):
+    """What a client's secret holds: the bearer token and where it is valid."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: Identifier
+    token: str = Field(min_length=16, max_length=256, repr=False)
+    route: str = Field("/v1", pattern=r"^/[A-Za-z0-9_\-/]*$", max_length=128)
+
+    def header(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+
+def secret_name(prefix: str, client_id: str) -> str:
+    return f"{prefix}/{client_id}"
+
+
+def parse_credential(raw: Any, name: str) -> ExternalCredential:
+    try:
+        return ExternalCredential.model_validate_json(raw)
+    except ValidationError as exc:
+        # The reason names fields only: pydantic's own message would echo the token.
+        raise ExternalAuthError(
+            f"secret {name}: not a valid credential: {describe_validation_error(exc)}"
+        ) from exc
+
+
+CredentialReader = Callable[[str, bool], ExternalCredential]
+
+
+class CredentialSource:
+    """Reads a client's credential; ``refresh`` bypasses the cache."""
+
+    def __init__(self, prefix: str, max_age: int = CACHE_SECONDS) -> None:
+        self._prefix = prefix
+        self._max_age = max_age
+
+    def __call__(self, client_id: str, refresh: bool = False) -> ExternalCredential:
+        name = secret_name(self._prefix, client_id)
+        try:
+            raw = parameters.get_secret(name, max_age=self._max_age, force_fetch=refresh)
+        except parameters.exceptions.GetParameterError as exc:
+            raise ExternalAuthError(f"no credential readable at {name}") from exc
+        return parse_credential(raw, name)

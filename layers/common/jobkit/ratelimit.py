@@ -1,0 +1,136 @@
+"""A per-provider token bucket shared by every Lambda container, kept in DynamoDB.
+
+Fetch, ack and probe calls all take a token before each HTTP attempt (retries included), so a
+large run backs off instead of overwhelming the external system, however many processor
+containers run at once.
+
+Written by hand: Powertools has no rate limiter, and the maintained Python limiters
+(pyrate-limiter, limits) keep their buckets in process memory or Redis, not DynamoDB. The
+bucket is GCRA, the token bucket expressed as one number, the "theoretical arrival time"
+(TAT): a request at ``now`` is allowed when ``max(TAT, now) + interval - now <= burst *
+interval``, and moves TAT on by one interval. Each attempt is a single conditional UpdateItem.
+"""
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from botocore.exceptions import ClientError
+
+from jobkit.errors import TransientError
+
+_MS = 1000
+
+
+class RateLimitedError(TransientError):
+    """No token became free within the caller's patience."""
+
+
+class TokenBucket:
+    """``rate`` requests per second on average, up to ``burst`` at once, for one provider."""
+
+    def __init__(
+        self,
+        table: Any,
+        provider: str,
+        rate: float,
+        burst: int,
+        max_wait_seconds: float = 20.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self._table = table
+        self._key = {"id": f"ratelimit#{provider}"}
+        self._interval_ms = max(1, int(_MS / rate))
+        self._burst = burst
+        self._max_wait = max_wait_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._known_tat = 0  # last TAT seen here: picks which conditional write to try first
+
+    def acquire(self) -> None:
+        """Take one token, waiting for it; raises RateLimitedError past ``max_wait_seconds``."""
+        deadline = self._clock() + self._max_wait
+        while True:
+            now = int(self._clock() * _MS)
+            wait_ms = self._try_take(now)
+            if wait_ms == 0:
+                return
+            if self._clock() + wait_ms / _MS > deadline:
+                raise RateLimitedError(
+                    f"rate limit: no request slot free within {self._max_wait:g} s"
+                )
+            # Jitter spreads the containers that were refused together.
+            self._sleep(wait_ms / _MS * random.uniform(1.0, 1.5))  # noqa: S311
+
+    def _try_take(self, now: int) -> int:
+        """0 if a token was taken, else how long (ms) until one may be free."""
+        attempts = (self._take_busy, self._take_idle)
+        if self._known_tat <= now:
+            attempts = (self._take_idle, self._take_busy)
+        for attempt in attempts:
+            if attempt(now):
+                return 0
+        return max(1, self._known_tat - now - (self._burst - 1) * self._interval_ms)
+
+    def _take_idle(self, now: int) -> bool:
+        """The bucket is full (TAT in the past): TAT becomes now + one interval."""
+        return self._update(
+            "SET tat = :next, expiration = :expires",
+            "attribute_not_exists(tat) OR tat <= :now",
+            {":next": now + self._interval_ms, ":now": now},
+        )
+
+    def _take_busy(self, now: int) -> bool:
+        """Tokens are being used: TAT moves on one interval if the burst allows it."""
+        return self._update(
+            "SET tat = tat + :interval, expiration = :expires",
+            "tat > :now AND tat <= :limit",
+            {
+                ":interval": self._interval_ms,
+                ":now": now,
+                ":limit": now + (self._burst - 1) * self._interval_ms,
+            },
+        )
+
+    def _update(self, expression: str, condition: str, values: dict[str, int]) -> bool:
+        values = {**values, ":expires": int(self._clock()) + 3600}
+        try:
+            response = self._table.update_item(
+                Key=self._key,
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+            if "tat" in old:
+                self._known_tat = int(old["tat"]["N"])
+            else:  # a store that does not return the item: assume the bucket is empty
+                self._known_tat = values[":now"] + self._burst * self._interval_ms
+            return False
+        self._known_tat = int(response["Attributes"]["tat"])
+        return True
+
+
+class RateLimitedTransport(httpx.BaseTransport):
+    """Takes a token before every request it sends, so retries are paced too."""
+
+    def __init__(self, bucket: TokenBucket, transport: httpx.BaseTransport) -> None:
+        self._bucket = bucket
+        self._transport = transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._bucket.acquire()
+        return self._transport.handle_request(request)
+
+    def close(self) -> None:
+        self._transport.close()
