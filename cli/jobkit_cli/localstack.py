@@ -11,9 +11,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import tomllib
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import httpx

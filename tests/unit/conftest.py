@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from moto import mock_aws
 
@@ -56,6 +57,19 @@ def fresh_circuit_counters() -> None:
 
 
 @pytest.fixture
+def provider() -> Iterator[httpx.Client]:
+    """The real fake external system on a loopback port; the client talks to its admin API."""
+    from external_system import start_server
+
+    server, thread = start_server("127.0.0.1", 0)
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=5.0) as admin:
+        yield admin
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext()
 
@@ -72,6 +86,7 @@ class FakeExternalSystem(ExternalSystem):
     page_size: int = 10
     fail_acks: int = 0  # the next N ack calls fail
     fail_gets: int = 0
+    down: set[str] = field(default_factory=set)  # clients whose endpoint fails every call
     calls: list[str] = field(default_factory=list)
 
     def add_client(
@@ -96,6 +111,8 @@ class FakeExternalSystem(ExternalSystem):
         from jobkit.errors import ExternalUnavailableError
 
         self.calls.append(f"GET {path}")
+        if path.split("/")[3] in self.down:
+            raise ExternalUnavailableError(f"GET {path}: HTTP 503 after retries")
         if self.fail_gets:
             self.fail_gets -= 1
             raise ExternalUnavailableError(f"GET {path}: HTTP 503 after retries")
@@ -111,6 +128,8 @@ class FakeExternalSystem(ExternalSystem):
         from jobkit.errors import ExternalUnavailableError
 
         self.calls.append(f"POST {path}")
+        if path.split("/")[3] in self.down:
+            raise ExternalUnavailableError(f"POST {path}: HTTP 503 after retries")
         if self.fail_acks:
             self.fail_acks -= 1
             raise ExternalUnavailableError(f"POST {path}: HTTP 503 after retries")

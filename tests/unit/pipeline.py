@@ -44,6 +44,7 @@ class Pipeline:
     max_receive_count: int = 5
     # High by default so tests about other failures are not also about the circuit.
     circuit_threshold: int = 50
+    circuit_cooldown: int = 30
 
     def __post_init__(self) -> None:
         self.events = RecordingPublisher()
@@ -57,7 +58,7 @@ class Pipeline:
         self.circuits = Circuits(
             CircuitBreakerDynamoDBPersistence(table_name="ControlTable"),
             failure_threshold=self.circuit_threshold,
-            cooldown_seconds=30,
+            cooldown_seconds=self.circuit_cooldown,
             success_threshold=1,
         )
         self.scheduler = boto3.client("scheduler")

@@ -57,7 +57,11 @@ class CredentialSource:
     def __call__(self, client_id: str, refresh: bool = False) -> ExternalCredential:
         name = secret_name(self._prefix, client_id)
         try:
-            raw = parameters.get_secret(name, max_age=self._max_age, force_fetch=refresh)
+            # The stage named although it is the default: some emulators (moto) otherwise
+            # keep answering the version a secret was created with.
+            raw = parameters.get_secret(
+                name, max_age=self._max_age, force_fetch=refresh, VersionStage="AWSCURRENT"
+            )
         except parameters.exceptions.GetParameterError as exc:
             raise ExternalAuthError(f"no credential readable at {name}") from exc
         return parse_credential(raw, name)

@@ -564,7 +564,7 @@ class RunStore:
             f"RETRY#{client_id}#{attempt}",
             {"client_id": client_id, "attempt": attempt},
             {"pages_open": 1},
-            sets={"status": ClientStatus.RUNNING.value, "attempt": attempt},
+            sets={"status": ClientStatus.RUNNING.value, "attempt": attempt, "next_retry_at": None},
         )
 
     def delay_client(

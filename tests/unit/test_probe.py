@@ -1,0 +1,55 @@
+"""The health probe: status and latency per client endpoint, feeding its circuit."""
+
+import time
+from typing import Any
+
+import httpx
+from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
+    CircuitBreakerDynamoDBPersistence,
+)
+
+from jobkit.circuits import Circuits
+from jobkit.config import ClientConfig, ConfigStore
+from jobkit.credentials import CredentialSource
+from jobkit.external import Connections, build_http_client
+from jobkit.probe import HealthProbe
+
+
+def _probe(aws: Any, provider: httpx.Client) -> HealthProbe:
+    configs = ConfigStore(aws.tables["ConfigTable"])
+    for client_id in ("acme", "globex"):
+        provider.post(
+            "/_admin/clients", json={"client_id": client_id, "group_id": "north", "records": 1}
+        ).raise_for_status()
+        configs.put(
+            ClientConfig(job_type="sync-completed-records", client_id=client_id, group_id="north")
+        )
+    http = build_http_client(str(provider.base_url), timeout_seconds=1, max_attempts=1)
+    circuits = Circuits(
+        CircuitBreakerDynamoDBPersistence(table_name="ControlTable"),
+        failure_threshold=2,
+        cooldown_seconds=1,
+        success_threshold=1,
+    )
+    return HealthProbe(
+        configs, Connections(http, CredentialSource("unused")), circuits, aws.tables["ControlTable"]
+    )
+
+
+def test_probe_records_status_latency_and_drives_the_circuit(aws: Any, provider: Any) -> None:
+    probe = _probe(aws, provider)
+    first = {r.client_id: r for r in probe.probe_all()}
+    assert first["acme"].status == "up" and first["acme"].latency_ms is not None
+    stored = aws.tables["ControlTable"].get_item(Key={"id": "probe#acme"})["Item"]
+    assert stored["status"] == "up" and float(stored["latency_ms"]) >= 0
+
+    provider.put("/_admin/faults", json={"error_rate": 1.0, "clients": ["acme"]})
+    statuses = [{r.client_id: r for r in probe.probe_all()} for _ in range(3)]
+    assert [s["acme"].status for s in statuses] == ["down", "down", "circuit_open"]
+    assert statuses[1]["acme"].circuit == "OPEN"
+    assert all(s["globex"].status == "up" for s in statuses)  # one client's outage is its own
+
+    provider.put("/_admin/faults", json={})
+    time.sleep(1.1)  # the cool-down: the next probe is the half-open trial
+    recovered = {r.client_id: r for r in probe.probe_all()}
+    assert recovered["acme"].status == "up" and recovered["acme"].circuit == "CLOSED"
