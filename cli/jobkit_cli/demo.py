@@ -44,10 +44,12 @@ def run_demo() -> bool:
             group_id=group_id,
             records=RECORDS_PER_CLIENT,
             poison=[POISON] if POISON.startswith(client_id) else [],
+            credentials=True,
         )
     console.print(
         f"seeded {len(CLIENTS)} clients x {RECORDS_PER_CLIENT} records, poison record "
-        f"{POISON}, 5% transient 5xx on the external system"
+        f"{POISON}, 5% transient 5xx on the external system; each client calls with its "
+        "own bearer token, read from Secrets Manager"
     )
 
     scheduled = datetime.now(UTC).replace(second=0, microsecond=0)

@@ -15,6 +15,7 @@ COLOURS = {
     "INVALID_CONFIG": "red",
     "RUNNING": "blue",
     "PLANNING": "blue",
+    "WAITING_RETRY": "magenta",
     "CANCELLED": "dim",
 }
 

@@ -12,6 +12,7 @@ from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
 from jobkit_cli import localstack
 from jobkit_cli.api_client import ApiClient, ApiError, api_url
 from jobkit_cli.dlq import dlq_app
+from jobkit_cli.endpoints_cli import credentials_app, probe
 from jobkit_cli.keys_cli import keys_app
 from jobkit_cli.runs_view import (
     client_table,
@@ -31,6 +32,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(credentials_app, name="credentials")
+app.command()(probe)
 
 KeyOption = Annotated[
     str | None,
@@ -136,6 +139,9 @@ def clients_add(
     page_size: int = 50,
     pilot: bool = False,
     disabled: bool = False,
+    credentials: Annotated[
+        bool, typer.Option(help="Authenticate with the token `jobkit credentials set` stores.")
+    ] = False,
     setting: Annotated[list[str] | None, typer.Option(help="key=value, repeatable")] = None,
 ) -> None:
     """Add or replace a client of a job type; validated before it is written."""
@@ -150,6 +156,7 @@ def clients_add(
             pilot=pilot,
             enabled=not disabled,
             settings=settings,
+            credentials=credentials,
             created_by="cli",
         )
     except ValueError as exc:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jobkit.api_models import RunOut
+from jobkit.api_models import ClientRunOut, RunOut
 from jobkit.runs import FINAL_STATUSES, RunStore, RunView
 from jobkit_cli.stack import Stack
 
@@ -81,12 +81,20 @@ def client_table(run: RunOut, acks: dict[str, int] | None = None) -> Table:
         table.add_column(name.replace("_", "-"), justify="right")
     if acks is not None:
         table.add_column("acks seen", justify="right")
+    table.add_column("note")
     for row in sorted(run.clients, key=lambda c: c.client_id):
         cells = [row.client_id, row.result, *(str(getattr(row, name)) for name in counters)]
         if acks is not None:
             cells.append(str(acks.get(row.client_id, 0)))
+        cells.append(_note(row))
         table.add_row(*cells)
     return table
+
+
+def _note(row: ClientRunOut) -> str:
+    if row.result == "WAITING_RETRY":
+        return f"retry {row.attempt + 1} at {row.next_retry_at}: {row.last_error}"
+    return row.error or ""
 
 
 @dataclass(frozen=True)

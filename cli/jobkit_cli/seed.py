@@ -1,14 +1,22 @@
 """Seed data for the local stack: clients on both sides, platform records, and a clean slate."""
 
+import secrets
 from typing import Any
 
 import httpx
 
 from jobkit.config import ClientConfig, ConfigStore
+from jobkit.credentials import ExternalCredential, secret_name
 from jobkit.workflow import STATE, record_pk
 from jobkit_cli.stack import Stack
 
-TABLE_OUTPUTS = ("ConfigTableName", "RunsTableName", "RecordsTableName", "IdempotencyTableName")
+TABLE_OUTPUTS = (
+    "ConfigTableName",
+    "RunsTableName",
+    "RecordsTableName",
+    "IdempotencyTableName",
+    "ControlTableName",
+)
 QUEUE_OUTPUTS = ("WorkQueueUrl", "WorkDLQUrl", "ScheduleDLQUrl")
 
 
@@ -34,18 +42,20 @@ def seed_client(
     pending_items: int = 2,
     **config: Any,
 ) -> ClientConfig:
-    """One client: its records in the external system and on the platform, and its config row."""
+    """One client: its records in the external system and on the platform, and its config row;
+    with ``credentials=True``, a bearer token the external system requires, kept in Secrets
+    Manager where the platform reads it."""
+    seed: dict[str, Any] = {
+        "client_id": client_id,
+        "group_id": group_id,
+        "records": records,
+        "poison": poison or [],
+        "pending_items_per_record": pending_items,
+    }
+    if config.get("credentials"):
+        seed["credential"] = store_credential(stack, client_id)
     with external_admin(stack) as admin:
-        admin.post(
-            "/_admin/clients",
-            json={
-                "client_id": client_id,
-                "group_id": group_id,
-                "records": records,
-                "poison": poison or [],
-                "pending_items_per_record": pending_items,
-            },
-        ).raise_for_status()
+        admin.post("/_admin/clients", json=seed).raise_for_status()
     with stack.table("RecordsTableName").batch_writer() as batch:
         for record_id in record_ids(client_id, records):
             batch.put_item(
@@ -62,6 +72,19 @@ def seed_client(
     client = ClientConfig(job_type=job_type, client_id=client_id, group_id=group_id, **config)
     ConfigStore(stack.table("ConfigTableName")).put(client)
     return client
+
+
+def store_credential(stack: Stack, client_id: str) -> str:
+    """A new token for the client, stored as its secret (created or replaced); returns it."""
+    token = secrets.token_urlsafe(32)
+    name = secret_name(stack.outputs["CredentialsSecretPrefix"], client_id)
+    value = ExternalCredential(client_id=client_id, token=token).model_dump_json()
+    client = stack.client("secretsmanager")
+    try:
+        client.create_secret(Name=name, SecretString=value)
+    except client.exceptions.ResourceExistsException:
+        client.put_secret_value(SecretId=name, SecretString=value)
+    return token
 
 
 def reset_data(stack: Stack) -> None:

@@ -4,6 +4,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
     CircuitBreakerDynamoDBPersistence,
 )
@@ -53,3 +54,23 @@ def test_probe_records_status_latency_and_drives_the_circuit(aws: Any, provider:
     time.sleep(1.1)  # the cool-down: the next probe is the half-open trial
     recovered = {r.client_id: r for r in probe.probe_all()}
     assert recovered["acme"].status == "up" and recovered["acme"].circuit == "CLOSED"
+
+
+def test_the_functions_circuits_share_their_state_through_the_table(aws: Any) -> None:
+    from jobkit import aws as aws_clients
+    from jobkit.errors import ExternalUnavailableError
+    from jobkit.settings import CircuitSettings
+    from jobkit.wiring import build_circuits
+
+    aws_clients.dynamodb_client.cache_clear()
+    settings = CircuitSettings(control_table="ControlTable", circuit_failure_threshold=2)
+    opener, other_function = build_circuits(settings), build_circuits(settings)
+
+    def down() -> None:
+        raise ExternalUnavailableError("GET /v1/clients/acme/health: HTTP 503 after retries")
+
+    for _ in range(2):
+        with pytest.raises(ExternalUnavailableError):
+            opener.call("acme", down)
+    assert other_function.state("acme").value == "OPEN"
+    assert other_function.open_circuit("acme") is not None

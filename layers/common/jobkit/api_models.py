@@ -43,11 +43,22 @@ class ClientRunOut(_Counters):
     client_id: str
     result: str
     error: str | None = None
+    attempt: int = Field(0, description="Client-level retries so far.")
+    next_retry_at: str | None = Field(None, description="While WAITING_RETRY: when.")
+    last_error: str | None = Field(None, description="Why the last attempt failed.")
 
     @classmethod
     def of(cls, row: ClientRun) -> "ClientRunOut":
         counters = {name: getattr(row, name) for name in COUNTERS}
-        return cls(client_id=row.client_id, result=row.result, error=row.error, **counters)
+        return cls(
+            client_id=row.client_id,
+            result=row.result,
+            error=row.error,
+            attempt=row.attempt,
+            next_retry_at=row.next_retry_at,
+            last_error=row.last_error,
+            **counters,
+        )
 
 
 class RunOut(BaseModel):

@@ -13,6 +13,7 @@ else:
 
 __all__ = [
     "SQSClient",
+    "dynamodb_client",
     "dynamodb_resource",
     "events_client",
     "lambda_client",
@@ -30,6 +31,13 @@ _CONFIG = Config(
 def dynamodb_resource() -> Any:
     """The DynamoDB resource; its client accepts plain Python values in every operation."""
     return boto3.resource("dynamodb", config=_CONFIG)
+
+
+@cache
+def dynamodb_client() -> Any:
+    """A plain DynamoDB client (typed attribute values), for libraries that build their own
+    requests: the resource's client would serialize their values a second time."""
+    return boto3.client("dynamodb", config=_CONFIG)
 
 
 @cache

@@ -12,15 +12,24 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerOpenError
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from jobkit.circuits import Circuits
 from jobkit.config import ClientConfig, ConfigStore
+from jobkit.envelope import Identifier
 from jobkit.errors import JobkitError
 from jobkit.external import Connections
 from jobkit.observability import logger
 
 ProbeStatus = Literal["up", "down", "circuit_open"]
+
+
+class ProbeRequest(BaseModel):
+    """From the schedule (every enabled client) or an operator (the clients named)."""
+
+    model_config = ConfigDict(extra="ignore")  # the schedule's own fields are ignored
+
+    client_ids: list[Identifier] | None = None
 
 
 class ProbeResult(BaseModel):
@@ -41,10 +50,13 @@ class HealthProbe:
         self._circuits = circuits
         self._table = table
 
-    def probe_all(self) -> list[ProbeResult]:
+    def probe_all(self, request: ProbeRequest | None = None) -> list[ProbeResult]:
+        wanted = set(request.client_ids) if request and request.client_ids is not None else None
         endpoints: dict[str, ClientConfig] = {}
         for config in self._configs.every_client():
-            if isinstance(config, ClientConfig) and config.enabled:
+            if not isinstance(config, ClientConfig) or not config.enabled:
+                continue
+            if wanted is None or config.client_id in wanted:
                 endpoints.setdefault(config.client_id, config)  # one circuit per client id
         return [self.probe(client) for _, client in sorted(endpoints.items())]
 

@@ -37,7 +37,7 @@ class TokenBucket:
         provider: str,
         rate: float,
         burst: int,
-        max_wait_seconds: float = 20.0,
+        max_wait_seconds: float = 10.0,  # well inside the 30 s processor timeout
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

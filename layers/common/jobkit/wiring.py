@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
     CircuitBreakerDynamoDBPersistence,
 )
 
-from jobkit.aws import dynamodb_resource, scheduler_client
+from jobkit.aws import dynamodb_client, dynamodb_resource, scheduler_client
 from jobkit.circuits import Circuits
 from jobkit.credentials import CredentialSource
 from jobkit.external import Connections, build_http_client
@@ -21,7 +21,7 @@ def build_circuits(settings: CircuitSettings) -> Circuits:
     return Circuits(
         CircuitBreakerDynamoDBPersistence(
             table_name=settings.control_table,
-            boto3_client=dynamodb_resource().meta.client,
+            boto3_client=dynamodb_client(),
         ),
         failure_threshold=settings.circuit_failure_threshold,
         cooldown_seconds=settings.circuit_cooldown_seconds,
