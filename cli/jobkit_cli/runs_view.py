@@ -105,32 +105,49 @@ class DeadLetter:
 
 
 def peek_dead_letters(stack: Stack, queue_output: str = "WorkDLQUrl") -> list[DeadLetter]:
-    """Read a DLQ without consuming it (messages stay visible)."""
+    """Read a whole DLQ without consuming it: each message is hidden while the queue is paged
+    through (so every receive returns new ones), then made visible again at once."""
     sqs = stack.client("sqs")
     url = stack.outputs[queue_output]
     seen: dict[str, DeadLetter] = {}
-    for _ in range(20):
-        response = sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=0,
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
-        )
-        new = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
-        if not new:
-            break
-        for message in new:
-            try:
-                body = json.loads(message["Body"])
-            except ValueError:
-                body = {"raw": message["Body"][:200]}
-            attributes = {
-                name: value.get("StringValue", "")
-                for name, value in message.get("MessageAttributes", {}).items()
-            }
-            seen[message["MessageId"]] = DeadLetter(message["MessageId"], body, attributes)
+    handles: list[str] = []
+    try:
+        while True:
+            response = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=60,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
+            new = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
+            if not new:
+                break
+            for message in new:
+                handles.append(message["ReceiptHandle"])
+                seen[message["MessageId"]] = _dead_letter(message)
+    finally:
+        for start in range(0, len(handles), 10):
+            sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for n, handle in enumerate(handles[start : start + 10])
+                ],
+            )
     return list(seen.values())
+
+
+def _dead_letter(message: dict[str, Any]) -> DeadLetter:
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = {"raw": message["Body"][:200]}
+    attributes = {
+        name: value.get("StringValue", "")
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    return DeadLetter(message["MessageId"], body, attributes)
 
 
 def dead_letter_table(letters: list[DeadLetter]) -> Table:

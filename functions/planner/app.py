@@ -13,9 +13,10 @@ from jobkit.planning import Planner, parse_plan_request
 from jobkit.queue import WorkQueue
 from jobkit.runs import RunStore
 from jobkit.settings import PlannerSettings, load_settings
-from jobkit.wiring import build_circuits, build_retries
+from jobkit.wiring import build_chaos, build_circuits, build_retries
 
 settings = load_settings(PlannerSettings)
+chaos = build_chaos(settings.control_table, settings.chaos_enabled)
 configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
 runs = RunStore(
     dynamodb_resource().Table(settings.runs_table), on_client_closed=ClientHealth(configs).record
@@ -24,7 +25,7 @@ planner = Planner(
     settings.job_type,
     configs,
     runs,
-    WorkQueue(sqs_client(), settings.work_queue_url),
+    WorkQueue(sqs_client(), settings.work_queue_url, chaos),
     circuits=build_circuits(settings),
     retries=build_retries(settings, runs),
 )

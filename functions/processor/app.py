@@ -15,11 +15,12 @@ from jobkit.processing import Dependencies, Processor
 from jobkit.queue import DeadLetterQueue, WorkQueue
 from jobkit.runs import RunStore
 from jobkit.settings import ProcessorSettings, load_settings
-from jobkit.wiring import build_circuits, build_connections, build_retries
+from jobkit.wiring import build_chaos, build_circuits, build_connections, build_retries
 from jobkit.workflow import WorkflowStore
 from jobs import JOBS
 
 settings = load_settings(ProcessorSettings)
+chaos = build_chaos(settings.control_table, settings.chaos_enabled)
 configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
 runs = RunStore(
     dynamodb_resource().Table(settings.runs_table), on_client_closed=ClientHealth(configs).record
@@ -30,7 +31,7 @@ processor = Processor(
         configs=configs,
         runs=runs,
         workflow=WorkflowStore(dynamodb_resource().Table(settings.records_table)),
-        queue=WorkQueue(sqs_client(), settings.work_queue_url),
+        queue=WorkQueue(sqs_client(), settings.work_queue_url, chaos),
         dead_letters=DeadLetterQueue(sqs_client(), settings.work_dlq_url),
         sqs=sqs_client(),
         queue_url=settings.work_queue_url,
@@ -42,6 +43,7 @@ processor = Processor(
         key_prefix=settings.idempotency_key_prefix,
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         events=EventPublisher(events_client(), settings.event_bus_name),
+        chaos=chaos,
     )
 )
 

@@ -12,16 +12,17 @@ from jobkit.queue import WorkQueue
 from jobkit.retries import RetryRequest, RetryWorker
 from jobkit.runs import RunStore
 from jobkit.settings import RetryWorkerSettings, load_settings
-from jobkit.wiring import build_circuits, build_retries
+from jobkit.wiring import build_chaos, build_circuits, build_retries
 
 settings = load_settings(RetryWorkerSettings)
+chaos = build_chaos(settings.control_table, settings.chaos_enabled)
 configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
 runs = RunStore(
     dynamodb_resource().Table(settings.runs_table), on_client_closed=ClientHealth(configs).record
 )
 worker = RetryWorker(
     runs,
-    WorkQueue(sqs_client(), settings.work_queue_url),
+    WorkQueue(sqs_client(), settings.work_queue_url, chaos),
     build_circuits(settings),
     build_retries(settings, runs),
 )

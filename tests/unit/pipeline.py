@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 )
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.circuits import Circuits
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.errors import TransientError
@@ -45,6 +46,7 @@ class Pipeline:
     # High by default so tests about other failures are not also about the circuit.
     circuit_threshold: int = 50
     circuit_cooldown: int = 30
+    chaos: bool = False  # read the chaos rates from the Control table, as on the local stack
 
     def __post_init__(self) -> None:
         self.events = RecordingPublisher()
@@ -54,7 +56,8 @@ class Pipeline:
             tables["RunsTable"], on_client_closed=ClientHealth(self.configs).record
         )
         self.workflow = WorkflowStore(tables["RecordsTable"])
-        self.queue = WorkQueue(self.aws.sqs, self.aws.work_queue_url)
+        self.fault_injection = Chaos(tables["ControlTable"]) if self.chaos else NO_CHAOS
+        self.queue = WorkQueue(self.aws.sqs, self.aws.work_queue_url, self.fault_injection)
         self.circuits = Circuits(
             CircuitBreakerDynamoDBPersistence(table_name="ControlTable"),
             failure_threshold=self.circuit_threshold,
@@ -119,6 +122,7 @@ class Pipeline:
             key_prefix="jobkit",
             idempotency_ttl_seconds=3600,
             events=self.events,
+            chaos=self.fault_injection,
         )
         values.update(overrides)
         return Dependencies(**values)

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from jobkit.processing import Processor
 from jobkit.runs import ClientStatus, RunStatus
 from tests.unit.pipeline import JOB
 
@@ -226,3 +227,43 @@ def test_redriven_item_that_now_succeeds_moves_from_failed_to_processed(pipeline
     header = pipeline.view(run.run_id).header
     assert (header.processed, header.failed, header.received) == (2, 0, 2)
     assert len(pipeline.history("acme", "acme-r00002")) == 1
+
+
+class _CrashAfterFirstSend:
+    """A queue whose first send goes through, then the processor dies (before the page's
+    idempotency record is saved)."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        self.crashed = False
+
+    def send(self, items: Any, delay_seconds: int = 0) -> None:
+        self._queue.send(items, delay_seconds)
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("processor died after enqueueing the page's records")
+
+
+def test_page_fetched_again_after_a_crash_counts_and_pages_from_the_first_fetch(
+    pipeline: Any,
+) -> None:
+    ids = pipeline.seed("acme", count=15)  # two pages of 10 in the fake
+    run = pipeline.plan(trigger="cli")
+    crashing = _CrashAfterFirstSend(pipeline.queue)
+    pipeline.processor = Processor(pipeline.dependencies(queue=crashing))
+    [page] = pipeline.receive()
+    pipeline.invoke([page])  # enqueues 10 records and the next page, then "crashes"
+    assert crashing.crashed
+    # The records are processed and acknowledged before the page comes back; fetched again,
+    # the page no longer holds them (the external system drops acknowledged records).
+    for _ in range(3):
+        messages = pipeline.receive()
+        records = [m for m in messages if '"kind":"record"' in m["Body"]]
+        pipeline.invoke(records)
+        pipeline.release([m for m in messages if m not in records])
+    pipeline.drain()
+
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.SUCCEEDED
+    assert (view.header.received, view.header.processed) == (15, 15)
+    assert all(len(pipeline.history("acme", rid)) == 1 for rid in ids)

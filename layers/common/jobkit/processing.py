@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from jobkit.aws import SQSClient
+from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.circuits import Circuits
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.envelope import (
@@ -55,15 +56,16 @@ from jobkit.errors import (
 )
 from jobkit.events import EventPublisher, StatusChanged, event_id
 from jobkit.external import ExternalSystem
-from jobkit.job import AckRef, Job, Skip, raw_record_id
+from jobkit.job import AckRef, Job, Skip, Transition, raw_record_id
 from jobkit.observability import logger
 from jobkit.queue import MAX_MESSAGE_BYTES, DeadLetterQueue, WorkQueue
 from jobkit.ratelimit import RateLimitedError
 from jobkit.retries import ClientRetries
-from jobkit.runs import ItemOutcome, Outcome, RunStatus, RunStore
+from jobkit.runs import ItemOutcome, Outcome, PageSnapshot, RunStatus, RunStore
 from jobkit.workflow import (
     AlreadyApplied,
     Applied,
+    NotAllowed,
     TransitionContext,
     Unchanged,
     WorkflowStore,
@@ -147,6 +149,7 @@ class Dependencies:
     key_prefix: str
     idempotency_ttl_seconds: int
     events: EventPublisher | None = None
+    chaos: Chaos = NO_CHAOS
 
 
 class Processor:
@@ -381,46 +384,49 @@ class Processor:
             job_type=item.job_type,
         )
         applied = self._deps.workflow.apply(item.client_id, record.id, decision, tid, context)
+        if isinstance(applied, Applied):
+            self._deps.chaos.crash_after_commit(f"{item.client_id}/{record.id}")
         committed_here: Applied | AlreadyApplied | None = (
             applied if isinstance(applied, Applied) else None
         )
         if isinstance(applied, AlreadyApplied) and applied.envelope_id == item.envelope_id:
             committed_here = applied  # this very item committed it, then died before finishing
-        if committed_here is not None and self._deps.events is not None:
-            # After the commit; a failed publish raises, and the retried item publishes the
-            # same event again (the transition is then AlreadyApplied with our envelope).
-            self._deps.events.publish(
-                StatusChanged(
-                    event_id=event_id(tid),
-                    job_type=item.job_type,
-                    client_id=item.client_id,
-                    record_id=record.id,
-                    from_status=committed_here.from_status,
-                    to_status=decision.to_status,
-                    transition_id=tid,
-                    run_id=item.run_id,
-                    occurred_at=committed_here.occurred_at,
-                    correlation_id=item.correlation_id,
-                )
-            )
-        if isinstance(applied, Applied):
-            outcome, reason = Outcome.PROCESSED, f"{applied.from_status} -> {decision.to_status}"
-        elif isinstance(applied, AlreadyApplied) and applied.envelope_id == item.envelope_id:
-            # Committed by an earlier attempt of this very item that died before finishing.
-            outcome, reason = Outcome.PROCESSED, f"-> {decision.to_status}"
-        elif isinstance(applied, AlreadyApplied):
-            outcome, reason = Outcome.SKIPPED, f"already applied by run {applied.run_id}"
-        elif isinstance(applied, Unchanged):
-            outcome, reason = Outcome.SKIPPED, "unchanged (same content hash)"
-        else:
-            outcome = Outcome.SKIPPED
-            reason = f"record is {applied.current_status}: no transition to {decision.to_status}"
+        if committed_here is not None:
+            self._publish(item, record.id, decision, tid, committed_here)
+        outcome, reason = _outcome(applied, decision, item.envelope_id)
         return RecordResult(
             run_id=item.run_id,
             envelope_id=item.envelope_id,
             outcome=outcome,
             reason=reason,
             ack=ack,
+        )
+
+    def _publish(
+        self,
+        item: RecordItem,
+        record_id: str,
+        decision: Transition,
+        tid: str,
+        committed: Applied | AlreadyApplied,
+    ) -> None:
+        """After the commit; a failed publish raises, and the retried item publishes the same
+        event again (the transition is then AlreadyApplied with our envelope)."""
+        if self._deps.events is None:
+            return
+        self._deps.events.publish(
+            StatusChanged(
+                event_id=event_id(tid),
+                job_type=item.job_type,
+                client_id=item.client_id,
+                record_id=record_id,
+                from_status=committed.from_status,
+                to_status=decision.to_status,
+                transition_id=tid,
+                run_id=item.run_id,
+                occurred_at=committed.occurred_at,
+                correlation_id=item.correlation_id,
+            )
         )
 
     def _fetch_page_once(self, item: PageItem) -> PageResult:
@@ -437,17 +443,28 @@ class Processor:
                 f"external system paging does not advance (page {item.page_number}, "
                 f"cursor {page.next_cursor!r})"
             )
+        fetched = {
+            raw_record_id(raw) or f"unidentified-{content_hash(raw)[:12]}": raw
+            for raw in page.records
+        }
+        # Fetched again after a crash, a page may differ: count and page on from the first.
+        snapshot = self._deps.runs.snapshot_page(
+            item.run_id,
+            item.envelope_id,
+            PageSnapshot(tuple(fetched), page.next_cursor, page.resume_at),
+        )
         records: list[RecordItem] = []
         oversized: list[tuple[str, str, str]] = []
-        for raw in page.records:
-            record_id = raw_record_id(raw) or f"unidentified-{content_hash(raw)[:12]}"
-            record_item = new_record_item(item, record_id, raw)
+        for record_id in snapshot.record_ids:
+            if record_id not in fetched:
+                continue  # acknowledged since: it was enqueued by the first fetch
+            record_item = new_record_item(item, record_id, fetched[record_id])
             if len(record_item.model_dump_json().encode()) > MAX_MESSAGE_BYTES:
                 oversized.append((record_item.envelope_id, record_id, record_item.item_key))
             else:
                 records.append(record_item)
         outgoing: list[PageItem | RecordItem] = list(records)
-        if page.next_cursor is not None:
+        if snapshot.next_cursor is not None:
             outgoing.append(
                 new_page_item(
                     job_type=item.job_type,
@@ -455,20 +472,21 @@ class Processor:
                     client_id=item.client_id,
                     group_id=item.group_id,
                     correlation_id=item.correlation_id,
-                    cursor=page.next_cursor,
+                    cursor=snapshot.next_cursor,
                     page_number=item.page_number + 1,
+                    attempt=item.attempt,
                 )
             )
         self._deps.queue.send(outgoing)
-        if page.resume_at is not None:
+        if snapshot.resume_at is not None:
             # Only now: a crash before this line re-fetches from the old cursor (duplicates
             # are skipped downstream), never skips data.
-            self._deps.configs.save_cursor(item.job_type, item.client_id, page.resume_at)
+            self._deps.configs.save_cursor(item.job_type, item.client_id, snapshot.resume_at)
         return PageResult(
             run_id=item.run_id,
             envelope_id=item.envelope_id,
-            records=len(page.records),
-            has_next=page.next_cursor is not None,
+            records=len(snapshot.record_ids),
+            has_next=snapshot.next_cursor is not None,
             oversized=oversized,
         )
 
@@ -735,3 +753,24 @@ class Processor:
                 default_dimensions={"job_type": job_type},
             ) as metric:
                 metric.add_metadata("items", len(durations))
+
+
+def _outcome(
+    applied: Applied | AlreadyApplied | Unchanged | NotAllowed,
+    decision: Transition,
+    envelope_id: str,
+) -> tuple[Outcome, str]:
+    """How a record item counts on its run, from what the guarded write found."""
+    if isinstance(applied, Applied):
+        return Outcome.PROCESSED, f"{applied.from_status} -> {decision.to_status}"
+    if isinstance(applied, AlreadyApplied) and applied.envelope_id == envelope_id:
+        # Committed by an earlier attempt of this very item that died before finishing.
+        return Outcome.PROCESSED, f"-> {decision.to_status}"
+    if isinstance(applied, AlreadyApplied):
+        return Outcome.SKIPPED, f"already applied by run {applied.run_id}"
+    if isinstance(applied, Unchanged):
+        return Outcome.SKIPPED, "unchanged (same content hash)"
+    return (
+        Outcome.SKIPPED,
+        f"record is {applied.current_status}: no transition to {decision.to_status}",
+    )

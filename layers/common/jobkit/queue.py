@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobkit.aws import SQSClient
+from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.envelope import PageItem, RecordItem
 from jobkit.errors import EnqueueError
 
@@ -38,9 +39,10 @@ def _batches(bodies: Sequence[tuple[str, str]]) -> list[list[tuple[str, str]]]:
 
 
 class WorkQueue:
-    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
+    def __init__(self, sqs: SQSClient, queue_url: str, chaos: Chaos = NO_CHAOS) -> None:
         self._sqs = sqs
         self._url = queue_url
+        self._chaos = chaos
 
     def send(self, items: Sequence[PageItem | RecordItem], delay_seconds: int = 0) -> None:
         """Enqueue every work item, ten per request, resending entries SQS failed."""
@@ -50,6 +52,7 @@ class WorkQueue:
 
     def send_bodies(self, bodies: Sequence[tuple[str, str]], delay_seconds: int = 0) -> None:
         """Enqueue (message group, body) pairs, ten per request, resending failed entries."""
+        bodies = [*bodies, *(body for body in bodies if self._chaos.duplicate())]
         for batch in _batches(bodies):
             self._send_batch(batch, min(MAX_DELAY_SECONDS, max(0, delay_seconds)))
 

@@ -125,6 +125,15 @@ class ClientRun(BaseModel):
 
 
 @dataclass(frozen=True)
+class PageSnapshot:
+    """What one page of a run contained the first time it was fetched."""
+
+    record_ids: tuple[str, ...]
+    next_cursor: str | None
+    resume_at: str | None = None
+
+
+@dataclass(frozen=True)
 class ItemOutcome:
     """The final outcome of one item of a run."""
 
@@ -237,6 +246,38 @@ class RunStore:
         self._maybe_finish(RunHeader.model_validate(response["Attributes"]))
 
     # -- counting ---------------------------------------------------------------------------
+
+    def snapshot_page(self, run_id: str, envelope_id: str, snapshot: PageSnapshot) -> PageSnapshot:
+        """Keep what this page held the first time it was fetched, and return that.
+
+        A page fetched again after a crash may differ (the external system drops records
+        once they are acknowledged, and the window slides on): the run counts, and pages on,
+        from the first fetch, so totals close and the next page is the same page.
+        """
+        item = {
+            "run_id": run_id,
+            "sk": f"PAGESNAP#{envelope_id}",
+            "record_ids": list(snapshot.record_ids),
+            "expires_at": _expires_at(),
+        }
+        if snapshot.next_cursor is not None:
+            item["next_cursor"] = snapshot.next_cursor
+        if snapshot.resume_at is not None:
+            item["resume_at"] = snapshot.resume_at
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+            return snapshot
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        stored = self._table.get_item(
+            Key={"run_id": run_id, "sk": f"PAGESNAP#{envelope_id}"}, ConsistentRead=True
+        )["Item"]
+        return PageSnapshot(
+            record_ids=tuple(stored.get("record_ids", [])),
+            next_cursor=stored.get("next_cursor"),
+            resume_at=stored.get("resume_at"),
+        )
 
     def count_page(
         self,

@@ -16,6 +16,8 @@ class TableSettings(_Env):
 
 class QueueSettings(_Env):
     work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
+    # The chaos test's fault injection (duplicates, crashes): true on the local stack only.
+    chaos_enabled: bool = Field(False, alias="CHAOS_ENABLED")
 
 
 class CircuitSettings(_Env):

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 )
 
 from jobkit.aws import dynamodb_client, dynamodb_resource, scheduler_client
+from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.circuits import Circuits
 from jobkit.credentials import CredentialSource
 from jobkit.external import Connections, build_http_client
@@ -27,6 +28,10 @@ def build_circuits(settings: CircuitSettings) -> Circuits:
         cooldown_seconds=settings.circuit_cooldown_seconds,
         success_threshold=settings.circuit_success_threshold,
     )
+
+
+def build_chaos(control_table: str, enabled: bool) -> Chaos:
+    return Chaos(dynamodb_resource().Table(control_table)) if enabled else NO_CHAOS
 
 
 def build_retries(settings: RetrySettings, runs: RunStore) -> ClientRetries:
