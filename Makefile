@@ -8,7 +8,7 @@ MINISTACK_VERSION := 1.5.33
 SAM_VERSION := 1.170.0
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup up down demo test unit integration lint fmt clean
+.PHONY: setup up down demo test unit integration chaos lint fmt clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PY313)" || { echo "python3.13 not found (pyenv install 3.13.0)"; exit 1; }
@@ -53,6 +53,11 @@ integration: setup
 
 test: setup
 	$(PYTEST) -q tests/unit tests/integration
+
+# The chaos test at full size: 25 clients x 200 records (make test runs 20 x 50).
+chaos: setup
+	JOBKIT_CHAOS_CLIENTS=25 JOBKIT_CHAOS_RECORDS=200 $(PYTEST) -q -s -p no:timeout \
+		tests/integration/test_chaos_on_stack.py
 
 lint: $(VENV)/.installed $(TOOLS)/sam/.installed
 	$(TOOLS)/sam/bin/cfn-lint template.yaml

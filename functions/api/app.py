@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -64,6 +65,30 @@ app.enable_swagger(
     security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
     security=[{"apiKey": []}],
 )
+
+
+_ERRORS = {
+    400: "Bad request: the field and the rule it breaks",
+    401: "Missing, unknown, expired or revoked key (answered by the authorizer)",
+    403: "The key's scope does not allow this",
+    404: "No such job type, run, client or subscription",
+}
+
+
+def documented(
+    success: int = 200, description: str = "OK", body: bool = True
+) -> dict[int, OpenAPIResponse]:
+    """Every answer a route can give, so clients and fuzzers can rely on the document."""
+    ok: OpenAPIResponse = {"description": description}
+    if not body:
+        ok["content"] = {}
+    responses = {success: ok}
+    for status, text in _ERRORS.items():
+        responses[status] = {
+            "description": text,
+            "content": {"application/json": {"model": ErrorOut}},
+        }
+    return responses
 
 
 class ApiError(Exception):
@@ -135,7 +160,7 @@ def _decode(token: str | None) -> dict[str, Any] | None:
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-@app.post("/jobs/<job_type>/runs", responses={202: {"description": "Run accepted"}})
+@app.post("/jobs/<job_type>/runs", responses=documented(202, "Run accepted"))
 def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunOut]:
     planner = _planner(job_type)
     who = caller()
@@ -184,7 +209,7 @@ def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunO
     )
 
 
-@app.get("/runs/<run_id>")
+@app.get("/runs/<run_id>", responses=documented())
 def get_run(run_id: str) -> RunOut:
     _run(run_id, Scope.READ)
     view = runs.view(run_id)
@@ -192,7 +217,7 @@ def get_run(run_id: str) -> RunOut:
     return RunOut.of(view)
 
 
-@app.delete("/runs/<run_id>")
+@app.delete("/runs/<run_id>", responses=documented())
 def cancel_run(run_id: str) -> RunOut:
     header = _run(run_id, Scope.TRIGGER)
     if not runs.cancel(run_id):
@@ -202,7 +227,7 @@ def cancel_run(run_id: str) -> RunOut:
     return RunOut.of(view)
 
 
-@app.get("/runs/<run_id>/items")
+@app.get("/runs/<run_id>/items", responses=documented())
 def run_items(
     run_id: str,
     status: Annotated[str | None, Query(pattern="^(processed|skipped|failed)$")] = None,
@@ -225,7 +250,7 @@ def run_items(
     return Page[ItemOut](items=items, next=_encode(last))
 
 
-@app.get("/health")
+@app.get("/health", responses=documented())
 def job_health() -> HealthOut:
     caller().require(Scope.READ)
     schedules = {job: planner.get("schedule", "") for job, planner in settings.planners.items()}
@@ -245,7 +270,7 @@ def dashboard() -> Response[str]:
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=DASHBOARD)
 
 
-@app.get("/jobs")
+@app.get("/jobs", responses=documented())
 def list_jobs() -> list[JobOut]:
     caller().require(Scope.READ)
     jobs = []
@@ -263,7 +288,7 @@ def list_jobs() -> list[JobOut]:
     return jobs
 
 
-@app.get("/jobs/<job_type>/runs")
+@app.get("/jobs/<job_type>/runs", responses=documented())
 def list_runs(
     job_type: str,
     limit: Limit = 20,
@@ -275,7 +300,7 @@ def list_runs(
     return Page[RunOut](items=[RunOut.of_header(h) for h in headers], next=_encode(last))
 
 
-@app.get("/records/<record_id>/history")
+@app.get("/records/<record_id>/history", responses=documented())
 def record_history(record_id: str, client_id: Annotated[Identifier, Query()]) -> list[HistoryEntry]:
     who = caller()
     who.require(Scope.READ)
@@ -287,14 +312,14 @@ def record_history(record_id: str, client_id: Annotated[Identifier, Query()]) ->
     return [HistoryEntry.model_validate(row) for row in rows]
 
 
-@app.get("/jobs/<job_type>/clients/<client_id>")
+@app.get("/jobs/<job_type>/clients/<client_id>", responses=documented())
 def get_client(job_type: str, client_id: str) -> ClientConfig:
     _planner(job_type)
     caller().require(Scope.ADMIN)
     return configs.get(job_type, client_id)
 
 
-@app.put("/jobs/<job_type>/clients/<client_id>")
+@app.put("/jobs/<job_type>/clients/<client_id>", responses=documented())
 def put_client(
     job_type: str,
     client_id: str,
@@ -308,7 +333,7 @@ def put_client(
     return config
 
 
-@app.delete("/jobs/<job_type>/clients/<client_id>")
+@app.delete("/jobs/<job_type>/clients/<client_id>", responses=documented(204, "Deleted", False))
 def delete_client(job_type: str, client_id: str) -> Response[str]:
     _planner(job_type)
     caller().require(Scope.ADMIN)
@@ -338,7 +363,7 @@ def _subscription_out(sub: Subscription, secret: str | None = None) -> Subscript
     )
 
 
-@app.post("/webhooks/subscriptions", responses={201: {"description": "Subscribed"}})
+@app.post("/webhooks/subscriptions", responses=documented(201, "Subscribed"))
 def add_subscription(body: Annotated[NewSubscription, Body()]) -> Response[SubscriptionOut]:
     caller().require(Scope.ADMIN)
     try:
@@ -356,13 +381,16 @@ def add_subscription(body: Annotated[NewSubscription, Body()]) -> Response[Subsc
     )
 
 
-@app.get("/webhooks/subscriptions")
+@app.get("/webhooks/subscriptions", responses=documented())
 def list_subscriptions(client_id: Annotated[Identifier, Query()]) -> list[SubscriptionOut]:
     caller().require(Scope.ADMIN)
     return [_subscription_out(sub) for sub in subscriptions.for_client(client_id)]
 
 
-@app.delete("/webhooks/subscriptions/<client_id>/<subscription_id>")
+@app.delete(
+    "/webhooks/subscriptions/<client_id>/<subscription_id>",
+    responses=documented(204, "Unsubscribed", False),
+)
 def remove_subscription(client_id: str, subscription_id: str) -> Response[str]:
     caller().require(Scope.ADMIN)
     if not subscriptions.remove(client_id, subscription_id):
@@ -370,7 +398,7 @@ def remove_subscription(client_id: str, subscription_id: str) -> Response[str]:
     return Response(status_code=204, content_type="application/json", body="")
 
 
-@app.get("/webhooks/deliveries")
+@app.get("/webhooks/deliveries", responses=documented())
 def list_deliveries(
     client_id: Annotated[Identifier, Query()], limit: Limit = 50
 ) -> list[DeliveryOut]:
@@ -394,6 +422,12 @@ def list_deliveries(
         )
         for row in delivery_log.for_client(client_id, limit)
     ]
+
+
+@app.not_found
+def no_route(exc: Exception) -> Response[str]:
+    # The same error body as every other 404 (the router's own says {"message": …}).
+    return _error(404, "no such resource")
 
 
 @app.exception_handler(ApiError)  # type: ignore[untyped-decorator]

@@ -86,6 +86,11 @@ def test_read_key_may_read_and_admin_may_do_everything(api_base: str, make_key: 
         ("PUT", f"/jobs/{JOB}/clients/x", {"group_id": "g", "page_size": 0}, 422, "page_size"),
         ("GET", f"/jobs/{JOB}/clients/never-there", None, 404, "no configuration"),
         ("GET", "/records/r1/history", None, 422, "client_id"),
+        # hostile paths and bodies
+        ("GET", "/runs/..%2F..%2Fetc%2Fpasswd", None, 404, "no such resource"),
+        ("GET", "/jobs/%00%01/runs", None, 404, "no such resource"),
+        ("PUT", f"/jobs/{JOB}/clients/x", {"group_id": "g" * 100_000}, 422, "group_id"),
+        ("POST", f"/jobs/{JOB}/runs", {"clientIds": ["; DROP TABLE runs"]}, 422, "clientIds"),
     ],
 )
 def test_bad_requests_get_a_precise_4xx(
