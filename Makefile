@@ -6,6 +6,7 @@ VENV := .venv
 TOOLS := .jobkit/venvs
 MINISTACK_VERSION := 1.5.33
 SAM_VERSION := 1.170.0
+CHECKOV_VERSION := 3.3.30
 PYTEST := $(VENV)/bin/pytest
 
 .PHONY: setup up down demo test unit integration chaos lint fmt clean
@@ -26,6 +27,12 @@ $(TOOLS)/ministack/.installed:
 $(TOOLS)/sam/.installed:
 	$(PY313) -m venv $(TOOLS)/sam
 	$(TOOLS)/sam/bin/pip install --quiet --disable-pip-version-check "aws-sam-cli==$(SAM_VERSION)"
+	touch $@
+
+# checkov pins much of its own world: its own venv too.
+$(TOOLS)/checkov/.installed:
+	$(PY313) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
 # Headless Chromium for the job-health page test (Debian's package; root on these machines).
@@ -59,8 +66,9 @@ chaos: setup
 	JOBKIT_CHAOS_CLIENTS=25 JOBKIT_CHAOS_RECORDS=200 $(PYTEST) -q -s -p no:timeout \
 		tests/integration/test_chaos_on_stack.py
 
-lint: $(VENV)/.installed $(TOOLS)/sam/.installed
+lint: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 	$(TOOLS)/sam/bin/cfn-lint template.yaml
+	$(TOOLS)/checkov/bin/checkov -f template.yaml --config-file .checkov.yaml --skip-download
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/common/jobkit functions cli/jobkit_cli local/external_system

@@ -88,18 +88,34 @@ def acks(external: httpx.Client, client_id: str) -> int:
     return int(body["clients"].get(client_id, {}).get("acked", 0))
 
 
-def log_lines(stack: Stack, function_output: str, contains: str) -> list[str]:
-    """Lines a function logged (CloudWatch Logs on the stack) that contain a text."""
-    logs = stack.client("logs")
-    group = f"/aws/lambda/{stack.outputs[function_output]}"
-    lines: list[str] = []
-    kwargs: dict[str, Any] = {"logGroupName": group}
+# MiniStack answers FilterLogEvents with at most this many events and no next token.
+_EVENTS_PER_ANSWER = 10_000
+
+
+def log_messages(logs: Any, group: str, start_ms: int = 0, end_ms: int | None = None) -> list[str]:
+    """Every message of a log group, however many: a window that comes back full is split
+    in two until each half fits in one answer."""
+    end_ms = end_ms if end_ms is not None else int(time.time() * 1000) + 60_000
+    kwargs: dict[str, Any] = {"logGroupName": group, "startTime": start_ms, "endTime": end_ms}
+    events: list[dict[str, Any]] = []
     while True:
         page = logs.filter_log_events(**kwargs)
-        lines += [e["message"] for e in page.get("events", []) if contains in e["message"]]
+        events += page.get("events", [])
         if not page.get("nextToken"):
-            return lines
+            break
         kwargs["nextToken"] = page["nextToken"]
+    if len(events) < _EVENTS_PER_ANSWER or end_ms - start_ms <= 1:
+        return [event["message"] for event in events]
+    middle = (start_ms + end_ms) // 2
+    return log_messages(logs, group, start_ms, middle) + log_messages(
+        logs, group, middle + 1, end_ms
+    )
+
+
+def log_lines(stack: Stack, function_output: str, contains: str) -> list[str]:
+    """Lines a function logged (CloudWatch Logs on the stack) that contain a text."""
+    group = f"/aws/lambda/{stack.outputs[function_output]}"
+    return [line for line in log_messages(stack.client("logs"), group) if contains in line]
 
 
 @pytest.fixture(scope="session")

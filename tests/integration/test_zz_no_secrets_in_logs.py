@@ -8,6 +8,7 @@ from jobkit.credentials import ExternalCredential
 from jobkit.keys import parse_key
 from jobkit_cli.paths import state_dir
 from jobkit_cli.stack import Stack
+from tests.integration.conftest import log_messages
 
 pytestmark = pytest.mark.integration
 
@@ -16,13 +17,7 @@ def _cloudwatch_messages(stack: Stack) -> Iterator[str]:
     logs = stack.client("logs")
     for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix="/aws/"):
         for group in page["logGroups"]:
-            kwargs = {"logGroupName": group["logGroupName"]}
-            while True:
-                events = logs.filter_log_events(**kwargs)
-                yield from (event["message"] for event in events.get("events", []))
-                if not events.get("nextToken"):
-                    break
-                kwargs["nextToken"] = events["nextToken"]
+            yield from log_messages(logs, group["logGroupName"])
 
 
 def test_no_issued_key_appears_in_any_log(stack: Stack, issued_keys: list[str]) -> None:
