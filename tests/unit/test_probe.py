@@ -29,7 +29,7 @@ def _probe(aws: Any, provider: httpx.Client) -> HealthProbe:
     circuits = Circuits(
         CircuitBreakerDynamoDBPersistence(table_name="ControlTable"),
         failure_threshold=2,
-        cooldown_seconds=1,
+        cooldown_seconds=3,
         success_threshold=1,
     )
     return HealthProbe(
@@ -51,7 +51,7 @@ def test_probe_records_status_latency_and_drives_the_circuit(aws: Any, provider:
     assert all(s["globex"].status == "up" for s in statuses)  # one client's outage is its own
 
     provider.put("/_admin/faults", json={})
-    time.sleep(1.1)  # the cool-down: the next probe is the half-open trial
+    time.sleep(3.1)  # the cool-down: the next probe is the half-open trial
     recovered = {r.client_id: r for r in probe.probe_all()}
     assert recovered["acme"].status == "up" and recovered["acme"].circuit == "CLOSED"
 

@@ -11,6 +11,8 @@ from jobkit.circuits import circuit_name
 from jobkit.runs import ClientStatus, RunStatus
 from tests.unit.pipeline import Pipeline
 
+COOLDOWN = 4
+
 
 def _client(pipeline: Any, run_id: str, client_id: str) -> Any:
     return next(c for c in pipeline.view(run_id).clients if c.client_id == client_id)
@@ -80,8 +82,9 @@ def test_retry_of_a_closed_run_is_dropped(pipeline: Any) -> None:
 
 @pytest.fixture
 def fragile(aws: Any, external: Any) -> Pipeline:
-    """Circuits that open after 3 failures and cool down in a second."""
-    return Pipeline(aws, external, circuit_threshold=3, circuit_cooldown=1)
+    """Circuits that open after 3 failures and cool down in a few seconds (long enough for
+    the test's steps to run while the circuit is open)."""
+    return Pipeline(aws, external, circuit_threshold=3, circuit_cooldown=COOLDOWN)
 
 
 def test_circuit_opens_planner_skips_then_half_open_trial_closes_it(fragile: Pipeline) -> None:
@@ -112,7 +115,7 @@ def test_circuit_opens_planner_skips_then_half_open_trial_closes_it(fragile: Pip
     assert request.client_id == "acme" and request.attempt == 1
 
     external.down = set()
-    time.sleep(1.1)  # the cool-down: the next call is the half-open trial
+    time.sleep(COOLDOWN + 0.1)  # the cool-down: the next call is the half-open trial
     assert pipeline.fire_retries() == ["resumed"]
     pipeline.drain()
     assert pipeline.circuits.state("acme") is CircuitState.CLOSED
@@ -144,7 +147,7 @@ def test_processor_defers_acks_while_the_circuit_is_open(fragile: Pipeline) -> N
 
     header = pipeline.view(run.run_id).header
     assert header.status is RunStatus.RUNNING and header.retries == 0
-    time.sleep(1.1)
+    time.sleep(COOLDOWN + 0.1)  # the copies' delay: the circuit's cool-down
     copies = pipeline.receive()
     assert sorted(json.loads(m["Body"])["deferrals"] for m in copies) == [1, 1]
     pipeline.circuits._persistence.save_closed(circuit_name("acme"))

@@ -118,16 +118,18 @@ class ClientRetries:
 
     def page_failed(self, item: PageItem, reason: str, wait_at_least: int = 0) -> None:
         """The client's page could not be fetched (after our HTTP retries)."""
-        if self.policy.exhausted(item.attempt):
-            self._runs.park_client(
-                item.run_id,
-                item.client_id,
-                item.envelope_id,
-                item.page_number,
-                reason,
-                item.attempt,
-                "",
-            )
+        exhausted = self.policy.exhausted(item.attempt)
+        delay = 0 if exhausted else max(self.policy.delay(item.attempt + 1), wait_at_least)
+        self._runs.park_client(
+            item.run_id,
+            item.client_id,
+            item.envelope_id,
+            item.page_number,
+            reason,
+            item.attempt,
+            "" if exhausted else _at(delay),
+        )
+        if exhausted:
             self.poison(item.job_type, item.run_id, item.client_id, item.attempt, reason)
             return
         request = RetryRequest(
@@ -140,17 +142,6 @@ class ClientRetries:
             cursor=item.cursor,
             page_number=item.page_number,
             reason=reason[:500],
-        )
-        delay = max(self.policy.delay(request.attempt), wait_at_least)
-        at = _at(delay)
-        self._runs.park_client(
-            item.run_id,
-            item.client_id,
-            item.envelope_id,
-            item.page_number,
-            reason,
-            item.attempt,
-            at,
         )
         # Also when the page was parked before (a crash before this line): the schedule's
         # name makes creating it again harmless.
