@@ -170,8 +170,10 @@ def test_clients_are_managed_through_the_api_with_admin_keys(
 ) -> None:
     admin = _api(api_base, make_key(Scope.ADMIN))
     path = f"/jobs/{JOB}/clients/api-made-client"
-    assert admin.put(path, json={"group_id": "north", "page_size": 20}).status_code == 200
-    assert admin.get(path).json()["page_size"] == 20
+    body = {"group_id": "north", "page_size": 20, "credentials": True}
+    assert admin.put(path, json=body).status_code == 200
+    stored = admin.get(path).json()
+    assert (stored["page_size"], stored["credentials"]) == (20, True)
     assert _api(api_base, make_key(Scope.TRIGGER)).get(path).status_code == 403
     assert admin.delete(path).status_code == 204
     assert admin.get(path).status_code == 404

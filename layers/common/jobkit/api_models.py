@@ -152,6 +152,9 @@ class ClientConfigIn(_Body):
     enabled: bool = True
     pilot: bool = False
     settings: dict[str, SettingValue] = {}
+    credentials: bool = Field(
+        False, description="Call with the bearer token stored for this client (Secrets Manager)."
+    )
 
     def to_config(self, job_type: str, client_id: str, created_by: str) -> ClientConfig:
         return ClientConfig(
