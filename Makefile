@@ -9,7 +9,7 @@ SAM_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup up down demo test unit integration chaos lint fmt clean
+.PHONY: setup up down demo test unit integration chaos bench lint fmt clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PY313)" || { echo "python3.13 not found (pyenv install 3.13.0)"; exit 1; }
@@ -66,12 +66,16 @@ chaos: setup
 	JOBKIT_CHAOS_CLIENTS=25 JOBKIT_CHAOS_RECORDS=200 $(PYTEST) -q -s -p no:timeout \
 		tests/integration/test_chaos_on_stack.py
 
+# Requests per record and cold starts on the local stack; writes bench/results.json.
+bench: setup
+	$(VENV)/bin/python bench/run.py
+
 lint: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 	$(TOOLS)/sam/bin/cfn-lint template.yaml
 	$(TOOLS)/checkov/bin/checkov -f template.yaml --config-file .checkov.yaml --skip-download
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/common/jobkit functions cli/jobkit_cli local/external_system
+	$(VENV)/bin/mypy layers/common/jobkit functions cli/jobkit_cli local/external_system bench
 
 fmt: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

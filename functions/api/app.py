@@ -38,7 +38,7 @@ from jobkit.envelope import Identifier, describe_validation_error
 from jobkit.errors import ConfigNotFoundError
 from jobkit.health import HealthOut, build_health, job_status_health
 from jobkit.keys import Grant, Scope
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.runs import RunHeader, RunStore, Trigger
 from jobkit.settings import ApiSettings, load_settings
 from jobkit.subscriptions import DeliveryLog, Subscription, SubscriptionStore
@@ -450,6 +450,7 @@ def invalid_value(exc: ValidationError) -> Response[str]:
 )
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
+@log_request_counts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ApiRequests", unit="Count", value=1)
     return app.resolve(event, context)

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.aws import dynamodb_resource
 from jobkit.keys import KeyStore
-from jobkit.observability import logger, tracer
+from jobkit.observability import log_request_counts, logger, tracer
 from jobkit.settings import AuthorizerSettings, load_settings
 
 settings = load_settings(AuthorizerSettings)
@@ -24,6 +24,7 @@ keys = KeyStore(dynamodb_resource().Table(settings.keys_table))
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
+@log_request_counts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayAuthorizerRequestEvent(event)
     headers = {name.lower(): value for name, value in (request.headers or {}).items()}

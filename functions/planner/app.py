@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobkit.aws import dynamodb_resource, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.health import ClientHealth
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.planning import Planner, parse_plan_request
 from jobkit.queue import WorkQueue
 from jobkit.runs import RunStore
@@ -34,6 +34,7 @@ planner = Planner(
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
+@log_request_counts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_plan_request(event)
     header = planner.plan(request)

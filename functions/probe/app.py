@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.aws import dynamodb_resource
 from jobkit.config import ConfigStore
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.probe import HealthProbe, ProbeRequest
 from jobkit.settings import ProbeSettings, load_settings
 from jobkit.wiring import build_circuits, build_connections
@@ -23,6 +23,7 @@ probe = HealthProbe(
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
+@log_request_counts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     results = probe.probe_all(ProbeRequest.model_validate(event))
     return {"probes": [result.model_dump(mode="json") for result in results]}

@@ -6,11 +6,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_resource, events_client, sqs_client
+from jobkit.aws import dynamodb_client, dynamodb_resource, events_client, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.events import EventPublisher
 from jobkit.health import ClientHealth
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.processing import Dependencies, Processor
 from jobkit.queue import DeadLetterQueue, WorkQueue
 from jobkit.runs import RunStore
@@ -36,7 +36,9 @@ processor = Processor(
         sqs=sqs_client(),
         queue_url=settings.work_queue_url,
         external=build_connections(settings).for_client,
-        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        persistence=DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table, boto3_client=dynamodb_client()
+        ),
         circuits=build_circuits(settings),
         retries=build_retries(settings, runs),
         max_receive_count=settings.max_receive_count,
@@ -51,6 +53,7 @@ processor = Processor(
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
+@log_request_counts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="WorkItems", unit=MetricUnit.Count, value=len(event.get("Records", [])))
     return processor.handle(event, context)

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobkit.aws import dynamodb_resource, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.health import ClientHealth
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.queue import WorkQueue
 from jobkit.retries import RetryRequest, RetryWorker
 from jobkit.runs import RunStore
@@ -31,6 +31,7 @@ worker = RetryWorker(
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
+@log_request_counts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = RetryRequest.model_validate(event)
     logger.append_keys(run_id=request.run_id, client_id=request.client_id)

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.aws import secrets_client
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.rotation import CredentialRotator, RotateRequest, RotationEvent
 from jobkit.settings import RotationSettings, load_settings
 from jobkit.wiring import build_connections
@@ -21,6 +21,7 @@ rotator = CredentialRotator(
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
+@log_request_counts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
     if "Step" in event:  # Secrets Manager, one step at a time
         rotator.run_step(RotationEvent.model_validate(event))

@@ -8,9 +8,9 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_resource, secrets_client, sqs_client
+from jobkit.aws import dynamodb_client, dynamodb_resource, secrets_client, sqs_client
 from jobkit.delivery import DeliveryWorker, WorkerDeps
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.queue import DeadLetterQueue
 from jobkit.settings import DeliverySettings, load_settings
 from jobkit.subscriptions import DeliveryLog, SubscriptionStore
@@ -18,9 +18,12 @@ from jobkit.subscriptions import DeliveryLog, SubscriptionStore
 settings = load_settings(DeliverySettings)
 
 
+secrets = parameters.SecretsProvider(boto3_client=secrets_client())
+
+
 def signing_secret(name: str) -> str:
     # Powertools Parameters caches it for five minutes across invocations.
-    return str(parameters.get_secret(name, max_age=300))
+    return str(secrets.get(name, max_age=300))
 
 
 worker = DeliveryWorker(
@@ -38,7 +41,9 @@ worker = DeliveryWorker(
         sqs=sqs_client(),
         queue_url=settings.webhook_queue_url,
         dead_letters=DeadLetterQueue(sqs_client(), settings.webhook_dlq_url),
-        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        persistence=DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table, boto3_client=dynamodb_client()
+        ),
         backoff_base=settings.backoff_base_seconds,
         backoff_cap=settings.backoff_max_seconds,
     )
@@ -48,6 +53,7 @@ worker = DeliveryWorker(
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
+@log_request_counts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(
         name="WebhookAttempts", unit=MetricUnit.Count, value=len(event.get("Records", []))

@@ -14,6 +14,7 @@ import pytest
 
 from jobkit.runs import RunStore, RunView
 from jobkit_cli import localstack
+from jobkit_cli.logs import log_events
 from jobkit_cli.runs_view import is_final
 from jobkit_cli.seed import seed_client
 from jobkit_cli.stack import Stack, load_local_state
@@ -88,28 +89,8 @@ def acks(external: httpx.Client, client_id: str) -> int:
     return int(body["clients"].get(client_id, {}).get("acked", 0))
 
 
-# MiniStack answers FilterLogEvents with at most this many events and no next token.
-_EVENTS_PER_ANSWER = 10_000
-
-
-def log_messages(logs: Any, group: str, start_ms: int = 0, end_ms: int | None = None) -> list[str]:
-    """Every message of a log group, however many: a window that comes back full is split
-    in two until each half fits in one answer."""
-    end_ms = end_ms if end_ms is not None else int(time.time() * 1000) + 60_000
-    kwargs: dict[str, Any] = {"logGroupName": group, "startTime": start_ms, "endTime": end_ms}
-    events: list[dict[str, Any]] = []
-    while True:
-        page = logs.filter_log_events(**kwargs)
-        events += page.get("events", [])
-        if not page.get("nextToken"):
-            break
-        kwargs["nextToken"] = page["nextToken"]
-    if len(events) < _EVENTS_PER_ANSWER or end_ms - start_ms <= 1:
-        return [event["message"] for event in events]
-    middle = (start_ms + end_ms) // 2
-    return log_messages(logs, group, start_ms, middle) + log_messages(
-        logs, group, middle + 1, end_ms
-    )
+def log_messages(logs: Any, group: str) -> list[str]:
+    return [event["message"] for event in log_events(logs, group)]
 
 
 def log_lines(stack: Stack, function_output: str, contains: str) -> list[str]:

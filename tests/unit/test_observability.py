@@ -101,3 +101,25 @@ def test_each_run_publishes_its_ratio_for_the_alarm(pipeline: Any, capsys: Any) 
 
 def test_a_run_that_received_nothing_is_healthy() -> None:
     assert processed_ratio(0, 0) == 100.0
+
+
+def test_every_aws_request_is_counted_and_logged_per_invocation(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from jobkit import aws as clients
+    from jobkit.observability import log_request_counts
+
+    clients.sqs_client.cache_clear()
+    clients.dynamodb_client.cache_clear()
+    monkeypatch.setenv("JOBKIT_LOG_REQUESTS", "true")
+
+    @log_request_counts
+    def handler(event: dict[str, Any], context: Any) -> None:
+        clients.sqs_client().list_queues()
+        clients.sqs_client().list_queues()
+        clients.dynamodb_client().list_tables()
+
+    caplog.set_level("INFO")
+    handler({}, None)
+    [line] = [r for r in caplog.records if r.getMessage() == "aws requests"]
+    assert line.requests == {"sqs.ListQueues": 2, "dynamodb.ListTables": 1}  # type: ignore[attr-defined]

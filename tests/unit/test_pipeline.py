@@ -267,3 +267,43 @@ def test_page_fetched_again_after_a_crash_counts_and_pages_from_the_first_fetch(
     assert view.header.status is RunStatus.SUCCEEDED
     assert (view.header.received, view.header.processed) == (15, 15)
     assert all(len(pipeline.history("acme", rid)) == 1 for rid in ids)
+
+
+def test_a_next_page_counted_before_its_previous_page_does_not_close_the_client_early(
+    pipeline: Any,
+) -> None:
+    ids = pipeline.seed("acme", count=15)  # two pages of 10 in the fake
+    run = pipeline.plan(trigger="cli")
+    original = pipeline.runs.count_page
+    calls = {"n": 0}
+
+    def first_count_fails(*args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("counting page 1 failed: it is retried later")
+        original(*args, **kwargs)
+
+    pipeline.runs.count_page = first_count_fails  # type: ignore[method-assign]
+    [page] = pipeline.receive()
+    pipeline.invoke([page])  # page 1 fetched, its records and page 2 enqueued; not counted
+    # Page 2 and its records are done before page 1 is counted or its records processed.
+    second_ids = {f'"record_id":"{rid}"' for rid in ids[10:]}
+    held: list[dict[str, Any]] = []
+    for _ in range(20):
+        messages = pipeline.receive()
+        second = [
+            m
+            for m in messages
+            if '"page_number":2' in m["Body"] or any(i in m["Body"] for i in second_ids)
+        ]
+        pipeline.invoke(second)
+        held += [m for m in messages if m not in second]  # hidden until released below
+    pipeline.release(held)
+    assert sum(len(pipeline.history("acme", rid)) for rid in ids[10:]) == 5
+    assert pipeline.view(run.run_id).header.status is RunStatus.RUNNING
+    pipeline.drain()
+
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.SUCCEEDED
+    assert (view.header.received, view.header.processed) == (15, 15)
+    assert all(len(pipeline.history("acme", rid)) == 1 for rid in ids)

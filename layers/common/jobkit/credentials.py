@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jobkit.aws import secrets_client
 from jobkit.envelope import Identifier, describe_validation_error
 from jobkit.errors import ExternalAuthError
 
@@ -53,13 +54,14 @@ class CredentialSource:
     def __init__(self, prefix: str, max_age: int = CACHE_SECONDS) -> None:
         self._prefix = prefix
         self._max_age = max_age
+        self._provider = parameters.SecretsProvider(boto3_client=secrets_client())
 
     def __call__(self, client_id: str, refresh: bool = False) -> ExternalCredential:
         name = secret_name(self._prefix, client_id)
         try:
             # The stage named although it is the default: some emulators (moto) otherwise
             # keep answering the version a secret was created with.
-            raw = parameters.get_secret(
+            raw = self._provider.get(
                 name, max_age=self._max_age, force_fetch=refresh, VersionStage="AWSCURRENT"
             )
         except parameters.exceptions.GetParameterError as exc:

@@ -450,6 +450,7 @@ class Processor:
         # Fetched again after a crash, a page may differ: count and page on from the first.
         snapshot = self._deps.runs.snapshot_page(
             item.run_id,
+            item.client_id,
             item.envelope_id,
             PageSnapshot(tuple(fetched), page.next_cursor, page.resume_at),
         )
@@ -523,7 +524,6 @@ class Processor:
                     item.envelope_id,
                     item.page_number,
                     page.records,
-                    page.has_next,
                 )
                 if page.oversized:
                     self._deps.runs.count_outcomes(

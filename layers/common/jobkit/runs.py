@@ -247,29 +247,36 @@ class RunStore:
 
     # -- counting ---------------------------------------------------------------------------
 
-    def snapshot_page(self, run_id: str, envelope_id: str, snapshot: PageSnapshot) -> PageSnapshot:
+    def snapshot_page(
+        self, run_id: str, client_id: str, envelope_id: str, snapshot: PageSnapshot
+    ) -> PageSnapshot:
         """Keep what this page held the first time it was fetched, and return that.
 
         A page fetched again after a crash may differ (the external system drops records
         once they are acknowledged, and the window slides on): the run counts, and pages on,
         from the first fetch, so totals close and the next page is the same page.
+
+        The next page is opened on the client's row here, with the snapshot and before it is
+        enqueued: were it opened when this page is counted, the next page could be counted
+        (and its records) first, and the client close with this page's records missing.
         """
-        item = {
-            "run_id": run_id,
-            "sk": f"PAGESNAP#{envelope_id}",
-            "record_ids": list(snapshot.record_ids),
-            "expires_at": _expires_at(),
-        }
+        sk = f"PAGESNAP#{envelope_id}"
+        marker: dict[str, Any] = {"record_ids": list(snapshot.record_ids)}
         if snapshot.next_cursor is not None:
-            item["next_cursor"] = snapshot.next_cursor
+            marker["next_cursor"] = snapshot.next_cursor
         if snapshot.resume_at is not None:
-            item["resume_at"] = snapshot.resume_at
-        try:
-            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
-            return snapshot
-        except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise
+            marker["resume_at"] = snapshot.resume_at
+        if snapshot.next_cursor is not None:
+            if self._transact_once(run_id, client_id, sk, marker, {"pages_open": 1}):
+                return snapshot
+        else:
+            item = {"run_id": run_id, "sk": sk, "expires_at": _expires_at(), **marker}
+            try:
+                self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+                return snapshot
+            except ClientError as exc:
+                if _error_code(exc) != "ConditionalCheckFailedException":
+                    raise
         stored = self._table.get_item(
             Key={"run_id": run_id, "sk": f"PAGESNAP#{envelope_id}"}, ConsistentRead=True
         )["Item"]
@@ -286,7 +293,6 @@ class RunStore:
         envelope_id: str,
         page_number: int,
         records: int,
-        has_next: bool,
     ) -> None:
         """The page's records are on the queue: count them as received, once."""
         marker = {
@@ -295,15 +301,10 @@ class RunStore:
             "records": records,
             "outcome": "fetched",
         }
-        deltas = {
-            "received": records,
-            "open_items": records,
-            "pages": 1,
-            "pages_open": 0 if has_next else -1,
-        }
+        # The next page, if any, was opened with this page's snapshot.
+        deltas = {"received": records, "open_items": records, "pages": 1, "pages_open": -1}
         if self._transact_once(run_id, client_id, f"PAGE#{envelope_id}", marker, deltas):
-            if not has_next:
-                self.try_close_client(run_id, client_id)
+            self.try_close_client(run_id, client_id)
 
     def fail_page(
         self, run_id: str, client_id: str, envelope_id: str, page_number: int, reason: str
