@@ -77,6 +77,12 @@ class Circuits:
             return None  # the next call is the half-open trial
         return OpenCircuit(client_id, record.opened_at, left)
 
+    def seconds_until_trial(self, client_id: str) -> int:
+        """How long work refused by the client's circuit should wait: what is left of its
+        cool-down, or a whole cool-down when another caller already holds the trial."""
+        circuit = self.open_circuit(client_id)
+        return circuit.retry_in_seconds if circuit else self.cooldown_seconds
+
     def state(self, client_id: str) -> CircuitState:
         return self._persistence.get_state(circuit_name(client_id)).state
 

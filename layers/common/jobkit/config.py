@@ -4,7 +4,7 @@ Adding a client is adding one item. A malformed item is reported with its field 
 and the other clients of the run carry on.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -84,23 +84,23 @@ class ConfigStore:
 
     def clients(self, job_type: str) -> Iterator[ClientConfig | InvalidClientConfig]:
         """Every configured client of a job type, page by page, valid or not."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "job_type = :job",
-            "ExpressionAttributeValues": {":job": job_type},
-        }
-        while True:
-            page = self._table.query(**kwargs)
-            for item in page.get("Items", []):
-                yield parse_config_item(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from self._paged(
+            self._table.query,
+            KeyConditionExpression="job_type = :job",
+            ExpressionAttributeValues={":job": job_type},
+        )
 
     def every_client(self) -> Iterator[ClientConfig | InvalidClientConfig]:
         """Every configured client of every job type (a scan: for the probe, not hot paths)."""
-        kwargs: dict[str, Any] = {}
+        yield from self._paged(self._table.scan)
+
+    @staticmethod
+    def _paged(
+        read: Callable[..., Any], **kwargs: Any
+    ) -> Iterator[ClientConfig | InvalidClientConfig]:
+        """Every item a query or scan returns, page by page, parsed."""
         while True:
-            page = self._table.scan(**kwargs)
+            page = read(**kwargs)
             for item in page.get("Items", []):
                 yield parse_config_item(item)
             if "LastEvaluatedKey" not in page:

@@ -259,8 +259,7 @@ class Processor:
         wait = 0
         if isinstance(exc, CircuitBreakerOpenError):
             reason = "circuit open"
-            circuit = self._deps.circuits.open_circuit(item.client_id)
-            wait = circuit.retry_in_seconds if circuit else self._deps.circuits.cooldown_seconds
+            wait = self._deps.circuits.seconds_until_trial(item.client_id)
         else:
             reason = f"{type(exc).__name__}: {exc}"
         logger.warning("client's page failed", extra={"reason": reason, "attempt": item.attempt})
@@ -627,8 +626,7 @@ class Processor:
     ) -> None:
         """The client's circuit is open: put its items back as delayed copies (same envelope,
         so counted once), which does not use up their receive count as a retry would."""
-        circuit = self._deps.circuits.open_circuit(client_id)
-        delay = circuit.retry_in_seconds if circuit else self._deps.circuits.cooldown_seconds
+        delay = self._deps.circuits.seconds_until_trial(client_id)
         copies, exhausted = [], []
         for message, item, ref in entries:
             if item.deferrals >= MAX_DEFERRALS:
