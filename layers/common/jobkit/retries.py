@@ -74,8 +74,7 @@ class RetryScheduler:
         self._role_arn = role_arn
         self._group = group
 
-    def schedule(self, request: RetryRequest, delay_seconds: int) -> datetime:
-        when = (datetime.now(UTC) + timedelta(seconds=delay_seconds)).replace(microsecond=0)
+    def schedule(self, request: RetryRequest, when: datetime) -> None:
         name = schedule_name(request)
         try:
             self._scheduler.create_schedule(
@@ -104,7 +103,6 @@ class RetryScheduler:
                 "reason": request.reason,
             },
         )
-        return when
 
 
 class ClientRetries:
@@ -119,7 +117,7 @@ class ClientRetries:
     def page_failed(self, item: PageItem, reason: str, wait_at_least: int = 0) -> None:
         """The client's page could not be fetched (after our HTTP retries)."""
         exhausted = self.policy.exhausted(item.attempt)
-        delay = 0 if exhausted else max(self.policy.delay(item.attempt + 1), wait_at_least)
+        when = retry_time(max(self.policy.delay(item.attempt + 1), wait_at_least))
         self._runs.park_client(
             item.run_id,
             item.client_id,
@@ -127,7 +125,7 @@ class ClientRetries:
             item.page_number,
             reason,
             item.attempt,
-            "" if exhausted else _at(delay),
+            "" if exhausted else when.isoformat(),
         )
         if exhausted:
             self.poison(item.job_type, item.run_id, item.client_id, item.attempt, reason)
@@ -145,12 +143,13 @@ class ClientRetries:
         )
         # Also when the page was parked before (a crash before this line): the schedule's
         # name makes creating it again harmless.
-        self._scheduler.schedule(request, delay)
+        self._scheduler.schedule(request, when)
 
     def schedule(self, request: RetryRequest, wait_at_least: int = 0) -> str:
         """Schedule ``request``; returns when it will run (ISO 8601)."""
-        delay = max(self.policy.delay(request.attempt), wait_at_least)
-        return self._scheduler.schedule(request, delay).isoformat()
+        when = retry_time(max(self.policy.delay(request.attempt), wait_at_least))
+        self._scheduler.schedule(request, when)
+        return when.isoformat()
 
     def poison(
         self, job_type: str, run_id: str, client_id: str, attempts: int, reason: str
@@ -225,5 +224,6 @@ class RetryWorker:
         return "resumed"
 
 
-def _at(delay_seconds: int) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=delay_seconds)).isoformat()
+def retry_time(delay_seconds: int) -> datetime:
+    """When a retry runs: whole seconds, as an ``at()`` schedule can say it."""
+    return (datetime.now(UTC) + timedelta(seconds=delay_seconds)).replace(microsecond=0)
