@@ -68,7 +68,7 @@ chaos: setup
 
 # Requests per record and cold starts on the local stack; writes bench/results.json.
 bench: setup
-	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python -m bench.run
 
 lint: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 	$(TOOLS)/sam/bin/cfn-lint template.yaml

@@ -1,94 +1,175 @@
-"""`make bench`: what a record costs, measured on the local stack (first slice of issue 8).
+"""`make bench`: what a record costs, measured on the local stack.
 
-Measured here:
-- AWS requests per record item, counted at the SDK in every function (each invocation logs
-  its counts when the stack runs with LogRequestCounts=true), by service and operation;
-- external HTTP calls per record item (the fake external system's own request counts);
-- cold start: import time of the processor and planner modules against a baseline handler
-  that imports only what any implementation of this design needs.
+1. Requests per record: every AWS SDK call of every function, counted at the SDK (each
+   invocation logs its counts when the stack runs with LogRequestCounts=true), by function,
+   service and operation; DynamoDB capacity units by table; external HTTP calls (the fake
+   external system's own counts).
+2. Cost per 1M records on AWS, and the naive build's (bench/cost.py says how).
+3. Throughput of sync-completed-records and of bench-noop (no rule) through the same
+   pipeline: throughput_ratio = real / no-op.
+4. Cold start: import time of the processor and planner modules against a baseline handler,
+   both in a Lambda-like interpreter (no site-packages: the built layer plus boto3).
+5. Scale: planning 10,000 clients; time per record at 1k, 10k and 30k records; p50/p95
+   latency from enqueue to counted (the processor's RecordLatency metric).
 
-Not measured yet (issue 8 continues): cost per 1M records and the naive build, throughput
-against a no-op job, planning 10,000 clients, time per record at 1k/10k/30k, p50/p95 latency.
-
-Writes bench/results.json and prints a table. Benchmarks measure; tests never assert timings.
+Writes bench/results.json and prints tables. Benchmarks measure; tests never assert timings.
+Sizes can be lowered for a quick look: JOBKIT_BENCH_SIZES=1000 JOBKIT_BENCH_PLAN_CLIENTS=500.
 """
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
+import httpx
+from botocore.config import Config
 from rich.console import Console
 from rich.table import Table
 
+from bench.cost import Batching, Usage, naive
+from jobkit.config import ClientConfig
 from jobkit.runs import RunStore
 from jobkit_cli import localstack
 from jobkit_cli.logs import function_log_groups, log_events
 from jobkit_cli.runs_view import is_final
 from jobkit_cli.seed import external_admin, seed_client
-from jobkit_cli.stack import Stack
+from jobkit_cli.stack import LOCAL_CREDENTIALS, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
-JOB = "sync-completed-records"
-CLIENTS = int(os.environ.get("JOBKIT_BENCH_CLIENTS", "10"))
-RECORDS = int(os.environ.get("JOBKIT_BENCH_RECORDS", "100"))
+REAL, NOOP = "sync-completed-records", "bench-noop"
+CLIENTS = 10
+SIZES = [int(n) for n in os.environ.get("JOBKIT_BENCH_SIZES", "1000,10000,30000").split(",")]
+PLAN_CLIENTS = int(os.environ.get("JOBKIT_BENCH_PLAN_CLIENTS", "10000"))
 IMPORT_SAMPLES = 10
 
 DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 DYNAMODB_READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
-GOALS = {
-    "dynamodb_writes_per_item": 3.2,
-    "dynamodb_reads_per_item": None,
-    "sqs_requests_per_item": 0.25,
-    "external_calls_per_item": 0.15,
-    "import_ratio": 1.3,
+SQS_TRIGGERED = {"Processor", "WebhookDelivery"}  # their event sources poll and delete
+GOALS: dict[str, tuple[str, float]] = {
+    "dynamodb_writes_per_item": ("<=", 3.2),
+    "sqs_requests_per_item": ("<=", 0.25),
+    "external_calls_per_item": ("<=", 0.15),
+    "cost_ratio_naive_over_ours": (">=", 3.0),
+    "throughput_ratio": (">=", 0.5),
+    "import_ratio": ("<=", 1.3),
+    "plan_seconds": ("<=", 30.0),
+    "time_per_record_spread": ("<=", 0.15),
 }
 
-# What any handler of this design imports: Powertools' logger, metrics, tracer, batch
-# processing and idempotency on DynamoDB, and one boto3 client.
+# What any handler of this design sets up: Powertools' logger, metrics, tracer, an SQS batch
+# processor, idempotency on DynamoDB, and one boto3 client.
 BASELINE = """
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.batch import BatchProcessor
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer, idempotent_function,
 )
 import boto3
-boto3.client("dynamodb")
+Logger(); Metrics(); Tracer(); BatchProcessor(event_type=EventType.SQS)
+DynamoDBPersistenceLayer(table_name="idempotency", boto3_client=boto3.client("dynamodb"))
 """
+# The Lambda Python runtime ships boto3 and its dependencies; the layer brings the rest.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+_REPORT = re.compile(r"Billed Duration: (\d+) ms\s+Memory Size: (\d+) MB")
 
 
-def _run(stack: Stack) -> tuple[str, float, int]:
-    tag = uuid.uuid4().hex[:6]
-    clients = [f"bench{tag}-{n:02d}" for n in range(CLIENTS)]
-    for client_id in clients:
-        seed_client(stack, job_type=JOB, client_id=client_id, group_id="north", records=RECORDS)
-    started = time.time()
-    planned = stack.invoke(stack.planners[JOB], {"trigger": "cli", "client_ids": clients})
-    runs = RunStore(stack.table("RunsTableName"))
-    while True:
-        view = runs.view(planned["run_id"])
-        if view is not None and is_final(view):
-            return planned["run_id"], started, view.header.received
-        time.sleep(1.0)
+@dataclass
+class Run:
+    job: str
+    run_id: str
+    records: int
+    seconds: float
+    started: float
+    ended: float
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds
 
 
-def _request_counts(stack: Stack, since: float) -> Counter[str]:
-    time.sleep(5)  # the last invocations' logs reach CloudWatch
+@dataclass
+class FunctionLogs:
+    requests: Counter[str] = field(default_factory=Counter)
+    units: Counter[str] = field(default_factory=Counter)
+    billed_ms: int = 0
+    invocations: int = 0
+    memory_mb: int = 0
+    log_bytes: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+def _function_name(stack: Stack, group: str) -> str:
+    name = group.removeprefix("/aws/lambda/").removeprefix(f"{stack.name}-")
+    return re.sub(r"-[A-Z0-9]{8,}$", "", name)
+
+
+def read_logs(stack: Stack, started: float, ended: float) -> dict[str, FunctionLogs]:
+    """Every function's log lines in a window, added up."""
+    time.sleep(5)  # the last invocations' lines reach CloudWatch
     logs = stack.client("logs")
-    counts: Counter[str] = Counter()
+    by_function: dict[str, FunctionLogs] = defaultdict(FunctionLogs)
     for group in function_log_groups(logs):
-        for event in log_events(logs, group, start_ms=int(since * 1000) - 1000):
-            message = event["message"]
-            if '"aws requests"' not in message:
-                continue
-            counts.update(json.loads(message[message.index("{") :]).get("requests", {}))
-    return counts
+        if not group.startswith("/aws/lambda/"):
+            continue
+        figures = by_function[_function_name(stack, group)]
+        window = (int(started * 1000) - 1000, int(ended * 1000) + 5000)
+        for event in log_events(logs, group, *window):
+            message: str = event["message"]
+            figures.log_bytes += len(message.encode())
+            if report := _REPORT.search(message):
+                figures.billed_ms += int(report[1])
+                figures.memory_mb = int(report[2])
+                figures.invocations += 1
+            elif '"aws requests"' in message:
+                line = json.loads(message[message.index("{") :])
+                figures.requests.update(line.get("requests", {}))
+                figures.units.update(line.get("capacity_units", {}))
+            elif '"RecordLatency"' in message:
+                value = json.loads(message[message.index("{") :])["RecordLatency"]
+                figures.latencies_ms += value if isinstance(value, list) else [value]
+    return dict(by_function)
+
+
+def _seed(stack: Stack, job: str, clients: int, records: int) -> list[str]:
+    tag = uuid.uuid4().hex[:6]
+    ids = [f"bench{tag}-{n:02d}" for n in range(clients)]
+    for client_id in ids:
+        seed_client(stack, job_type=job, client_id=client_id, group_id="north", records=records)
+    return ids
+
+
+def _forget_clients(stack: Stack, job: str, client_ids: list[str]) -> None:
+    """The bench's config rows go when it is done with them: no schedule plans them again."""
+    with stack.table("ConfigTableName").batch_writer() as batch:
+        for client_id in client_ids:
+            batch.delete_item(Key={"job_type": job, "client_id": client_id})
+
+
+def run_job(stack: Stack, job: str, records: int) -> Run:
+    """Seed CLIENTS clients sharing ``records``, plan a run of ``job``, wait until it closes."""
+    client_ids = _seed(stack, job, CLIENTS, records // CLIENTS)
+    started = time.time()
+    planned = stack.invoke(stack.planners[job], {"trigger": "cli", "client_ids": client_ids})
+    runs = RunStore(stack.table("RunsTableName"))
+    while (view := runs.view(planned["run_id"])) is None or not is_final(view):
+        time.sleep(1.0)
+    _forget_clients(stack, job, client_ids)
+    header = view.header
+    assert header.finished_at is not None
+    seconds = (header.finished_at - header.created_at).total_seconds()
+    return Run(job, header.run_id, header.received, seconds, started, time.time())
 
 
 def _external_calls(stack: Stack) -> int:
@@ -97,14 +178,61 @@ def _external_calls(stack: Stack) -> int:
     return sum(sum(by_status.values()) for by_status in stats.values())
 
 
-def _import_seconds(code: str) -> float:
+def plan_many(stack: Stack, clients: int) -> dict[str, Any]:
+    """Plan ``clients`` clients in one run (config rows only: the run is cancelled at once)."""
+    ids = [f"plan{uuid.uuid4().hex[:6]}-{n:05d}" for n in range(clients)]
+    with stack.table("ConfigTableName").batch_writer() as batch:
+        for client_id in ids:
+            config = ClientConfig(job_type=NOOP, client_id=client_id, group_id="north")
+            batch.put_item(Item=config.to_item())
+    # One attempt, and time to finish: a retried invoke would plan the run twice.
+    lambda_client = boto3.client(
+        "lambda",
+        region_name=stack.region,
+        endpoint_url=stack.endpoint_url,
+        config=Config(read_timeout=600, retries={"max_attempts": 1}),
+        **LOCAL_CREDENTIALS,  # type: ignore[call-overload]
+    )
+    started = time.time()
+    response = lambda_client.invoke(FunctionName=stack.planners[NOOP], Payload=b'{"trigger":"cli"}')
+    seconds = time.time() - started
+    planned = json.loads(response["Payload"].read())
+    if response.get("FunctionError"):
+        raise RuntimeError(f"planning {clients} clients failed: {planned}")
+    RunStore(stack.table("RunsTableName")).cancel(planned["run_id"])
+    _forget_clients(stack, NOOP, ids)
+    planner = read_logs(stack, started, started + seconds).get("PlannerBenchNoop", FunctionLogs())
+    return {
+        "clients": planned["clients"],
+        "seconds": round(seconds, 1),
+        "requests": dict(sorted(planner.requests.items())),
+    }
+
+
+@contextmanager
+def lambda_like_path() -> Iterator[str]:
+    """A PYTHONPATH like Lambda's: the functions, the built layer, and the runtime's boto3."""
+    import_root = Path(boto3.__file__).parent.parent
+    with tempfile.TemporaryDirectory() as runtime:
+        for package in RUNTIME_PACKAGES:
+            source = import_root / package
+            if not source.exists():
+                source = import_root / f"{package}.py"
+            (Path(runtime) / source.name).symlink_to(source)
+        layer = ROOT / ".aws-sam" / "build" / "CommonLayer" / "python"
+        yield os.pathsep.join(
+            [str(ROOT / "functions"), str(ROOT / "layers" / "common"), str(layer), runtime]
+        )
+
+
+def import_seconds(code: str, path: str) -> float:
     env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'functions'}{os.pathsep}{ROOT / 'layers' / 'common'}",
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": path,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
-        "JOB_TYPE": JOB,
+        "JOB_TYPE": REAL,
         "CONFIG_TABLE": "c",
         "RUNS_TABLE": "r",
         "RECORDS_TABLE": "rec",
@@ -122,73 +250,218 @@ def _import_seconds(code: str) -> float:
     samples = []
     for _ in range(IMPORT_SAMPLES):
         out = subprocess.run(  # noqa: S603 - our own interpreter, our own code
-            [sys.executable, "-c", timed], env=env, capture_output=True, text=True, check=True
+            [sys.executable, "-S", "-c", timed], env=env, capture_output=True, text=True, check=True
         )
         samples.append(float(out.stdout.strip().splitlines()[-1]))
     return statistics.median(samples)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+def _units(units: Counter[str], operations: set[str]) -> float:
+    """Capacity units of these operations, over every table ("<table>.<Operation>")."""
+    return sum(n for key, n in units.items() if key.rsplit(".", 1)[-1] in operations)
+
+
+def _usage(stack: Stack, run: Run, logs: dict[str, FunctionLogs], external: int) -> Usage:
+    requests = sum((f.requests for f in logs.values()), Counter[str]())
+    units = sum((f.units for f in logs.values()), Counter[str]())
+    return Usage(
+        records=run.records,
+        lambda_gb_seconds=sum(f.billed_ms / 1000 * f.memory_mb / 1024 for f in logs.values()),
+        lambda_invocations=sum(f.invocations for f in logs.values()),
+        sqs_requests=sum(n for k, n in requests.items() if k.startswith("sqs."))
+        + 2 * sum(logs[name].invocations for name in SQS_TRIGGERED if name in logs),
+        dynamodb_write_units=_units(units, DYNAMODB_WRITES),
+        dynamodb_read_units=_units(units, DYNAMODB_READS),
+        eventbridge_events=requests["events.PutEvents"],
+        scheduler_invocations=requests["scheduler.CreateSchedule"],
+        log_bytes=sum(f.log_bytes for f in logs.values()),
+        external_calls=external,
+    )
+
+
+def _batching(stack: Stack, run: Run, logs: dict[str, FunctionLogs], acks: int) -> Batching:
+    processor = logs["Processor"]
+    runs_table = stack.outputs["RunsTableName"]
+    return Batching(
+        record_send_requests=processor.requests["sqs.SendMessageBatch"],
+        counting_write_units=processor.units[f"{runs_table}.TransactWriteItems"],
+        acks=acks,
+        seconds_per_aws_request=processor.billed_ms / 1000 / max(1, processor.requests.total()),
+        seconds_per_external_call=_external_call_seconds(stack),
+        memory_gb=processor.memory_mb / 1024,
+    )
+
+
+def _external_call_seconds(stack: Stack) -> float:
+    """The median time of one call to the external system, from this machine."""
+    assert stack.external_url is not None
+    samples = []
+    with httpx.Client(base_url=stack.external_url) as http:
+        for _ in range(50):
+            started = time.perf_counter()
+            http.get("/health")
+            samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def measure_requests(stack: Stack) -> dict[str, Any]:
+    with external_admin(stack) as admin:
+        before = admin.get("/_admin/stats").json()["requests"]
+    external_before = _external_calls(stack)
+    run = run_job(stack, REAL, SIZES[0])
+    external = _external_calls(stack) - external_before
+    with external_admin(stack) as admin:
+        after = admin.get("/_admin/stats").json()["requests"]
+    acks = sum(
+        sum(after[route].values()) - sum(before.get(route, {}).values())
+        for route in after
+        if route.endswith("/acks")
+    )
+    logs = read_logs(stack, run.started, run.ended)
+    requests = sum((f.requests for f in logs.values()), Counter[str]())
+    n = run.records
+
+    def per_item(service: str, operations: set[str] | None = None) -> float:
+        total = sum(
+            count
+            for key, count in requests.items()
+            if key.startswith(f"{service}.")
+            and (operations is None or key.split(".", 1)[1] in operations)
+        )
+        return round(total / n, 3)
+
+    usage = _usage(stack, run, logs, external)
+    ours = usage.per_million()
+    theirs = naive(usage, _batching(stack, run, logs, acks)).per_million()
+    return {
+        "run": run,
+        "logs": logs,
+        "figures": {
+            "records": n,
+            "dynamodb_writes_per_item": per_item("dynamodb", DYNAMODB_WRITES),
+            "dynamodb_reads_per_item": per_item("dynamodb", DYNAMODB_READS),
+            "sqs_requests_per_item": per_item("sqs"),
+            "external_calls_per_item": round(external / n, 3),
+            "other_aws_requests_per_item": {
+                service: per_item(service)
+                for service in ("events", "secretsmanager", "scheduler", "lambda")
+            },
+            "dynamodb_write_units_per_item": round(usage.dynamodb_write_units / n, 3),
+            "dynamodb_read_units_per_item": round(usage.dynamodb_read_units / n, 3),
+            "requests_per_item_by_function": {
+                name: {op: round(count / n, 3) for op, count in sorted(f.requests.items())}
+                for name, f in sorted(logs.items())
+                if f.requests
+            },
+            "cost_per_million_records_usd": {k: round(v, 3) for k, v in ours.items()},
+            "cost_per_million_records_usd_total": round(sum(ours.values()), 2),
+            "naive_cost_per_million_records_usd": {k: round(v, 3) for k, v in theirs.items()},
+            "naive_cost_per_million_records_usd_total": round(sum(theirs.values()), 2),
+            "cost_ratio_naive_over_ours": round(sum(theirs.values()) / sum(ours.values()), 2),
+        },
+    }
 
 
 def main() -> None:
     console = Console()
     localstack.up()
     stack = Stack.current()
-    external_before = _external_calls(stack)
-    run_id, started, received = _run(stack)
-    counts = _request_counts(stack, started)
-    external = _external_calls(stack) - external_before
+    results: dict[str, Any] = {}
 
-    def total(service: str, operations: set[str] | None = None) -> int:
-        return sum(
-            n
-            for key, n in counts.items()
-            if key.startswith(f"{service}.")
-            and (operations is None or key.split(".", 1)[1] in operations)
-        )
+    measured = measure_requests(stack)
+    results.update(measured["figures"])
+    real_1k: Run = measured["run"]
 
-    baseline = _import_seconds(BASELINE)
-    processor = _import_seconds("import processor.app")
-    planner = _import_seconds("import planner.app")
-    results: dict[str, Any] = {
-        "run_id": run_id,
-        "records": received,
-        "clients": CLIENTS,
-        "dynamodb_writes_per_item": round(total("dynamodb", DYNAMODB_WRITES) / received, 3),
-        "dynamodb_reads_per_item": round(total("dynamodb", DYNAMODB_READS) / received, 3),
-        "sqs_requests_per_item": round(total("sqs") / received, 3),
-        "external_calls_per_item": round(external / received, 3),
-        "other_aws_requests_per_item": {
-            service: round(total(service) / received, 3)
-            for service in ("events", "secretsmanager", "scheduler", "lambda")
-        },
-        "requests_by_operation": dict(sorted(counts.items())),
-        "import_seconds": {
-            "baseline": round(baseline, 3),
-            "processor": round(processor, 3),
-            "planner": round(planner, 3),
-        },
-        "import_ratio": round(processor / baseline, 2),
-        "not_measured_yet": [
-            "cost per 1M records and the naive build",
-            "throughput_ratio against a no-op job",
-            "planning 10,000 clients",
-            "time per record at 1k / 10k / 30k records",
-            "p50 / p95 enqueue-to-processed latency",
-        ],
+    noop = run_job(stack, NOOP, SIZES[0])
+    results["throughput_records_per_second"] = {
+        REAL: round(real_1k.records_per_second, 1),
+        NOOP: round(noop.records_per_second, 1),
     }
-    (ROOT / "bench").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results["throughput_ratio"] = round(real_1k.records_per_second / noop.records_per_second, 2)
 
-    table = Table(title=f"make bench · {received} records, {CLIENTS} clients · {run_id}")
+    scale: dict[str, Any] = {}
+    for size in SIZES:
+        run = real_1k if size == SIZES[0] else run_job(stack, REAL, size)
+        latencies = (
+            measured["logs"] if run is real_1k else read_logs(stack, run.started, run.ended)
+        )["Processor"].latencies_ms
+        scale[str(run.records)] = {
+            "run_id": run.run_id,
+            "seconds": round(run.seconds, 1),
+            "ms_per_record": round(1000 * run.seconds / run.records, 2),
+            "latency_ms_p50": round(_percentile(latencies, 0.50)),
+            "latency_ms_p95": round(_percentile(latencies, 0.95)),
+            "latency_samples": len(latencies),
+        }
+    per_record = [figures["ms_per_record"] for figures in scale.values()]
+    results["scale"] = scale
+    results["time_per_record_spread"] = round(
+        (max(per_record) - min(per_record)) / statistics.mean(per_record), 2
+    )
+
+    results["plan"] = plan_many(stack, PLAN_CLIENTS)
+    results["plan_seconds"] = results["plan"]["seconds"]
+
+    with lambda_like_path() as path:
+        baseline = import_seconds(BASELINE, path)
+        processor = import_seconds("import processor.app", path)
+        planner = import_seconds("import planner.app", path)
+    results["import_seconds"] = {
+        "baseline": round(baseline, 3),
+        "processor": round(processor, 3),
+        "planner": round(planner, 3),
+    }
+    results["import_ratio"] = round(processor / baseline, 2)
+    results["import_ratio_planner"] = round(planner / baseline, 2)
+
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    _print(console, results)
+
+
+def _print(console: Console, results: dict[str, Any]) -> None:
+    table = Table(title=f"make bench · {results['records']} records, {CLIENTS} clients")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("goal", justify="right")
-    for name, goal in GOALS.items():
+    for name, (sense, goal) in GOALS.items():
         value = results[name]
-        mark = "" if goal is None else ("[green]ok" if value <= goal else "[red]over")
-        table.add_row(name, str(value), "" if goal is None else f"<= {goal} {mark}")
-    for operation, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        table.add_row(f"  {operation}", f"{n / received:.3f} / item", "")
+        held = value <= goal if sense == "<=" else value >= goal
+        table.add_row(name, str(value), f"{sense} {goal} {'[green]ok' if held else '[red]missed'}")
+    for name in ("dynamodb_reads_per_item", "throughput_records_per_second"):
+        table.add_row(name, str(results[name]), "")
     console.print(table)
+    costs = Table(title="cost per 1M records on AWS (USD)")
+    costs.add_column("service")
+    costs.add_column("jobkit", justify="right")
+    costs.add_column("naive", justify="right")
+    ours = results["cost_per_million_records_usd"]
+    theirs = results["naive_cost_per_million_records_usd"]
+    for service in ours:
+        costs.add_row(service, f"{ours[service]:.3f}", f"{theirs[service]:.3f}")
+    costs.add_row(
+        "total",
+        f"{results['cost_per_million_records_usd_total']:.2f}",
+        f"{results['naive_cost_per_million_records_usd_total']:.2f}",
+    )
+    console.print(costs)
+    scale = Table(title="scale")
+    for column in ("records", "seconds", "ms/record", "p50 latency ms", "p95 latency ms"):
+        scale.add_column(column, justify="right")
+    for records, figures in results["scale"].items():
+        scale.add_row(
+            records,
+            str(figures["seconds"]),
+            str(figures["ms_per_record"]),
+            str(figures["latency_ms_p50"]),
+            str(figures["latency_ms_p95"]),
+        )
+    console.print(scale)
+    console.print(f"planning {results['plan']['clients']} clients: {results['plan']['seconds']} s")
     console.print("written: bench/results.json")
 
 

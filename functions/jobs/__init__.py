@@ -3,7 +3,7 @@
 from typing import Any
 
 from jobkit.job import Job
-from jobs import sync_completed_records, sync_contacts
+from jobs import bench_noop, sync_completed_records, sync_contacts
 
 # jobkit:job-imports
 
@@ -12,6 +12,7 @@ JOBS: dict[str, Job[Any]] = {
     for job in (
         sync_completed_records.JOB,
         sync_contacts.JOB,
+        bench_noop.JOB,
         # jobkit:job-entries
     )
 }

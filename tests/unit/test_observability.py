@@ -123,3 +123,43 @@ def test_every_aws_request_is_counted_and_logged_per_invocation(
     handler({}, None)
     [line] = [r for r in caplog.records if r.getMessage() == "aws requests"]
     assert line.requests == {"sqs.ListQueues": 2, "dynamodb.ListTables": 1}  # type: ignore[attr-defined]
+
+
+def test_dynamodb_capacity_units_are_estimated_per_request_and_logged(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from jobkit import aws as clients
+    from jobkit.observability import log_request_counts
+
+    clients.dynamodb_client.cache_clear()
+    monkeypatch.setenv("JOBKIT_LOG_REQUESTS", "true")
+    ddb = clients.dynamodb_client()
+    ddb.create_table(
+        TableName="units",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    @log_request_counts
+    def handler(event: dict[str, Any], context: Any) -> None:
+        put = {"Put": {"TableName": "units", "Item": {"pk": {"S": "a"}}}}
+        other = {"Put": {"TableName": "units", "Item": {"pk": {"S": "b"}}}}
+        ddb.transact_write_items(TransactItems=[put, other])  # 2 items x 2 units
+        ddb.update_item(  # 1
+            TableName="units",
+            Key={"pk": {"S": "a"}},
+            UpdateExpression="SET n = :n",
+            ExpressionAttributeValues={":n": {"N": "1"}},
+        )
+        ddb.get_item(TableName="units", Key={"pk": {"S": "a"}}, ConsistentRead=True)  # 1
+        ddb.get_item(TableName="units", Key={"pk": {"S": "a"}})  # eventually consistent: 0.5
+
+    caplog.set_level("INFO")
+    handler({}, None)
+    [line] = [r for r in caplog.records if r.getMessage() == "aws requests"]
+    assert line.capacity_units == {  # type: ignore[attr-defined]
+        "units.TransactWriteItems": 4.0,
+        "units.UpdateItem": 1.0,
+        "units.GetItem": 1.5,
+    }

@@ -5,7 +5,7 @@ ours), so every AWS request a function makes is counted at the SDK, by service a
 (``REQUESTS``): the benchmark reads those counts to price a record.
 """
 
-from collections import Counter
+from collections import Counter, defaultdict
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,39 @@ __all__ = [
 ]
 
 REQUESTS: Counter[str] = Counter()
+# DynamoDB capacity units by table and operation ("<table>.<Operation>"), estimated from
+# each request (items under 1 KB, as ours are): what on-demand DynamoDB bills, where a request
+# count alone under-prices transactions.
+CAPACITY_UNITS: defaultdict[str, float] = defaultdict(float)
+
+_WRITE_UNITS = {"PutItem": 1.0, "UpdateItem": 1.0, "DeleteItem": 1.0}
+
+
+def dynamodb_units(operation: str, params: dict[str, Any]) -> tuple[float, float]:
+    """(write units, read units) one DynamoDB request consumes, for items of at most 1 KB."""
+    if operation in _WRITE_UNITS:
+        return _WRITE_UNITS[operation], 0.0
+    if operation == "TransactWriteItems":
+        return 2.0 * len(params.get("TransactItems", [])), 0.0
+    if operation == "BatchWriteItem":
+        return float(sum(len(v) for v in params.get("RequestItems", {}).values())), 0.0
+    if operation == "TransactGetItems":
+        return 0.0, 2.0 * len(params.get("TransactItems", []))
+    if operation in ("GetItem", "Query", "Scan"):
+        return 0.0, 1.0 if params.get("ConsistentRead") else 0.5
+    if operation == "BatchGetItem":
+        keys = sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
+        return 0.0, 0.5 * keys
+    return 0.0, 0.0
+
+
+def _table_of(params: dict[str, Any]) -> str:
+    if "TableName" in params:
+        return str(params["TableName"])
+    for entry in params.get("TransactItems", []):  # ours never span tables
+        for action in entry.values():
+            return str(action.get("TableName", "?"))
+    return ",".join(sorted(params.get("RequestItems", {}))) or "?"
 
 
 def _counted[ClientT](client: ClientT) -> ClientT:
@@ -38,7 +71,13 @@ def _counted[ClientT](client: ClientT) -> ClientT:
     def count(model: Any, **_: Any) -> None:
         REQUESTS[f"{service}.{model.name}"] += 1
 
+    def count_units(params: dict[str, Any], model: Any, **_: Any) -> None:
+        writes, reads = dynamodb_units(model.name, params)
+        CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += writes + reads
+
     meta.events.register("before-call", count)
+    if service == "dynamodb":
+        meta.events.register("before-parameter-build.dynamodb", count_units)
     return client
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-from jobkit.aws import REQUESTS
+from jobkit.aws import CAPACITY_UNITS, REQUESTS
 
 # Service and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
 # set in template.yaml Globals, so tests and the CLI get the same names.
@@ -23,10 +23,20 @@ def log_request_counts[**P, R](handler: Callable[P, R]) -> Callable[P, R]:
     def counted(*args: P.args, **kwargs: P.kwargs) -> R:
         if os.environ.get("JOBKIT_LOG_REQUESTS") != "true":
             return handler(*args, **kwargs)
-        before = REQUESTS.copy()
+        before, units_before = REQUESTS.copy(), dict(CAPACITY_UNITS)
         try:
             return handler(*args, **kwargs)
         finally:
-            logger.info("aws requests", extra={"requests": dict(REQUESTS - before)})
+            logger.info(
+                "aws requests",
+                extra={
+                    "requests": dict(REQUESTS - before),
+                    "capacity_units": {
+                        key: units - units_before.get(key, 0.0)
+                        for key, units in CAPACITY_UNITS.items()
+                        if units != units_before.get(key, 0.0)
+                    },
+                },
+            )
 
     return counted
