@@ -651,7 +651,25 @@ class RunStore:
     # -- closing ----------------------------------------------------------------------------
 
     def try_close_client(self, run_id: str, client_id: str) -> bool:
-        """Close the client's part of the run if every page is fetched and every item counted."""
+        """Close the client's part of the run if every page is fetched and every item counted.
+
+        Called after every count, and almost always too early: a strongly consistent read
+        (a fifth of a conditional write's price) decides whether the guarded write is worth
+        making. The read follows our own committed count, so the last count of a client
+        always sees it closable; the write's condition still decides between racers.
+        """
+        current = self._table.get_item(
+            Key={"run_id": run_id, "sk": f"CLIENT#{client_id}"},
+            ConsistentRead=True,
+            ProjectionExpression="#status, pages_open, open_items",
+            ExpressionAttributeNames={"#status": "status"},
+        ).get("Item")
+        if current is None or not (
+            current.get("status") == ClientStatus.RUNNING.value
+            and current.get("pages_open") == 0
+            and current.get("open_items") == 0
+        ):
+            return False
         try:
             response = self._table.update_item(
                 Key={"run_id": run_id, "sk": f"CLIENT#{client_id}"},
