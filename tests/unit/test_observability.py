@@ -163,3 +163,16 @@ def test_dynamodb_capacity_units_are_estimated_per_request_and_logged(
         "units.UpdateItem": 1.0,
         "units.GetItem": 1.5,
     }
+
+
+def test_every_counted_record_reports_its_latency_from_enqueue(pipeline: Any, capsys: Any) -> None:
+    pipeline.seed("acme", count=12)
+    pipeline.plan(trigger="cli")
+    capsys.readouterr()
+    pipeline.drain()
+    records = [r for r in _emf(capsys.readouterr().out) if "RecordLatency" in r]
+    latencies = [v for r in records for v in r["RecordLatency"]]
+    assert len(latencies) == 12
+    assert all(0 <= v < 60_000 for v in latencies)
+    assert all(r["job_type"] == "sync-completed-records" for r in records)
+    assert records[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Milliseconds"

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerOpenError
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -58,7 +58,7 @@ from jobkit.errors import (
 from jobkit.events import EventPublisher, StatusChanged, event_id
 from jobkit.external import ExternalSystem
 from jobkit.job import AckRef, Job, Skip, Transition, raw_record_id
-from jobkit.observability import logger, metrics
+from jobkit.observability import logger
 from jobkit.queue import MAX_MESSAGE_BYTES, DeadLetterQueue, WorkQueue
 from jobkit.ratelimit import RateLimitedError
 from jobkit.retries import ClientRetries
@@ -76,6 +76,7 @@ from jobkit.workflow import (
 _BACKOFF_BASE_SECONDS = 2
 _BACKOFF_MAX_SECONDS = 300
 _MAX_PAGES = 100_000
+_LATENCY_VALUES_PER_LINE = 50  # Powertools flushes by itself at 100 values
 # An item put back this many times while its circuit stayed open (about 3 hours at SQS's
 # longest delay) is given up on and dead-lettered.
 MAX_DEFERRALS = 12
@@ -744,19 +745,7 @@ class Processor:
                     default_dimensions={"job_type": job_type},
                 ):
                     pass
-        # Enqueue to counted, per record item: the latency a client's records wait. One EMF
-        # value list (Powertools flushes every 100), so p50/p95 come from CloudWatch.
-        now = datetime.now(UTC)
-        for entries in batch.outcomes.values():
-            for message, item, _ in entries:
-                if message.message_id in counted:
-                    enqueued = item.enqueued_at
-                    if enqueued.tzinfo is None:  # a hand-made envelope: read it as UTC
-                        enqueued = enqueued.replace(tzinfo=UTC)
-                    latency_ms = (now - enqueued).total_seconds() * 1000
-                    metrics.add_metric(
-                        name="RecordLatency", unit=MetricUnit.Milliseconds, value=latency_ms
-                    )
+        self._emit_latency(batch, counted)
         for job_type, durations in batch.item_ms.items():
             with single_metric(
                 name="ItemDuration",
@@ -765,6 +754,29 @@ class Processor:
                 default_dimensions={"job_type": job_type},
             ) as metric:
                 metric.add_metadata("items", len(durations))
+
+    def _emit_latency(self, batch: _Batch, counted: set[str]) -> None:
+        """Enqueue to counted, per record item: how long a client's records wait. EMF value
+        lists (at most 100 values each), so CloudWatch can tell p50 and p95."""
+        now = datetime.now(UTC)
+        per_job: dict[str, list[float]] = defaultdict(list)
+        for entries in batch.outcomes.values():
+            for message, item, _ in entries:
+                if message.message_id not in counted:
+                    continue
+                enqueued = item.enqueued_at
+                if enqueued.tzinfo is None:  # a hand-made envelope: read it as UTC
+                    enqueued = enqueued.replace(tzinfo=UTC)
+                per_job[item.job_type].append((now - enqueued).total_seconds() * 1000)
+        for job_type, latencies in per_job.items():
+            for start in range(0, len(latencies), _LATENCY_VALUES_PER_LINE):
+                latency = EphemeralMetrics()
+                latency.add_dimension(name="job_type", value=job_type)
+                for value in latencies[start : start + _LATENCY_VALUES_PER_LINE]:
+                    latency.add_metric(
+                        name="RecordLatency", unit=MetricUnit.Milliseconds, value=value
+                    )
+                latency.flush_metrics()
 
 
 def _outcome(
