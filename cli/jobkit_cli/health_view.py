@@ -4,7 +4,8 @@ from rich.table import Table
 from rich.text import Text
 
 from jobkit.config import ConfigStore
-from jobkit.health import RATIO_THRESHOLD, STREAK_THRESHOLD, HealthOut, build_health
+from jobkit.health import RATIO_THRESHOLD, STREAK_THRESHOLD
+from jobkit.health_page import HealthOut, build_health
 from jobkit_cli.runs_view import run_store
 from jobkit_cli.stack import Stack
 

@@ -36,7 +36,7 @@ from jobkit.aws import dynamodb_resource, lambda_client, secrets_client, sqs_cli
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.envelope import Identifier, describe_validation_error
 from jobkit.errors import ConfigNotFoundError
-from jobkit.health import HealthOut, build_health, job_status_health
+from jobkit.health_page import HealthOut, build_health, job_status_health
 from jobkit.keys import Grant, Scope
 from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.runs import RunHeader, RunStore, Trigger

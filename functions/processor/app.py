@@ -2,6 +2,10 @@
 
 from typing import Any
 
+# First, before anything loads pydantic: Powertools' batch types import its parser's event
+# models (SQS, Kinesis, DynamoDB streams, Kafka) when pydantic is already loaded, and building
+# them is a sizeable share of a cold start; the processor reads SQS records as data classes.
+import aws_lambda_powertools.utilities.batch  # noqa: F401
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -67,7 +67,7 @@ class Pipeline:
         self.scheduler = boto3.client("scheduler")
         self.retries = ClientRetries(
             self.runs,
-            RetryScheduler(self.scheduler, RETRY_TARGET, RETRY_ROLE, "default"),
+            RetryScheduler(lambda: self.scheduler, RETRY_TARGET, RETRY_ROLE, "default"),
             RetryPolicy(base_seconds=5, max_seconds=60, max_retries=2),
         )
         self.retry_worker = RetryWorker(self.runs, self.queue, self.circuits, self.retries)

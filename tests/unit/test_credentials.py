@@ -13,7 +13,8 @@ from aws_lambda_powertools.utilities import parameters
 from jobkit.config import ClientConfig
 from jobkit.credentials import CredentialSource, ExternalCredential
 from jobkit.errors import ExternalAuthError
-from jobkit.external import Connections, build_http_client
+from jobkit.external import Connections
+from jobkit.http_client import build_http_client
 from jobkit.rotation import CredentialRotator, RotateRequest
 
 PREFIX = "jobkit-test/external"
@@ -39,7 +40,7 @@ def _enrol(provider: httpx.Client, secrets: Any, client_id: str, token: str = FI
 
 def _connections(provider: httpx.Client) -> Connections:
     http = build_http_client(str(provider.base_url), timeout_seconds=2, max_attempts=1)
-    return Connections(http, CredentialSource(PREFIX))
+    return Connections(lambda: http, CredentialSource(PREFIX))
 
 
 def _current_token(secrets: Any, client_id: str) -> str:

@@ -12,7 +12,8 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 from jobkit.circuits import Circuits
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.credentials import CredentialSource
-from jobkit.external import Connections, build_http_client
+from jobkit.external import Connections
+from jobkit.http_client import build_http_client
 from jobkit.probe import HealthProbe
 
 
@@ -33,7 +34,10 @@ def _probe(aws: Any, provider: httpx.Client) -> HealthProbe:
         success_threshold=1,
     )
     return HealthProbe(
-        configs, Connections(http, CredentialSource("unused")), circuits, aws.tables["ControlTable"]
+        configs,
+        Connections(lambda: http, CredentialSource("unused")),
+        circuits,
+        aws.tables["ControlTable"],
     )
 
 

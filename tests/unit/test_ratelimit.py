@@ -5,7 +5,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.ratelimit import RateLimitedError, RateLimitedTransport, TokenBucket
+from jobkit.http_client import RateLimitedTransport
+from jobkit.ratelimit import RateLimitedError, TokenBucket
 
 
 class FakeClock:

@@ -6,14 +6,17 @@ again without the cache once (it may just have been rotated) before the call fai
 """
 
 from collections.abc import Callable
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobkit.aws import secrets_client
 from jobkit.envelope import Identifier, describe_validation_error
 from jobkit.errors import ExternalAuthError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 CACHE_SECONDS = 300
 
@@ -49,21 +52,34 @@ CredentialReader = Callable[[str, bool], ExternalCredential]
 
 
 class CredentialSource:
-    """Reads a client's credential; ``refresh`` bypasses the cache."""
+    """Reads a client's credential; ``refresh`` bypasses the cache.
+
+    Powertools Parameters and the Secrets Manager client are loaded on the first read, not at
+    cold start: only clients with credentials need them, and only when a call is made.
+    """
 
     def __init__(self, prefix: str, max_age: int = CACHE_SECONDS) -> None:
         self._prefix = prefix
         self._max_age = max_age
-        self._provider = parameters.SecretsProvider(boto3_client=secrets_client())
+
+    @cached_property
+    def _provider(self) -> "SecretsProvider":
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        return SecretsProvider(boto3_client=secrets_client())
 
     def __call__(self, client_id: str, refresh: bool = False) -> ExternalCredential:
+        # Imported on the first read, like the provider; from then on only a lookup.
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
         name = secret_name(self._prefix, client_id)
+        provider = self._provider
         try:
             # The stage named although it is the default: some emulators (moto) otherwise
             # keep answering the version a secret was created with.
-            raw = self._provider.get(
+            raw = provider.get(
                 name, max_age=self._max_age, force_fetch=refresh, VersionStage="AWSCURRENT"
             )
-        except parameters.exceptions.GetParameterError as exc:
+        except GetParameterError as exc:
             raise ExternalAuthError(f"no credential readable at {name}") from exc
         return parse_credential(raw, name)

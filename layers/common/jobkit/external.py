@@ -1,16 +1,17 @@
-"""HTTP client for the external system: timeouts, retries with backoff honouring Retry-After,
-the provider's rate limit, and each client's credential.
+"""The external system as jobs see it: calls mapped to our errors, each client's credential,
+and the container's one HTTP client to the provider.
 
 One ``httpx.Client`` per container (``Connections``), so connections are reused across
 invocations and clients; ``for_client`` gives the view a job sees, carrying that client's
-credential. Retries are httpx-retries' transport; we only map the final answer to our errors.
+credential. The client itself (timeouts, retries, rate limit) is ``jobkit.http_client``'s; it
+is built on the first external call, and httpx is imported only then: a cold start that makes
+no external call does not pay for it.
 """
 
 from collections.abc import Callable
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from httpx_retries import Retry, RetryTransport
 from pydantic import BaseModel, ValidationError
 
 from jobkit.config import ClientConfig
@@ -22,9 +23,11 @@ from jobkit.errors import (
     ExternalUnavailableError,
     InvalidPayloadError,
 )
-from jobkit.ratelimit import RateLimitedTransport, TokenBucket
 
-_RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
+if TYPE_CHECKING:
+    import httpx
+
+RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
 
 
 class ExternalSystem:
@@ -32,7 +35,7 @@ class ExternalSystem:
 
     def __init__(
         self,
-        http: httpx.Client,
+        http: "httpx.Client",
         credential: Callable[[bool], ExternalCredential] | None = None,
     ) -> None:
         self._http = http
@@ -60,7 +63,7 @@ class ExternalSystem:
             response = self._request(method, path, refresh=True, **kwargs)
         if response.status_code == 401:
             raise ExternalAuthError(f"{method} {path}: HTTP 401: credentials refused")
-        if response.status_code in _RETRYABLE_STATUS:
+        if response.status_code in RETRYABLE_STATUS:
             raise ExternalUnavailableError(
                 f"{method} {path}: HTTP {response.status_code} after retries"
             )
@@ -73,7 +76,10 @@ class ExternalSystem:
         except ValueError as exc:
             raise ExternalRejectedError(f"{method} {path}: response is not JSON") from exc
 
-    def _request(self, method: str, path: str, refresh: bool, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, refresh: bool, **kwargs: Any) -> "httpx.Response":
+        # Already loaded by the client this object holds: only a lookup, for the exceptions.
+        import httpx
+
         headers = self._credential(refresh).header() if self._credential is not None else None
         try:
             return self._http.request(method, path, headers=headers, **kwargs)
@@ -90,7 +96,7 @@ def _validated[ModelT: BaseModel](model: type[ModelT], body: Any, what: str) -> 
         raise InvalidPayloadError(f"{what}: {describe_validation_error(exc)}") from exc
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(response: "httpx.Response") -> str:
     try:
         body = response.json()
     except ValueError:
@@ -100,40 +106,20 @@ def _error_text(response: httpx.Response) -> str:
     return str(body)[:200]
 
 
-def build_http_client(
-    base_url: str,
-    timeout_seconds: float,
-    max_attempts: int,
-    bucket: TokenBucket | None = None,
-) -> httpx.Client:
-    """An httpx client that retries transient answers, bounded so a Lambda never waits long,
-    and takes a rate-limit token before every attempt."""
-    retry = Retry(
-        total=max_attempts - 1,
-        allowed_methods=["GET", "POST"],  # our POSTs (acks) are idempotent on the other side
-        status_forcelist=_RETRYABLE_STATUS,
-        backoff_factor=0.2,
-        respect_retry_after_header=True,
-        max_backoff_wait=5.0,
-        total_timeout=timeout_seconds * max_attempts,
-    )
-    inner: httpx.BaseTransport = httpx.HTTPTransport()
-    if bucket is not None:
-        inner = RateLimitedTransport(bucket, inner)
-    return httpx.Client(
-        base_url=base_url,
-        timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 2.0)),
-        transport=RetryTransport(transport=inner, retry=retry),
-        headers={"user-agent": "jobkit"},
-    )
-
-
 class Connections:
-    """The container's one HTTP client to the provider, and each client's view of it."""
+    """The container's one HTTP client to the provider, and each client's view of it.
 
-    def __init__(self, http: httpx.Client, credentials: CredentialReader) -> None:
-        self._http = http
+    ``http`` builds the client; it is called once, when the first view is asked for (just
+    before the first external call), and the client is kept for the container's life.
+    """
+
+    def __init__(self, http: Callable[[], "httpx.Client"], credentials: CredentialReader) -> None:
+        self._build_http = http
         self._credentials = credentials
+
+    @cached_property
+    def _http(self) -> "httpx.Client":
+        return self._build_http()
 
     def for_client(self, client: ClientConfig) -> ExternalSystem:
         if not client.credentials:

@@ -16,9 +16,9 @@ import functools
 import random
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric

@@ -9,6 +9,9 @@ Written by hand: Powertools has no rate limiter, and the maintained Python limit
 bucket is GCRA, the token bucket expressed as one number, the "theoretical arrival time"
 (TAT): a request at ``now`` is allowed when ``max(TAT, now) + interval - now <= burst *
 interval``, and moves TAT on by one interval. Each attempt is a single conditional UpdateItem.
+
+The httpx transport that takes a token per attempt is ``jobkit.http_client``'s, so that the
+bucket (and ``RateLimitedError``, which the processor handles) come without httpx.
 """
 
 import random
@@ -16,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from botocore.exceptions import ClientError
 
 from jobkit.errors import TransientError
@@ -119,18 +121,3 @@ class TokenBucket:
             return False
         self._known_tat = int(response["Attributes"]["tat"])
         return True
-
-
-class RateLimitedTransport(httpx.BaseTransport):
-    """Takes a token before every request it sends, so retries are paced too."""
-
-    def __init__(self, bucket: TokenBucket, transport: httpx.BaseTransport) -> None:
-        self._bucket = bucket
-        self._transport = transport
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self._bucket.acquire()
-        return self._transport.handle_request(request)
-
-    def close(self) -> None:
-        self._transport.close()

@@ -9,6 +9,7 @@ client's page where it failed. Past the cap the client is marked poison on its r
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,9 +67,16 @@ def schedule_name(request: RetryRequest) -> str:
 
 
 class RetryScheduler:
-    """Creates the one-off schedules (``at()``, deleted after they fire)."""
+    """Creates the one-off schedules (``at()``, deleted after they fire).
 
-    def __init__(self, scheduler: Any, target_arn: str, role_arn: str, group: str) -> None:
+    ``scheduler`` gives the Scheduler client when a schedule is to be created: most
+    invocations create none, so the client is not made at cold start (pass a cached factory,
+    such as ``jobkit.aws.scheduler_client``, to make it once per container).
+    """
+
+    def __init__(
+        self, scheduler: Callable[[], Any], target_arn: str, role_arn: str, group: str
+    ) -> None:
         self._scheduler = scheduler
         self._target_arn = target_arn
         self._role_arn = role_arn
@@ -76,8 +84,9 @@ class RetryScheduler:
 
     def schedule(self, request: RetryRequest, when: datetime) -> None:
         name = schedule_name(request)
+        scheduler = self._scheduler()
         try:
-            self._scheduler.create_schedule(
+            scheduler.create_schedule(
                 Name=name,
                 GroupName=self._group,
                 ScheduleExpression=f"at({when:%Y-%m-%dT%H:%M:%S})",
@@ -91,7 +100,7 @@ class RetryScheduler:
                     "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
                 },
             )
-        except self._scheduler.exceptions.ConflictException:
+        except scheduler.exceptions.ConflictException:
             logger.info("retry already scheduled", extra={"schedule": name})
         logger.info(
             "client retry scheduled",

@@ -1,6 +1,13 @@
 """Builds the shared resilience parts from settings, once per container, the same way in every
-function: circuits, client retries, and the connections to the external system."""
+function: circuits, client retries, and the connections to the external system.
 
+What a function needs on every invocation is built here at cold start; what only some paths
+need (the HTTP client, the Scheduler and Secrets Manager clients) is built on its first use,
+once, and kept for the container's life.
+"""
+
+from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
@@ -11,11 +18,14 @@ from jobkit.aws import dynamodb_client, dynamodb_resource, scheduler_client
 from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.circuits import Circuits
 from jobkit.credentials import CredentialSource
-from jobkit.external import Connections, build_http_client
+from jobkit.external import Connections
 from jobkit.ratelimit import TokenBucket
 from jobkit.retries import ClientRetries, RetryPolicy, RetryScheduler
 from jobkit.runs import RunStore
 from jobkit.settings import CircuitSettings, ExternalSettings, RetrySettings
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def build_circuits(settings: CircuitSettings) -> Circuits:
@@ -38,7 +48,7 @@ def build_retries(settings: RetrySettings, runs: RunStore) -> ClientRetries:
     return ClientRetries(
         runs,
         RetryScheduler(
-            scheduler_client(),
+            scheduler_client,  # the client on the first retry: most invocations schedule none
             settings.retry_function_arn,
             settings.retry_role_arn,
             settings.retry_schedule_group,
@@ -57,16 +67,25 @@ def provider_name(base_url: str) -> str:
 
 
 def build_connections(settings: ExternalSettings) -> Connections:
+    return Connections(
+        partial(_http_client, settings), CredentialSource(settings.credentials_secret_prefix)
+    )
+
+
+def _http_client(settings: ExternalSettings) -> "httpx.Client":
+    # Imported on the first external call, not at cold start: httpx, its retries and its TLS
+    # context are a large share of an import that many invocations never need.
+    from jobkit.http_client import build_http_client
+
     bucket = TokenBucket(
         dynamodb_resource().Table(settings.control_table),
         provider_name(settings.external_base_url),
         rate=settings.external_rate_per_second,
         burst=settings.external_rate_burst,
     )
-    http = build_http_client(
+    return build_http_client(
         settings.external_base_url,
         settings.external_timeout_seconds,
         settings.external_max_attempts,
         bucket,
     )
-    return Connections(http, CredentialSource(settings.credentials_secret_prefix))

@@ -1,0 +1,102 @@
+"""What a cold start imports and builds: only what every invocation needs.
+
+The HTTP client (httpx), the Scheduler and Secrets Manager clients, Powertools Parameters, the
+API's models and Powertools' parser models are for some paths only, or none: each import is
+checked in a fresh interpreter, as Lambda starts one.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from jobkit.config import ClientConfig
+from jobkit.credentials import ExternalCredential
+from jobkit.external import Connections
+from tests.support import ROOT
+
+ENV = {
+    "JOB_TYPE": "sync-completed-records",
+    "CONFIG_TABLE": "ConfigTable",
+    "RUNS_TABLE": "RunsTable",
+    "RECORDS_TABLE": "RecordsTable",
+    "IDEMPOTENCY_TABLE": "IdempotencyTable",
+    "CONTROL_TABLE": "ControlTable",
+    "WORK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/work",
+    "WORK_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+    "EXTERNAL_BASE_URL": "http://127.0.0.1:9",
+    "EVENT_BUS_NAME": "jobkit-events",
+    "RETRY_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:retry",
+    "RETRY_ROLE_ARN": "arn:aws:iam::123456789012:role/retry",
+    "CREDENTIALS_SECRET_PREFIX": "jobkit/external",
+}
+
+PROBE = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+from jobkit import aws
+print(json.dumps({
+    "modules": sorted(sys.modules),
+    "scheduler_clients": aws.scheduler_client.cache_info().currsize,
+    "secrets_clients": aws.secrets_client.cache_info().currsize,
+}))
+"""
+
+NOT_AT_COLD_START = (
+    "httpx",
+    "httpx_retries",
+    "jobkit.http_client",
+    "jobkit.api_models",
+    "jobkit.health_page",
+    "aws_lambda_powertools.utilities.parameters",
+    "aws_lambda_powertools.utilities.parser",
+)
+
+
+def _cold_start(module: str) -> dict[str, Any]:
+    path = [str(ROOT / part) for part in ("functions", "layers/common")]
+    env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join(path)}
+    done = subprocess.run(  # noqa: S603 - our interpreter, our probe
+        [sys.executable, "-c", PROBE, module],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("module", ["processor.app", "planner.app"])
+def test_a_cold_start_loads_only_what_every_invocation_needs(module: str) -> None:
+    started = _cold_start(module)
+    loaded = set(started["modules"])
+    assert module in loaded
+    assert sorted(name for name in NOT_AT_COLD_START if name in loaded) == []
+    assert started["scheduler_clients"] == 0
+    assert started["secrets_clients"] == 0
+
+
+def test_the_http_client_is_built_on_first_use_once_per_container() -> None:
+    built: list[httpx.Client] = []
+
+    def build() -> httpx.Client:
+        built.append(httpx.Client(base_url="http://127.0.0.1:9"))
+        return built[-1]
+
+    def no_credentials(client_id: str, refresh: bool) -> ExternalCredential:
+        raise AssertionError("no credential is read")
+
+    connections = Connections(build, no_credentials)
+    assert built == []
+    acme = ClientConfig(job_type="sync-completed-records", client_id="acme", group_id="north")
+    globex = acme.model_copy(update={"client_id": "globex", "credentials": True})
+    connections.for_client(acme)
+    connections.for_client(globex)
+    connections.with_credential(ExternalCredential(client_id="acme", token="t" * 16))
+    assert len(built) == 1
