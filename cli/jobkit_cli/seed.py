@@ -17,7 +17,7 @@ TABLE_OUTPUTS = (
     "IdempotencyTableName",
     "ControlTableName",
 )
-QUEUE_OUTPUTS = ("WorkQueueUrl", "WorkDLQUrl", "ScheduleDLQUrl")
+QUEUE_OUTPUTS = ("WorkQueueUrl", "WorkDLQUrl", "ScheduleDLQUrl", "DomainEventsDLQUrl")
 
 
 def external_admin(stack: Stack) -> httpx.Client:

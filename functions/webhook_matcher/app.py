@@ -1,4 +1,5 @@
-"""Webhook matcher: an EventBridge rule hands it each domain event; it enqueues deliveries."""
+"""Webhook matcher: the bus puts domain events on its queue; it enqueues deliveries, a batch
+at a time."""
 
 from typing import Any
 
@@ -7,7 +8,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.aws import dynamodb_resource, secrets_client, sqs_client
 from jobkit.delivery import Matcher
-from jobkit.events import StatusChanged
 from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.queue import WorkQueue
 from jobkit.settings import MatcherSettings, load_settings
@@ -24,12 +24,12 @@ matcher = Matcher(
 )
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.correlation_id", clear_state=True)
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 @log_request_counts
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    domain_event = StatusChanged.model_validate(event["detail"])
-    deliveries = matcher.match(domain_event)
-    metrics.add_metric(name="WebhookDeliveriesEnqueued", unit=MetricUnit.Count, value=deliveries)
-    return {"event_id": domain_event.event_id, "deliveries": deliveries}
+    metrics.add_metric(
+        name="DomainEventsMatched", unit=MetricUnit.Count, value=len(event.get("Records", []))
+    )
+    return matcher.handle(event, context)

@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -26,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from jobkit.aws import SQSClient
 from jobkit.envelope import describe_validation_error
-from jobkit.events import StatusChanged
+from jobkit.events import BusEvent, StatusChanged
 from jobkit.observability import logger
 from jobkit.queue import DeadLetterQueue, WorkQueue
 from jobkit.subscriptions import DeliveryLog, Subscription, SubscriptionStore
@@ -57,12 +61,47 @@ def delivery_id(event_id: str, subscription_id: str) -> str:
 
 
 class Matcher:
+    """Domain events in, one delivery per matching subscription out, a queue batch at a time.
+
+    A client's subscriptions are read once per batch: a batch of a run's events (mostly one
+    client's) costs one query, not one per event. A subscription made mid-batch is matched
+    from the next batch on.
+    """
+
     def __init__(self, subscriptions: SubscriptionStore, queue: WorkQueue) -> None:
         self._subscriptions = subscriptions
         self._queue = queue
+        self._batch = BatchProcessor(event_type=EventType.SQS)
+        self._by_client: dict[str, list[Subscription]] = {}
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """An SQS batch of bus events; a message that fails is retried alone, then
+        dead-lettered by the queue's redrive policy."""
+        self._by_client.clear()
+        response = process_partial_response(
+            event=event, record_handler=self._match_message, processor=self._batch, context=context
+        )
+        return dict(response)
+
+    def _match_message(self, record: SQSRecord) -> int:
+        try:
+            domain_event = BusEvent.model_validate_json(record.body).detail
+        except ValidationError as exc:
+            logger.error(
+                "invalid bus event",
+                extra={"message_id": record.message_id, "reason": describe_validation_error(exc)},
+            )
+            raise
+        logger.append_keys(correlation_id=domain_event.correlation_id)
+        try:
+            return self.match(domain_event)
+        finally:
+            logger.remove_keys(["correlation_id"])
 
     def match(self, event: StatusChanged) -> int:
-        wanted = [s for s in self._subscriptions.for_client(event.client_id) if s.wants(event.type)]
+        if event.client_id not in self._by_client:
+            self._by_client[event.client_id] = list(self._subscriptions.for_client(event.client_id))
+        wanted = [s for s in self._by_client[event.client_id] if s.wants(event.type)]
         self._queue.send_bodies(
             [
                 (

@@ -31,6 +31,15 @@ class StatusChanged(BaseModel):
     correlation_id: str
 
 
+class BusEvent(BaseModel):
+    """An event as the bus hands it to a target (here, the matcher's queue): ours is `detail`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    source: Literal["jobkit"]
+    detail: StatusChanged
+
+
 def event_id(transition_id: str) -> str:
     return hashlib.sha256(f"event#{transition_id}".encode()).hexdigest()[:32]
 
