@@ -158,3 +158,29 @@ def test_processor_defers_acks_while_the_circuit_is_open(fragile: Pipeline) -> N
     assert (view.header.received, view.header.processed) == (2, 2)
     assert all(len(pipeline.history("acme", rid)) == 1 for rid in ids)
     assert sorted(rid for rid, _ in pipeline.external.acked["acme"]) == ids
+
+
+def test_planning_reads_many_circuits_a_hundred_at_a_time(aws: Any) -> None:
+    import boto3
+    from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
+        CircuitBreakerDynamoDBPersistence,
+    )
+
+    from jobkit.circuits import Circuits
+
+    client = boto3.client("dynamodb")
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    store = CircuitBreakerDynamoDBPersistence(table_name="ControlTable", boto3_client=client)
+    circuits = Circuits(store, cooldown_seconds=60)
+    now = int(time.time())
+    store.save_open(circuit_name("c-007"), failure_count=5, opened_at=now)
+    store.save_open(circuit_name("c-150"), failure_count=5, opened_at=now - 10)
+    store.save_open(circuit_name("c-200"), failure_count=5, opened_at=now - 61)  # cooled down
+    calls.clear()
+
+    opened = circuits.open_circuits([f"c-{n:03d}" for n in range(250)])
+
+    assert sorted(opened) == ["c-007", "c-150"]
+    assert 49 <= opened["c-150"].retry_in_seconds <= 50
+    assert calls == ["BatchGetItem"] * 3

@@ -130,9 +130,9 @@ class Planner:
             return self._runs.header(run_id) or header
         # A client whose endpoint's circuit is open is not fetched now: it waits for a retry
         # scheduled when the circuit lets a trial call through.
-        blocked = {c.client_id: self._circuits.open_circuit(c.client_id) for c in clients}
-        waiting = [c for c in clients if blocked[c.client_id] is not None]
-        clients = [c for c in clients if blocked[c.client_id] is None]
+        blocked = self._circuits.open_circuits([c.client_id for c in clients])
+        waiting = [c for c in clients if c.client_id in blocked]
+        clients = [c for c in clients if c.client_id not in blocked]
         retry_at = {
             c.client_id: self._schedule_retry(run_id, header, c, blocked[c.client_id])
             for c in waiting

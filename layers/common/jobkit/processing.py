@@ -560,25 +560,32 @@ class Processor:
                     batch.unsettled.add(failure.message.message_id)
 
     def _count_outcomes(self, batch: _Batch) -> set[str]:
-        """Count outcomes per (run, client); returns the message ids whose counting held."""
-        counted: set[str] = set()
+        """Count outcomes, one run at a time (its clients together); returns the message ids
+        whose counting held."""
+        by_run: dict[str, dict[str, list[tuple[SQSRecord, RecordItem, ItemOutcome]]]] = defaultdict(
+            dict
+        )
         for (run_id, client_id), all_entries in batch.outcomes.items():
             entries = [
                 e
                 for e in all_entries
                 if e[0].message_id not in batch.unsettled and e[0].message_id not in batch.deferred
             ]
-            if not entries:
-                continue
+            if entries:
+                by_run[run_id][client_id] = entries
+        counted: set[str] = set()
+        for run_id, by_client in by_run.items():
+            messages = {e[0].message_id for entries in by_client.values() for e in entries}
             try:
-                self._deps.runs.count_outcomes(run_id, client_id, [e[2] for e in entries])
-            except Exception:  # noqa: BLE001 - retried: counting is idempotent per envelope
-                logger.exception(
-                    "counting outcomes failed", extra={"run_id": run_id, "client_id": client_id}
+                self._deps.runs.count_run_outcomes(
+                    run_id,
+                    {client: [e[2] for e in entries] for client, entries in by_client.items()},
                 )
-                batch.unsettled.update(message.message_id for message, _, _ in entries)
+            except Exception:  # noqa: BLE001 - retried: counting is idempotent per envelope
+                logger.exception("counting outcomes failed", extra={"run_id": run_id})
+                batch.unsettled.update(messages)
                 continue
-            counted.update(message.message_id for message, _, _ in entries)
+            counted |= messages
         return counted
 
     def _dead_letter(self, batch: _Batch) -> None:

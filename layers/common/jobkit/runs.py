@@ -15,7 +15,7 @@ header's totals are the sum of its clients'.
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -325,15 +325,30 @@ class RunStore:
 
     def count_outcomes(self, run_id: str, client_id: str, outcomes: Sequence[ItemOutcome]) -> int:
         """Count each outcome once; returns how many were new."""
-        # The same envelope twice in one batch (a duplicate delivery) must be one write: a
-        # transaction may not touch one item twice.
-        unique = list({item.envelope_id: item for item in reversed(outcomes)}.values())[::-1]
-        counted = 0
-        chunk = _MAX_TRANSACT_ITEMS - 1
-        for start in range(0, len(unique), chunk):
-            counted += self._count_chunk(run_id, client_id, unique[start : start + chunk])
-        if counted:
-            self.try_close_client(run_id, client_id)
+        return self.count_run_outcomes(run_id, {client_id: outcomes}).get(client_id, 0)
+
+    def count_run_outcomes(
+        self, run_id: str, outcomes_by_client: Mapping[str, Sequence[ItemOutcome]]
+    ) -> dict[str, int]:
+        """Count each outcome of one run once, whichever clients they belong to; returns how
+        many were new, per client.
+
+        A batch holds a few records of several clients: their markers and each client's
+        counters go in one transaction (up to 100 items), not one transaction per client.
+        """
+        pending: list[tuple[str, ItemOutcome]] = []
+        for client_id, outcomes in outcomes_by_client.items():
+            # The same envelope twice in one batch (a duplicate delivery) must be one write:
+            # a transaction may not touch one item twice.
+            unique = {item.envelope_id: item for item in reversed(outcomes)}
+            pending += [(client_id, item) for item in reversed(unique.values())]
+        counted: dict[str, int] = {}
+        for chunk in _transaction_chunks(pending):
+            for client_id, n in self._count_chunk(run_id, chunk).items():
+                counted[client_id] = counted.get(client_id, 0) + n
+        for client_id, n in counted.items():
+            if n:
+                self.try_close_client(run_id, client_id)
         return counted
 
     def add_to_client(self, run_id: str, client_id: str, **deltas: int) -> None:
@@ -348,40 +363,48 @@ class RunStore:
             ExpressionAttributeValues=values,
         )
 
-    def _count_chunk(self, run_id: str, client_id: str, outcomes: list[ItemOutcome]) -> int:
+    def _count_chunk(self, run_id: str, outcomes: list[tuple[str, ItemOutcome]]) -> dict[str, int]:
         pending = outcomes
         for attempt in range(_CONFLICT_ATTEMPTS):
             if not pending:
-                return 0
+                return {}
             try:
                 self._client.transact_write_items(
-                    TransactItems=self._outcome_writes(run_id, client_id, pending)
+                    TransactItems=self._outcome_writes(run_id, pending)
                 )
-                return len(pending)
+                return _per_client(pending)
             except ClientError as exc:
-                remaining = self._without_duplicates(exc, run_id, client_id, pending)
+                remaining = self._without_duplicates(exc, run_id, pending)
             if remaining is None:
                 # No per-item reasons to tell duplicates apart: count one by one.
-                return sum(self._count_chunk(run_id, client_id, [item]) for item in pending)
+                counted: dict[str, int] = {}
+                for one in pending:
+                    for client_id, n in self._count_chunk(run_id, [one]).items():
+                        counted[client_id] = counted.get(client_id, 0) + n
+                return counted
             if len(remaining) == len(pending):
                 _backoff(attempt)  # a conflict, not a duplicate: try the same again
             pending = remaining
         raise ConcurrentUpdateError(f"counting on run {run_id!r} kept conflicting")
 
     def _outcome_writes(
-        self, run_id: str, client_id: str, pending: list[ItemOutcome]
+        self, run_id: str, pending: list[tuple[str, ItemOutcome]]
     ) -> list[dict[str, Any]]:
-        deltas: dict[str, int] = {"open_items": -len(pending)}
-        for item in pending:
-            deltas[item.outcome.value] = deltas.get(item.outcome.value, 0) + 1
+        """The markers first (CancellationReasons index them), then one update per client."""
+        deltas: dict[str, dict[str, int]] = {}
+        for client_id, item in pending:
+            client = deltas.setdefault(client_id, {"open_items": 0})
+            client["open_items"] -= 1
+            client[item.outcome.value] = client.get(item.outcome.value, 0) + 1
             if item.dead_lettered:
-                deltas["dead_lettered"] = deltas.get("dead_lettered", 0) + 1
-        markers = [self._marker_put(run_id, client_id, item) for item in pending]
-        return [*markers, self._client_update(run_id, client_id, deltas)]
+                client["dead_lettered"] = client.get("dead_lettered", 0) + 1
+        markers = [self._marker_put(run_id, client_id, item) for client_id, item in pending]
+        updates = [self._client_update(run_id, client_id, d) for client_id, d in deltas.items()]
+        return [*markers, *updates]
 
     def _without_duplicates(
-        self, exc: ClientError, run_id: str, client_id: str, pending: list[ItemOutcome]
-    ) -> list[ItemOutcome] | None:
+        self, exc: ClientError, run_id: str, pending: list[tuple[str, ItemOutcome]]
+    ) -> list[tuple[str, ItemOutcome]] | None:
         """What is left to count after a cancelled transaction; None if it cannot tell."""
         if _error_code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
             raise exc
@@ -393,13 +416,13 @@ class RunStore:
                 if reason.get("Code") == "ConditionalCheckFailed"
             }
         elif len(pending) == 1:
-            counted = self._exists(run_id, f"ITEM#{pending[0].envelope_id}")
+            counted = self._exists(run_id, f"ITEM#{pending[0][1].envelope_id}")
             duplicates = {0} if counted else set()
         else:
             return None
         for index in duplicates:
-            self._recount_redriven(run_id, client_id, pending[index])
-        return [item for index, item in enumerate(pending) if index not in duplicates]
+            self._recount_redriven(run_id, *pending[index])
+        return [one for index, one in enumerate(pending) if index not in duplicates]
 
     def _recount_redriven(self, run_id: str, client_id: str, item: ItemOutcome) -> None:
         """A dead-lettered item, redriven, that now succeeded: move it out of ``failed``.
@@ -895,6 +918,30 @@ def final_status(header: RunHeader) -> RunStatus:
     if header.processed == 0:
         return RunStatus.FAILED
     return RunStatus.COMPLETED_WITH_ERRORS
+
+
+def _transaction_chunks(
+    pending: list[tuple[str, ItemOutcome]],
+) -> Iterator[list[tuple[str, ItemOutcome]]]:
+    """Markers plus one update per client present, at most 100 items per transaction."""
+    chunk: list[tuple[str, ItemOutcome]] = []
+    clients: set[str] = set()
+    for client_id, item in pending:
+        grown = len(clients | {client_id})
+        if chunk and len(chunk) + 1 + grown > _MAX_TRANSACT_ITEMS:
+            yield chunk
+            chunk, clients = [], set()
+        chunk.append((client_id, item))
+        clients.add(client_id)
+    if chunk:
+        yield chunk
+
+
+def _per_client(pending: list[tuple[str, ItemOutcome]]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for client_id, _ in pending:
+        counted[client_id] = counted.get(client_id, 0) + 1
+    return counted
 
 
 def _backoff(attempt: int) -> None:
