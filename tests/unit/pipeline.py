@@ -13,8 +13,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.circuits import Circuits
 from jobkit.config import ClientConfig, ConfigStore
-from jobkit.errors import TransientError
-from jobkit.events import StatusChanged
+from jobkit.events import EventPublisher, StatusChanged
 from jobkit.health import ClientHealth
 from jobkit.planning import Planner, PlanRequest
 from jobkit.processing import Dependencies, Processor
@@ -49,7 +48,7 @@ class Pipeline:
     chaos: bool = False  # read the chaos rates from the Control table, as on the local stack
 
     def __post_init__(self) -> None:
-        self.events = RecordingPublisher()
+        self.events = RecordingEventBridge()
         tables = self.aws.tables
         self.configs = ConfigStore(tables["ConfigTable"])
         self.runs = RunStore(
@@ -121,7 +120,7 @@ class Pipeline:
             max_receive_count=self.max_receive_count,
             key_prefix="jobkit",
             idempotency_ttl_seconds=3600,
-            events=self.events,
+            events=EventPublisher(self.events, "bus"),
             chaos=self.fault_injection,
         )
         values.update(overrides)
@@ -241,18 +240,27 @@ class Pipeline:
         ]
 
 
-class RecordingPublisher:
-    """Keeps what would go to EventBridge; can fail the next N publishes."""
+class RecordingEventBridge:
+    """EventBridge as the real EventPublisher sees it: keeps what was put, and can fail the
+    next N entries (answering 200 with per-entry errors, as PutEvents does)."""
 
     def __init__(self) -> None:
         self.published: list[StatusChanged] = []
+        self.requests = 0
         self.fail_next = 0
 
-    def publish(self, event: StatusChanged) -> None:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise TransientError("event not published: InternalFailure")
-        self.published.append(event)
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        self.requests += 1
+        answers: list[dict[str, Any]] = []
+        for entry in Entries:
+            if self.fail_next:
+                self.fail_next -= 1
+                answers.append({"ErrorCode": "InternalFailure", "ErrorMessage": "try again"})
+                continue
+            self.published.append(StatusChanged.model_validate_json(entry["Detail"]))
+            answers.append({"EventId": str(len(self.published))})
+        failed = sum(1 for a in answers if "ErrorCode" in a)
+        return {"FailedEntryCount": failed, "Entries": answers}
 
 
 def to_sqs_record(message: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Domain events: one per committed transition, same id however often it is published."""
 
+import json
 from typing import Any
 
 from jobkit.events import EventPublisher, StatusChanged, event_id
@@ -70,21 +71,29 @@ def _event() -> StatusChanged:
     )
 
 
-def test_publisher_raises_when_eventbridge_fails_an_entry() -> None:
-    import pytest
-
-    from jobkit.errors import TransientError
-
-    with pytest.raises(TransientError, match="InternalFailure"):
-        EventPublisher(_FakeEvents(fail=True), "bus").publish(_event())
+def test_publisher_reports_the_entries_eventbridge_failed() -> None:
+    assert EventPublisher(_FakeEvents(fail=True), "bus").publish_all([_event()]) == {"e1"}
 
 
-def test_publisher_sends_the_event_to_its_bus() -> None:
+def test_publisher_sends_ten_events_per_request_to_its_bus() -> None:
     events = _FakeEvents(fail=False)
-    EventPublisher(events, "bus").publish(_event())
-    [[entry]] = events.calls
+    published = [_event().model_copy(update={"event_id": f"e{n}"}) for n in range(23)]
+    assert EventPublisher(events, "bus").publish_all(published) == set()
+    assert [len(call) for call in events.calls] == [10, 10, 3]
+    entry = events.calls[0][0]
     assert (entry["EventBusName"], entry["Source"], entry["DetailType"]) == (
         "bus",
         "jobkit",
         "record.status_changed",
     )
+
+
+def test_a_batch_publishes_its_events_in_one_request(pipeline: Any) -> None:
+    pipeline.seed("acme", count=10)
+    pipeline.plan(trigger="cli")
+    pipeline.invoke(pipeline.receive())  # the page: 10 record items on the queue
+    records = [m for m in pipeline.receive() if json.loads(m["Body"])["kind"] == "record"]
+    assert len(records) == 10
+    pipeline.invoke(records)
+    assert len(pipeline.events.published) == 10
+    assert pipeline.events.requests == 1

@@ -5,12 +5,13 @@ redelivered item) yields the same event, and subscribers deduplicate on it.
 """
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from jobkit.errors import TransientError
+from jobkit.observability import logger
 
 SOURCE = "jobkit"
 
@@ -45,26 +46,40 @@ def event_id(transition_id: str) -> str:
 
 
 class EventPublisher:
-    """PutEvents answers 200 even when entries fail: failed entries raise, to be retried."""
+    """PutEvents answers 200 even when entries fail: the failed entries are reported, by event
+    id, to be published again."""
+
+    MAX_ENTRIES = 10  # per PutEvents request
 
     def __init__(self, events: Any, bus_name: str) -> None:
         self._events = events
         self._bus = bus_name
 
-    def publish(self, event: StatusChanged) -> None:
-        response = self._events.put_events(
-            Entries=[
-                {
-                    "EventBusName": self._bus,
-                    "Source": SOURCE,
-                    "DetailType": event.type,
-                    "Detail": event.model_dump_json(),
-                    "Time": event.occurred_at,
-                }
-            ]
-        )
-        if response.get("FailedEntryCount"):
-            codes = sorted(
-                {str(e.get("ErrorCode")) for e in response.get("Entries", []) if e.get("ErrorCode")}
-            )
-            raise TransientError(f"event {event.event_id} not published: {', '.join(codes)}")
+    def publish_all(self, events: Sequence[StatusChanged]) -> set[str]:
+        """Publish, ten per request; returns the ids of the events that did not go out."""
+        failed: set[str] = set()
+        for start in range(0, len(events), self.MAX_ENTRIES):
+            chunk = events[start : start + self.MAX_ENTRIES]
+            response = self._events.put_events(Entries=[self._entry(event) for event in chunk])
+            if not response.get("FailedEntryCount"):
+                continue
+            answers = response.get("Entries", [])
+            for event, answer in zip(chunk, answers, strict=False):
+                if answer.get("ErrorCode"):
+                    logger.warning(
+                        "event not published",
+                        extra={"event_id": event.event_id, "error": answer.get("ErrorCode")},
+                    )
+                    failed.add(event.event_id)
+            if len(answers) < len(chunk):  # no per-entry answer: none of them is known sent
+                failed |= {event.event_id for event in chunk}
+        return failed
+
+    def _entry(self, event: StatusChanged) -> dict[str, Any]:
+        return {
+            "EventBusName": self._bus,
+            "Source": SOURCE,
+            "DetailType": event.type,
+            "Detail": event.model_dump_json(),
+            "Time": event.occurred_at,
+        }

@@ -97,6 +97,8 @@ class RecordResult(BaseModel):
     outcome: Outcome
     reason: str
     ack: AckRef | None = None
+    # The domain event this item's commit owes, published with the batch's others.
+    event: StatusChanged | None = None
 
 
 class PageResult(BaseModel):
@@ -128,6 +130,7 @@ class _Batch:
     )
     dead: list[_Failure] = field(default_factory=list)
     item_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    events: list[tuple[SQSRecord, StatusChanged]] = field(default_factory=list)
     retry: list[_Failure] = field(default_factory=list)
     unsettled: set[str] = field(default_factory=set)  # message ids to report as failures
     deferred: set[str] = field(default_factory=set)  # put back on the queue as a delayed copy
@@ -180,6 +183,7 @@ class Processor:
         )
         self._client_cache: dict[tuple[str, str], ClientConfig] = {}
         self._cancelled: dict[str, bool] = {}
+        self._executed: set[str] = set()  # envelopes whose unit ran in this invocation
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # In-progress idempotency records expire with this invocation, so an item left
@@ -187,6 +191,7 @@ class Processor:
         self._idempotency.register_lambda_context(context)
         self._client_cache.clear()
         self._cancelled.clear()
+        self._executed.clear()
         batch = _Batch()
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -321,6 +326,15 @@ class Processor:
         )
         if result.ack is not None:
             batch.acks[(item.job_type, item.client_id)].append((message, item, result.ack))
+        # The event goes out with the batch's others, after every item ran. It is owed by a
+        # commit made just now, or replayed from the idempotency record when the message comes
+        # back after a failed attempt (whose publish may not have happened): at least once,
+        # with a stable event id that subscribers deduplicate on.
+        owed = result.event is not None and result.envelope_id == item.envelope_id
+        retried = int(message.attributes.approximate_receive_count or 1) > 1
+        if owed and (item.envelope_id in self._executed or retried):
+            assert result.event is not None
+            batch.events.append((message, result.event))
 
     def _fail(
         self,
@@ -392,8 +406,21 @@ class Processor:
         )
         if isinstance(applied, AlreadyApplied) and applied.envelope_id == item.envelope_id:
             committed_here = applied  # this very item committed it, then died before finishing
+        event = None
         if committed_here is not None:
-            self._publish(item, record.id, decision, tid, committed_here)
+            self._executed.add(item.envelope_id)
+            event = StatusChanged(
+                event_id=event_id(tid),
+                job_type=item.job_type,
+                client_id=item.client_id,
+                record_id=record.id,
+                from_status=committed_here.from_status,
+                to_status=decision.to_status,
+                transition_id=tid,
+                run_id=item.run_id,
+                occurred_at=committed_here.occurred_at,
+                correlation_id=item.correlation_id,
+            )
         outcome, reason = _outcome(applied, decision, item.envelope_id)
         return RecordResult(
             run_id=item.run_id,
@@ -401,33 +428,7 @@ class Processor:
             outcome=outcome,
             reason=reason,
             ack=ack,
-        )
-
-    def _publish(
-        self,
-        item: RecordItem,
-        record_id: str,
-        decision: Transition,
-        tid: str,
-        committed: Applied | AlreadyApplied,
-    ) -> None:
-        """After the commit; a failed publish raises, and the retried item publishes the same
-        event again (the transition is then AlreadyApplied with our envelope)."""
-        if self._deps.events is None:
-            return
-        self._deps.events.publish(
-            StatusChanged(
-                event_id=event_id(tid),
-                job_type=item.job_type,
-                client_id=item.client_id,
-                record_id=record_id,
-                from_status=committed.from_status,
-                to_status=decision.to_status,
-                transition_id=tid,
-                run_id=item.run_id,
-                occurred_at=committed.occurred_at,
-                correlation_id=item.correlation_id,
-            )
+            event=event,
         )
 
     def _fetch_page_once(self, item: PageItem) -> PageResult:
@@ -509,12 +510,58 @@ class Processor:
     def _settle(self, batch: _Batch) -> None:
         # Acknowledge before counting: an item is counted (and its run may close) only once
         # its acknowledgement has settled, so a closed run has no ack left in flight.
+        self._publish_events(batch)
         self._count_pages(batch)
         self._acknowledge(batch)
         counted = self._count_outcomes(batch)
         self._dead_letter(batch)
         self._back_off(batch)
         self._emit_metrics(batch, counted)
+
+    def _publish_events(self, batch: _Batch) -> None:
+        """The batch's domain events, ten per PutEvents. An item whose event did not go out is
+        retried (not counted): its redelivery replays the event from its idempotency record."""
+        if self._deps.events is None or not batch.events:
+            return
+        # A message sent twice (one envelope, two messages) owes its event once.
+        unique = list({event.event_id: event for _, event in batch.events}.values())
+        try:
+            failed = self._deps.events.publish_all(unique)
+        except Exception:  # noqa: BLE001 - every item of the batch is retried
+            logger.exception("publishing the batch's events failed")
+            failed = {event.event_id for _, event in batch.events}
+        unpublished = {m.message_id for m, event in batch.events if event.event_id in failed}
+        if not unpublished:
+            return
+        # Not acknowledged now: only what fully succeeded is acknowledged.
+        for key, acks in batch.acks.items():
+            batch.acks[key] = [e for e in acks if e[0].message_id not in unpublished]
+        for outcomes in batch.outcomes.values():
+            for index, (message, item, outcome) in enumerate(outcomes):
+                if message.message_id not in unpublished:
+                    continue
+                attempts = int(message.attributes.approximate_receive_count or 1)
+                if attempts < self._deps.max_receive_count:
+                    logger.warning("item retried: its event was not published")
+                    batch.unsettled.add(message.message_id)
+                    continue
+                # The last attempt: dead-lettered and counted failed, like any item that keeps
+                # failing; redriven, it replays its event and is recounted as processed.
+                reason = f"gave up after {attempts} attempts: its event was not published"
+                logger.error("item failed", extra={"reason": reason, "attempt": attempts})
+                batch.dead.append(_Failure(message, reason, "EventNotPublished", item))
+                outcomes[index] = (
+                    message,
+                    item,
+                    ItemOutcome(
+                        outcome.envelope_id,
+                        Outcome.FAILED,
+                        outcome.record_id,
+                        outcome.item_key,
+                        reason,
+                        dead_lettered=True,
+                    ),
+                )
 
     def _count_pages(self, batch: _Batch) -> None:
         for message, item, page in batch.pages:
