@@ -1,0 +1,115 @@
+"""An SQS event source with AWS's batch size, for measuring what a record costs on AWS.
+
+Lambda's SQS poller on AWS hands the processor up to its BatchSize (50) messages, gathered over
+its 1 s batching window; MiniStack's hands at most 10 and has no window. Per-batch work (the
+counting transaction, an ack per client and its rate-limit token) is then spread over five
+times fewer records locally than on AWS. For the requests-per-record figures, `make bench`
+turns the processor's own mapping off and feeds it like AWS would: receive up to 50 messages
+(within 1 s), invoke the processor with them, delete what it did not report as failed.
+Written here because nothing else on this machine polls SQS for a Lambda the way AWS does.
+"""
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from jobkit_cli.stack import Stack
+
+BATCH_SIZE = 50  # template.yaml, the processor's Work event
+BATCHING_WINDOW_SECONDS = 1.0
+VISIBILITY_TIMEOUT = 180
+
+
+def _lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """An SQS message as Lambda's event source presents it."""
+    attributes = message.get("MessageAttributes", {})
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {key[0].lower() + key[1:]: value for key, value in attribute.items()}
+            for name, attribute in attributes.items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class AwsSizedPoller:
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self._sqs = stack.client("sqs")
+        self._lambda = stack.client("lambda")
+        self._function = stack.outputs["ProcessorFunctionName"]
+        self._queue_url = stack.outputs["WorkQueueUrl"]
+        self._queue_arn = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+
+    @contextmanager
+    def in_place_of_the_mapping(self) -> Iterator["AwsSizedPoller"]:
+        mappings = self._lambda.list_event_source_mappings(
+            FunctionName=self._function, EventSourceArn=self._queue_arn
+        )["EventSourceMappings"]
+        for mapping in mappings:
+            self._lambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+        try:
+            yield self
+        finally:
+            for mapping in mappings:
+                self._lambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
+
+    def run_until(self, done: Callable[[], bool]) -> int:
+        """Feed the processor until ``done()``; returns how many batches it was given."""
+        batches = 0
+        while not done():
+            messages = self._gather()
+            if not messages:
+                time.sleep(0.2)
+                continue
+            self._invoke(messages)
+            batches += 1
+        return batches
+
+    def _gather(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        deadline = time.time() + BATCHING_WINDOW_SECONDS
+        while len(messages) < BATCH_SIZE and time.time() < deadline:
+            received = self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=min(10, BATCH_SIZE - len(messages)),
+                VisibilityTimeout=VISIBILITY_TIMEOUT,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            messages += received
+            if not received:
+                time.sleep(0.05)
+        return messages
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> None:
+        event = {
+            "Records": [_lambda_record(m, self._queue_arn, self._stack.region) for m in messages]
+        }
+        response = self._lambda.invoke(
+            FunctionName=self._function, Payload=json.dumps(event).encode()
+        )
+        answer = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            return  # like the event source: nothing is deleted, every message comes back
+        failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
+            )
