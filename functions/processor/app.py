@@ -48,7 +48,7 @@ processor = Processor(
         max_receive_count=settings.max_receive_count,
         key_prefix=settings.idempotency_key_prefix,
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
-        events=EventPublisher(events_client(), settings.event_bus_name),
+        events=EventPublisher(events_client, settings.event_bus_name),
         chaos=chaos,
     )
 )

@@ -120,7 +120,7 @@ class Pipeline:
             max_receive_count=self.max_receive_count,
             key_prefix="jobkit",
             idempotency_ttl_seconds=3600,
-            events=EventPublisher(self.events, "bus"),
+            events=EventPublisher(lambda: self.events, "bus"),
             chaos=self.fault_injection,
         )
         values.update(overrides)

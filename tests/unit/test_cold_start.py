@@ -1,6 +1,6 @@
 """What a cold start imports and builds: only what every invocation needs.
 
-The HTTP client (httpx), the Scheduler and Secrets Manager clients, Powertools Parameters, the
+The HTTP client (httpx), the Scheduler, Secrets Manager and EventBridge clients, Powertools Parameters, the
 API's models and Powertools' parser models are for some paths only, or none: each import is
 checked in a fresh interpreter, as Lambda starts one.
 """
@@ -43,6 +43,7 @@ print(json.dumps({
     "modules": sorted(sys.modules),
     "scheduler_clients": aws.scheduler_client.cache_info().currsize,
     "secrets_clients": aws.secrets_client.cache_info().currsize,
+    "events_clients": aws.events_client.cache_info().currsize,
 }))
 """
 
@@ -80,6 +81,7 @@ def test_a_cold_start_loads_only_what_every_invocation_needs(module: str) -> Non
     assert sorted(name for name in NOT_AT_COLD_START if name in loaded) == []
     assert started["scheduler_clients"] == 0
     assert started["secrets_clients"] == 0
+    assert started["events_clients"] == 0  # made on the first publish
 
 
 def test_the_http_client_is_built_on_first_use_once_per_container() -> None:

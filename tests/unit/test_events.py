@@ -72,13 +72,13 @@ def _event() -> StatusChanged:
 
 
 def test_publisher_reports_the_entries_eventbridge_failed() -> None:
-    assert EventPublisher(_FakeEvents(fail=True), "bus").publish_all([_event()]) == {"e1"}
+    assert EventPublisher(lambda: _FakeEvents(fail=True), "bus").publish_all([_event()]) == {"e1"}
 
 
 def test_publisher_sends_ten_events_per_request_to_its_bus() -> None:
     events = _FakeEvents(fail=False)
     published = [_event().model_copy(update={"event_id": f"e{n}"}) for n in range(23)]
-    assert EventPublisher(events, "bus").publish_all(published) == set()
+    assert EventPublisher(lambda: events, "bus").publish_all(published) == set()
     assert [len(call) for call in events.calls] == [10, 10, 3]
     entry = events.calls[0][0]
     assert (entry["EventBusName"], entry["Source"], entry["DetailType"]) == (

@@ -5,7 +5,7 @@ redelivered item) yields the same event, and subscribers deduplicate on it.
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -51,7 +51,9 @@ class EventPublisher:
 
     MAX_ENTRIES = 10  # per PutEvents request
 
-    def __init__(self, events: Any, bus_name: str) -> None:
+    def __init__(self, events: Callable[[], Any], bus_name: str) -> None:
+        # A factory (the cached `jobkit.aws.events_client`): the client is made on the first
+        # publish, so a cold start whose batch commits nothing does not make it.
         self._events = events
         self._bus = bus_name
 
@@ -60,7 +62,8 @@ class EventPublisher:
         failed: set[str] = set()
         for start in range(0, len(events), self.MAX_ENTRIES):
             chunk = events[start : start + self.MAX_ENTRIES]
-            response = self._events.put_events(Entries=[self._entry(event) for event in chunk])
+            entries = [self._entry(event) for event in chunk]
+            response = self._events().put_events(Entries=entries)
             if not response.get("FailedEntryCount"):
                 continue
             answers = response.get("Entries", [])
