@@ -1,8 +1,8 @@
 """What a cold start imports and builds: only what every invocation needs.
 
-The HTTP client (httpx), the Scheduler, Secrets Manager and EventBridge clients, Powertools Parameters, the
-API's models and Powertools' parser models are for some paths only, or none: each import is
-checked in a fresh interpreter, as Lambda starts one.
+The HTTP client (httpx), the Scheduler, Secrets Manager and EventBridge clients, Powertools
+Parameters, the API's models and Powertools' parser models are for some paths only, or none:
+each import is checked in a fresh interpreter, as Lambda starts one.
 """
 
 import json
