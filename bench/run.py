@@ -82,6 +82,11 @@ import boto3
 Logger(); Metrics(); Tracer(); BatchProcessor(event_type=EventType.SQS)
 DynamoDBPersistenceLayer(table_name="idempotency", boto3_client=boto3.client("dynamodb"))
 """
+# The same, with pydantic imported and one model built: the stack's own boundary library,
+# which every implementation of this design loads too. Reported next to the issue's ratio.
+BASELINE_WITH_PYDANTIC = (
+    BASELINE + "import pydantic\nclass Model(pydantic.BaseModel):\n    value: int\n"
+)
 # The Lambda Python runtime ships boto3 and its dependencies; the layer brings the rest.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 _REPORT = re.compile(r"Billed Duration: (\d+) ms\s+Memory Size: (\d+) MB")
@@ -392,13 +397,16 @@ def main() -> None:
         baseline = import_seconds(BASELINE, path)
         processor = import_seconds("import processor.app", path)
         planner = import_seconds("import planner.app", path)
+        with_pydantic = import_seconds(BASELINE_WITH_PYDANTIC, path)
     results["import_seconds"] = {
         "baseline": round(baseline, 3),
+        "baseline_with_pydantic": round(with_pydantic, 3),
         "processor": round(processor, 3),
         "planner": round(planner, 3),
     }
     results["import_ratio"] = round(processor / baseline, 2)
     results["import_ratio_planner"] = round(planner / baseline, 2)
+    results["import_ratio_over_baseline_with_pydantic"] = round(processor / with_pydantic, 2)
     # Fresh workers start slowly on two cores (imports, first connections): one small run of
     # each job first, not measured, so the figures are of warm containers as in steady use.
     for job in (REAL, NOOP):
@@ -460,6 +468,7 @@ def _print(console: Console, results: dict[str, Any]) -> None:
         held = value <= goal if sense == "<=" else value >= goal
         table.add_row(name, str(value), f"{sense} {goal} {'[green]ok' if held else '[red]missed'}")
     for name in (
+        "import_ratio_over_baseline_with_pydantic",
         "dynamodb_writes_per_item_ministack_batches",
         "dynamodb_reads_per_item",
         "throughput_records_per_second",
