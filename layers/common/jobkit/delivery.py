@@ -32,7 +32,7 @@ from jobkit.aws import SQSClient
 from jobkit.envelope import describe_validation_error
 from jobkit.events import BusEvent, StatusChanged
 from jobkit.observability import logger
-from jobkit.queue import DeadLetterQueue, WorkQueue
+from jobkit.queue import DeadLetterQueue, WorkQueue, receive_count
 from jobkit.subscriptions import DeliveryLog, Subscription, SubscriptionStore
 from jobkit.webhooks import (
     DELIVERY_HEADER,
@@ -100,7 +100,7 @@ class Matcher:
 
     def match(self, event: StatusChanged) -> int:
         if event.client_id not in self._by_client:
-            self._by_client[event.client_id] = list(self._subscriptions.for_client(event.client_id))
+            self._by_client[event.client_id] = self._subscriptions.for_client(event.client_id)
         wanted = [s for s in self._by_client[event.client_id] if s.wants(event.type)]
         self._queue.send_bodies(
             [
@@ -195,7 +195,7 @@ class DeliveryWorker:
         return dict(processor.response())
 
     def _handle(self, message: SQSRecord) -> None:
-        attempt = int(message.attributes.approximate_receive_count or 1)
+        attempt = receive_count(message)
         try:
             delivery = Delivery.model_validate_json(message.body)
         except ValidationError as exc:
@@ -291,6 +291,6 @@ class DeliveryWorker:
             reason=reason,
             error_type="DeliveryFailed",
             source_message_id=message.message_id,
-            attempts=int(message.attributes.approximate_receive_count or 1),
+            attempts=receive_count(message),
             client_id=delivery.client_id if delivery else "",
         )

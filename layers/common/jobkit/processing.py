@@ -59,7 +59,7 @@ from jobkit.events import EventPublisher, StatusChanged, event_id
 from jobkit.external import ExternalSystem
 from jobkit.job import AckRef, Job, Skip, Transition, raw_record_id
 from jobkit.observability import logger
-from jobkit.queue import MAX_MESSAGE_BYTES, DeadLetterQueue, WorkQueue
+from jobkit.queue import MAX_MESSAGE_BYTES, DeadLetterQueue, WorkQueue, receive_count
 from jobkit.ratelimit import RateLimitedError
 from jobkit.retries import ClientRetries
 from jobkit.runs import ItemOutcome, Outcome, PageSnapshot, RunStatus, RunStore
@@ -208,7 +208,7 @@ class Processor:
     # -- one message ------------------------------------------------------------------------
 
     def _handle_message(self, message: SQSRecord, batch: _Batch) -> None:
-        attempts = int(message.attributes.approximate_receive_count or 1)
+        attempts = receive_count(message)
         try:
             item = parse_work_item(message.body)
         except PermanentError as exc:
@@ -330,11 +330,10 @@ class Processor:
         # commit made just now, or replayed from the idempotency record when the message comes
         # back after a failed attempt (whose publish may not have happened): at least once,
         # with a stable event id that subscribers deduplicate on.
-        owed = result.event is not None and result.envelope_id == item.envelope_id
-        retried = int(message.attributes.approximate_receive_count or 1) > 1
-        if owed and (item.envelope_id in self._executed or retried):
-            assert result.event is not None
-            batch.events.append((message, result.event))
+        event = result.event
+        if event is not None and result.envelope_id == item.envelope_id:
+            if item.envelope_id in self._executed or receive_count(message) > 1:
+                batch.events.append((message, event))
 
     def _fail(
         self,
@@ -536,32 +535,27 @@ class Processor:
         # Not acknowledged now: only what fully succeeded is acknowledged.
         for key, acks in batch.acks.items():
             batch.acks[key] = [e for e in acks if e[0].message_id not in unpublished]
-        for outcomes in batch.outcomes.values():
-            for index, (message, item, outcome) in enumerate(outcomes):
+        given_up: list[tuple[SQSRecord, RecordItem, int]] = []
+        for key, outcomes in batch.outcomes.items():
+            kept = []
+            for entry in outcomes:
+                message, item, _ = entry
                 if message.message_id not in unpublished:
+                    kept.append(entry)
                     continue
-                attempts = int(message.attributes.approximate_receive_count or 1)
+                attempts = receive_count(message)
                 if attempts < self._deps.max_receive_count:
                     logger.warning("item retried: its event was not published")
                     batch.unsettled.add(message.message_id)
-                    continue
-                # The last attempt: dead-lettered and counted failed, like any item that keeps
-                # failing; redriven, it replays its event and is recounted as processed.
-                reason = f"gave up after {attempts} attempts: its event was not published"
-                logger.error("item failed", extra={"reason": reason, "attempt": attempts})
-                batch.dead.append(_Failure(message, reason, "EventNotPublished", item))
-                outcomes[index] = (
-                    message,
-                    item,
-                    ItemOutcome(
-                        outcome.envelope_id,
-                        Outcome.FAILED,
-                        outcome.record_id,
-                        outcome.item_key,
-                        reason,
-                        dead_lettered=True,
-                    ),
-                )
+                    kept.append(entry)
+                else:
+                    given_up.append((message, item, attempts))
+            batch.outcomes[key] = kept
+        # The last attempt: dead-lettered and counted failed, like any item that keeps
+        # failing; redriven, it replays its event and is recounted as processed.
+        for message, item, attempts in given_up:
+            reason = f"gave up after {attempts} attempts: its event was not published"
+            self._fail(batch, message, item, reason, "EventNotPublished", attempts)
 
     def _count_pages(self, batch: _Batch) -> None:
         for message, item, page in batch.pages:
@@ -647,7 +641,7 @@ class Processor:
                     reason=failure.reason,
                     error_type=failure.error_type,
                     source_message_id=message_id,
-                    attempts=int(failure.message.attributes.approximate_receive_count or 1),
+                    attempts=receive_count(failure.message),
                     run_id=item.run_id if item else "",
                     client_id=item.client_id if item else "",
                 )
@@ -717,7 +711,7 @@ class Processor:
     ) -> None:
         giving_up = []
         for message, item, _ in entries:
-            attempts = int(message.attributes.approximate_receive_count or 1)
+            attempts = receive_count(message)
             if give_up or attempts >= self._deps.max_receive_count:
                 giving_up.append((message, item))
             else:
@@ -747,7 +741,7 @@ class Processor:
         """Exponential backoff with jitter between attempts, through message visibility."""
         entries: list[dict[str, Any]] = []
         for failure in batch.retry:
-            attempts = int(failure.message.attributes.approximate_receive_count or 1)
+            attempts = receive_count(failure.message)
             delay = min(_BACKOFF_MAX_SECONDS, _BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
             entries.append(
                 {

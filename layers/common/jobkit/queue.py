@@ -7,12 +7,15 @@ whatever SQS still refuses raises ``EnqueueError`` so the caller retries instead
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobkit.aws import SQSClient
 from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.envelope import PageItem, RecordItem
 from jobkit.errors import EnqueueError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 MAX_BATCH_ENTRIES = 10
 # SQS caps a batch at 1 MiB in all; keep well under so one large record cannot break a batch.
@@ -20,6 +23,11 @@ MAX_BATCH_BYTES = 900 * 1024
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_DELAY_SECONDS = 900  # SQS's longest per-message delay
 _SEND_ATTEMPTS = 3
+
+
+def receive_count(message: "SQSRecord") -> int:
+    """How many times SQS has handed out this message, this time included."""
+    return int(message.attributes.approximate_receive_count or 1)
 
 
 def _batches(bodies: Sequence[tuple[str, str]]) -> list[list[tuple[str, str]]]:
