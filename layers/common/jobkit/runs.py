@@ -15,6 +15,7 @@ header's totals are the sum of its clients'.
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -277,9 +278,7 @@ class RunStore:
             except ClientError as exc:
                 if _error_code(exc) != "ConditionalCheckFailedException":
                     raise
-        stored = self._table.get_item(
-            Key={"run_id": run_id, "sk": f"PAGESNAP#{envelope_id}"}, ConsistentRead=True
-        )["Item"]
+        stored = self._table.get_item(Key={"run_id": run_id, "sk": sk}, ConsistentRead=True)["Item"]
         return PageSnapshot(
             record_ids=tuple(stored.get("record_ids", [])),
             next_cursor=stored.get("next_cursor"),
@@ -342,14 +341,13 @@ class RunStore:
             # a transaction may not touch one item twice.
             unique = {item.envelope_id: item for item in reversed(outcomes)}
             pending += [(client_id, item) for item in reversed(unique.values())]
-        counted: dict[str, int] = {}
+        counted: Counter[str] = Counter()
         for chunk in _transaction_chunks(pending):
-            for client_id, n in self._count_chunk(run_id, chunk).items():
-                counted[client_id] = counted.get(client_id, 0) + n
+            counted.update(self._count_chunk(run_id, chunk))
         for client_id, n in counted.items():
             if n:
                 self.try_close_client(run_id, client_id)
-        return counted
+        return dict(counted)
 
     def add_to_client(self, run_id: str, client_id: str, **deltas: int) -> None:
         """Informational counters (retries, ack failures) that do not decide closing."""
@@ -363,25 +361,22 @@ class RunStore:
             ExpressionAttributeValues=values,
         )
 
-    def _count_chunk(self, run_id: str, outcomes: list[tuple[str, ItemOutcome]]) -> dict[str, int]:
+    def _count_chunk(self, run_id: str, outcomes: list[tuple[str, ItemOutcome]]) -> Counter[str]:
+        """How many outcomes were new, per client."""
         pending = outcomes
         for attempt in range(_CONFLICT_ATTEMPTS):
             if not pending:
-                return {}
+                return Counter()
             try:
                 self._client.transact_write_items(
                     TransactItems=self._outcome_writes(run_id, pending)
                 )
-                return _per_client(pending)
+                return Counter(client_id for client_id, _ in pending)
             except ClientError as exc:
                 remaining = self._without_duplicates(exc, run_id, pending)
             if remaining is None:
                 # No per-item reasons to tell duplicates apart: count one by one.
-                counted: dict[str, int] = {}
-                for one in pending:
-                    for client_id, n in self._count_chunk(run_id, [one]).items():
-                        counted[client_id] = counted.get(client_id, 0) + n
-                return counted
+                return sum((self._count_chunk(run_id, [one]) for one in pending), Counter())
             if len(remaining) == len(pending):
                 _backoff(attempt)  # a conflict, not a duplicate: try the same again
             pending = remaining
@@ -927,21 +922,14 @@ def _transaction_chunks(
     chunk: list[tuple[str, ItemOutcome]] = []
     clients: set[str] = set()
     for client_id, item in pending:
-        grown = len(clients | {client_id})
-        if chunk and len(chunk) + 1 + grown > _MAX_TRANSACT_ITEMS:
+        updates = len(clients) + (client_id not in clients)
+        if chunk and len(chunk) + 1 + updates > _MAX_TRANSACT_ITEMS:
             yield chunk
             chunk, clients = [], set()
         chunk.append((client_id, item))
         clients.add(client_id)
     if chunk:
         yield chunk
-
-
-def _per_client(pending: list[tuple[str, ItemOutcome]]) -> dict[str, int]:
-    counted: dict[str, int] = {}
-    for client_id, _ in pending:
-        counted[client_id] = counted.get(client_id, 0) + 1
-    return counted
 
 
 def _backoff(attempt: int) -> None:
