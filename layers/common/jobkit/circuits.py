@@ -76,12 +76,17 @@ class Circuits:
     def open_circuit(self, client_id: str) -> OpenCircuit | None:
         """The client's circuit if it refuses calls now (open, cool-down not yet over)."""
         record = self._persistence.get_state(circuit_name(client_id))
-        if record.state is not CircuitState.OPEN or record.opened_at is None:
+        return self._refusing(client_id, record.state.value, record.opened_at, int(time.time()))
+
+    def _refusing(
+        self, client_id: str, state: str, opened_at: int | None, now: int
+    ) -> OpenCircuit | None:
+        if state != CircuitState.OPEN.value or opened_at is None:
             return None
-        left = record.opened_at + self.cooldown_seconds - int(time.time())
+        left = opened_at + self.cooldown_seconds - now
         if left <= 0:
             return None  # the next call is the half-open trial
-        return OpenCircuit(client_id, record.opened_at, left)
+        return OpenCircuit(client_id, opened_at, left)
 
     def open_circuits(self, client_ids: Sequence[str]) -> dict[str, OpenCircuit]:
         """The clients whose circuits refuse calls now, among many: read 100 at a time.
@@ -97,19 +102,19 @@ class Circuits:
             return {client_id: c for client_id, c in found.items() if c is not None}
         names = {circuit_name(client_id): client_id for client_id in client_ids}
         keys = [_circuit_key(store, name) for name in names]
+        name_attr = store.sort_key_attr or store.key_attr
         opened: dict[str, OpenCircuit] = {}
         now = int(time.time())
         try:
             for item in _batch_get(store, keys):
-                name_attr = store.sort_key_attr or store.key_attr
                 client_id = names.get(item[name_attr]["S"])
-                state = item.get(store.state_attr, {}).get("S")
-                opened_at = item.get(store.opened_at_attr, {}).get("N")
-                if client_id is None or state != CircuitState.OPEN.value or opened_at is None:
+                if client_id is None:
                     continue
-                left = int(opened_at) + self.cooldown_seconds - now
-                if left > 0:
-                    opened[client_id] = OpenCircuit(client_id, int(opened_at), left)
+                opened_at = item.get(store.opened_at_attr, {}).get("N")
+                state = item.get(store.state_attr, {}).get("S", "")
+                at = None if opened_at is None else int(opened_at)
+                if circuit := self._refusing(client_id, state, at, now):
+                    opened[client_id] = circuit
         except Exception:  # noqa: BLE001 - a circuit breaker must not become the outage
             logger.warning("circuit states unreadable; treating them as closed", exc_info=True)
             return {}
