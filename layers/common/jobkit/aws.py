@@ -34,25 +34,21 @@ REQUESTS: Counter[str] = Counter()
 # count alone under-prices transactions.
 CAPACITY_UNITS: defaultdict[str, float] = defaultdict(float)
 
-_WRITE_UNITS = {"PutItem": 1.0, "UpdateItem": 1.0, "DeleteItem": 1.0}
 
-
-def dynamodb_units(operation: str, params: dict[str, Any]) -> tuple[float, float]:
-    """(write units, read units) one DynamoDB request consumes, for items of at most 1 KB."""
-    if operation in _WRITE_UNITS:
-        return _WRITE_UNITS[operation], 0.0
-    if operation == "TransactWriteItems":
-        return 2.0 * len(params.get("TransactItems", [])), 0.0
+def dynamodb_units(operation: str, params: dict[str, Any]) -> float:
+    """The capacity units (write units for a write, read units for a read) one DynamoDB
+    request consumes, for items of at most 1 KB."""
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        return 1.0
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        return 2.0 * len(params.get("TransactItems", []))
     if operation == "BatchWriteItem":
-        return float(sum(len(v) for v in params.get("RequestItems", {}).values())), 0.0
-    if operation == "TransactGetItems":
-        return 0.0, 2.0 * len(params.get("TransactItems", []))
+        return float(sum(len(v) for v in params.get("RequestItems", {}).values()))
     if operation in ("GetItem", "Query", "Scan"):
-        return 0.0, 1.0 if params.get("ConsistentRead") else 0.5
+        return 1.0 if params.get("ConsistentRead") else 0.5
     if operation == "BatchGetItem":
-        keys = sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
-        return 0.0, 0.5 * keys
-    return 0.0, 0.0
+        return 0.5 * sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
+    return 0.0
 
 
 def _table_of(params: dict[str, Any]) -> str:
@@ -72,8 +68,7 @@ def _counted[ClientT](client: ClientT) -> ClientT:
         REQUESTS[f"{service}.{model.name}"] += 1
 
     def count_units(params: dict[str, Any], model: Any, **_: Any) -> None:
-        writes, reads = dynamodb_units(model.name, params)
-        CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += writes + reads
+        CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += dynamodb_units(model.name, params)
 
     meta.events.register("before-call", count)
     if service == "dynamodb":
