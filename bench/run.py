@@ -41,10 +41,9 @@ from rich.table import Table
 from bench.cost import Batching, Usage, naive
 from bench.poller import AwsSizedPoller
 from jobkit.config import ClientConfig
-from jobkit.runs import RunStore
+from jobkit.runs import FINAL_STATUSES, RunStore
 from jobkit_cli import localstack
 from jobkit_cli.logs import function_log_groups, log_events
-from jobkit_cli.runs_view import is_final
 from jobkit_cli.seed import external_admin, seed_client
 from jobkit_cli.stack import LOCAL_CREDENTIALS, Stack
 
@@ -173,17 +172,18 @@ def run_job(stack: Stack, job: str, records: int, poller: AwsSizedPoller | None 
     runs = RunStore(stack.table("RunsTableName"))
 
     def closed() -> bool:
-        view = runs.view(planned["run_id"])
-        return view is not None and is_final(view)
+        # The header alone (one GetItem): a Query of the run's rows, every second, costs
+        # MiniStack time in proportion to the run's size and slowed the run it measured.
+        header = runs.header(planned["run_id"])
+        return header is not None and header.status in FINAL_STATUSES
 
     if poller is not None:
         poller.run_until(closed)
     while not closed():
         time.sleep(1.0)
     _forget_clients(stack, job, client_ids)
-    view = runs.view(planned["run_id"])
-    assert view is not None
-    header = view.header
+    header = runs.header(planned["run_id"])
+    assert header is not None
     assert header.finished_at is not None
     seconds = (header.finished_at - header.created_at).total_seconds()
     return Run(job, header.run_id, header.received, seconds, started, time.time())
