@@ -170,17 +170,18 @@ def clients_add(
 def clients_list(job_type: str) -> None:
     """Every client of a job type, invalid rows included (with their reason)."""
     table = Table(title=f"clients of {job_type}")
-    for column in ("client", "group", "enabled", "pilot", "page size", "problem"):
+    for column in ("client", "group", "enabled", "pilot", "healthy runs", "page size", "problem"):
         table.add_column(column)
     for config in ConfigStore(Stack.current().table("ConfigTableName")).clients(job_type):
         if isinstance(config, InvalidClientConfig):
-            table.add_row(config.client_id, "-", "-", "-", "-", f"[red]{config.reason}")
+            table.add_row(config.client_id, "-", "-", "-", "-", "-", f"[red]{config.reason}")
         else:
             table.add_row(
                 config.client_id,
                 config.group_id,
                 str(config.enabled),
                 str(config.pilot),
+                str(config.healthy_runs),
                 str(config.page_size),
                 "",
             )
@@ -210,6 +211,30 @@ def clients_enable(job_type: str, client_id: str) -> None:
 def clients_disable(job_type: str, client_id: str) -> None:
     """Leave a client out of the next runs."""
     _set_enabled(job_type, client_id, False)
+
+
+@clients_app.command("promote")
+def clients_promote(
+    job_type: str,
+    client_id: str,
+    force: Annotated[
+        bool, typer.Option(help="Promote without the healthy runs the rollout rule expects.")
+    ] = False,
+) -> None:
+    """End a client's pilot: expects two healthy runs in a row first (the rollout rule)."""
+    from jobkit.errors import ConfigNotFoundError, PromotionRefusedError
+
+    try:
+        config = ConfigStore(Stack.current().table("ConfigTableName")).promote(
+            job_type, client_id, force=force
+        )
+    except (ConfigNotFoundError, PromotionRefusedError) as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"client {client_id} of {job_type}: promoted from pilot"
+        f" ({config.healthy_runs} healthy run(s) in a row{', forced' if force else ''})"
+    )
 
 
 @runs_app.command("list")

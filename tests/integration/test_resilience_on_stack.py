@@ -203,3 +203,37 @@ def test_operator_sets_rotates_and_probes_a_credential_from_the_cli(
     assert probed.exit_code == 0
     [line] = [line for line in probed.output.splitlines() if client in line]
     assert "up" in line and "CLOSED" in line
+
+
+def test_operator_promotes_a_pilot_only_after_its_healthy_runs(
+    stack: Stack, runs: RunStore, external: httpx.Client, new_client: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from jobkit_cli.main import app
+
+    client = new_client("pilot", records=2, pilot=True)
+    planned = fire(stack, trigger="cli", client_ids=[client])
+    assert wait_for_run(runs, planned["run_id"]).header.status is RunStatus.SUCCEEDED
+    runner = CliRunner()
+    env = {"COLUMNS": "200"}
+
+    listed = runner.invoke(app, ["clients", "list", "sync-completed-records"], env=env)
+    [line] = [line for line in listed.output.splitlines() if client in line]
+    cells = [cell.strip() for cell in line.split("│")[1:-1]]
+    assert dict(zip(("pilot", "healthy runs"), cells[3:5], strict=True)) == {
+        "pilot": "True",
+        "healthy runs": "1",
+    }
+
+    refused = runner.invoke(app, ["clients", "promote", "sync-completed-records", client], env=env)
+    assert refused.exit_code == 1
+    assert "has 1 healthy run(s) in a row; promotion expects 2" in " ".join(refused.output.split())
+    assert ConfigStore(stack.table("ConfigTableName")).get("sync-completed-records", client).pilot
+
+    forced = runner.invoke(
+        app, ["clients", "promote", "sync-completed-records", client, "--force"], env=env
+    )
+    assert forced.exit_code == 0 and "promoted from pilot" in forced.output
+    config = ConfigStore(stack.table("ConfigTableName")).get("sync-completed-records", client)
+    assert (config.pilot, config.healthy_runs) == (False, 1)

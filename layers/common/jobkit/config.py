@@ -13,9 +13,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobkit.envelope import Identifier, JobType, describe_validation_error
-from jobkit.errors import ConfigNotFoundError
+from jobkit.errors import ConfigNotFoundError, PromotionRefusedError
 
 SettingValue = str | int | float | bool
+# The seed's rollout rule: a pilot client is watched for two full cycles before it is expanded.
+PILOT_HEALTHY_RUNS = 2
 
 
 class ClientConfig(BaseModel):
@@ -43,6 +45,7 @@ class ClientConfig(BaseModel):
     # Per-client state, written by the platform.
     cursor: str | None = None
     failure_streak: int = Field(0, ge=0)
+    healthy_runs: int = Field(0, ge=0)  # clean runs in a row, what promoting a pilot expects
 
     def to_item(self) -> dict[str, Any]:
         item = self.model_dump(mode="json", exclude_none=True)
@@ -143,20 +146,57 @@ class ConfigStore:
         )
 
     def record_result(self, job_type: str, client_id: str, failed: bool) -> int | None:
-        """Extend or reset the client's consecutive-failure streak; None if it has no row."""
-        update = "ADD failure_streak :one" if failed else "SET failure_streak = :zero"
-        values = {":one": 1} if failed else {":zero": 0}
+        """Extend or reset the client's consecutive-failure streak (and, the other way round,
+        its run of healthy runs); None if it has no row."""
+        if failed:
+            update, values = "ADD failure_streak :one SET healthy_runs = :zero", {":one": 1}
+        else:
+            update, values = "SET failure_streak = :zero ADD healthy_runs :one", {":one": 1}
         try:
             response = self._table.update_item(
                 Key={"job_type": job_type, "client_id": client_id},
                 UpdateExpression=update,
                 ConditionExpression="attribute_exists(client_id)",
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues={**values, ":zero": 0},
                 ReturnValues="ALL_NEW",  # UPDATED_NEW is empty when 0 is set again
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             return None
         return int(response["Attributes"].get("failure_streak", 0))
+
+    def promote(self, job_type: str, client_id: str, force: bool = False) -> ClientConfig:
+        """End a client's pilot. Expects PILOT_HEALTHY_RUNS clean runs in a row, and says how
+        many it has when they are missing; ``force`` promotes without them."""
+        config = self.get(job_type, client_id)
+        if not config.pilot:
+            raise PromotionRefusedError(
+                f"client {client_id!r} of {job_type!r} is not a pilot: nothing to promote"
+            )
+        if not force and config.healthy_runs < PILOT_HEALTHY_RUNS:
+            raise PromotionRefusedError(
+                f"client {client_id!r} of {job_type!r} has {config.healthy_runs} healthy run(s)"
+                f" in a row; promotion expects {PILOT_HEALTHY_RUNS} (--force to promote anyway)"
+            )
+        guard = "pilot = :true" + ("" if force else " AND healthy_runs >= :runs")
+        try:
+            self._table.update_item(
+                Key={"job_type": job_type, "client_id": client_id},
+                UpdateExpression="SET pilot = :false, updated_at = :now",
+                # What was read still holds: a run that failed meanwhile stops the promotion.
+                ConditionExpression=guard,
+                ExpressionAttributeValues={
+                    ":true": True,
+                    ":false": False,
+                    ":now": datetime.now(UTC).isoformat(),
+                    **({} if force else {":runs": PILOT_HEALTHY_RUNS}),
+                },
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+            raise PromotionRefusedError(
+                f"client {client_id!r} of {job_type!r} changed while being promoted (a run"
+                " closed, or it was edited): look at it again"
+            ) from exc
+        return self.get(job_type, client_id)
 
     def set_enabled(self, job_type: str, client_id: str, enabled: bool) -> None:
         try:

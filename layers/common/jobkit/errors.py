@@ -33,6 +33,10 @@ class ConfigNotFoundError(PermanentError):
     """No configuration row for this job type and client."""
 
 
+class PromotionRefusedError(PermanentError):
+    """A client cannot leave its pilot yet (or is not a pilot)."""
+
+
 class UnknownJobTypeError(PermanentError):
     """A job type no module declares."""
 
