@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.aws import dynamodb_client, dynamodb_resource, secrets_client, sqs_client
-from jobkit.delivery import DeliveryWorker, WorkerDeps
+from jobkit.delivery import DeliveryWorker, EndpointPacer, WorkerDeps
 from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.queue import DeadLetterQueue
 from jobkit.settings import DeliverySettings, load_settings
@@ -46,6 +46,7 @@ worker = DeliveryWorker(
         ),
         backoff_base=settings.backoff_base_seconds,
         backoff_cap=settings.backoff_max_seconds,
+        pacer=EndpointPacer(dynamodb_resource().Table(settings.control_table)),
     )
 )
 

@@ -1,12 +1,16 @@
-"""The provider's token bucket (GCRA in DynamoDB), on moto, with a clock the test drives."""
+"""The token buckets (GCRA in DynamoDB) of the provider and of webhook endpoints, on moto, with
+a clock the test drives."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from jobkit.delivery import EndpointPacer
 from jobkit.http_client import RateLimitedTransport
 from jobkit.ratelimit import RateLimitedError, TokenBucket
+from jobkit.subscriptions import Subscription
 
 
 class FakeClock:
@@ -85,3 +89,44 @@ def test_every_http_attempt_takes_a_token(aws: Any) -> None:
         for _ in range(6):
             http.get("/v1/clients/acme/health")
     assert len(sent) == 6 and sent[-1] - sent[0] >= (6 - 2) / 10
+
+
+def _subscription(subscription_id: str, rate: float) -> Subscription:
+    return Subscription(
+        client_id="acme",
+        subscription_id=subscription_id,
+        url="https://hooks.example.com/in",
+        event_types=frozenset({"record.status_changed"}),
+        secret_name="s",
+        rate_per_second=rate,
+        created_at=datetime.now(UTC),
+    )
+
+
+def test_an_endpoint_is_paced_at_its_rate_across_delivery_containers(aws: Any) -> None:
+    clock = FakeClock()
+    containers = [
+        EndpointPacer(aws.tables["ControlTable"], clock=clock.time, sleep=clock.sleep)
+        for _ in range(2)
+    ]
+    slow, other = _subscription("slow", rate=2), _subscription("other", rate=2)
+    sent = []
+    for _ in range(6):
+        for pacer in containers:
+            pacer.wait(slow)
+            sent.append(clock.now)
+    # Twelve requests from two containers, spaced as one endpoint at 2 per second allows.
+    assert all(b - a >= 0.5 for a, b in zip(sent, sent[1:], strict=False))
+    before = clock.now
+    containers[0].wait(other)  # another endpoint has its own pace: no wait
+    assert clock.now == before
+
+
+def test_an_endpoint_busy_past_the_patience_is_a_clear_error(aws: Any) -> None:
+    clock = FakeClock()
+    pacer = EndpointPacer(
+        aws.tables["ControlTable"], max_wait_seconds=0.5, clock=clock.time, sleep=clock.sleep
+    )
+    pacer.wait(_subscription("slow", rate=1))
+    with pytest.raises(RateLimitedError, match="no request slot free within 0.5 s"):
+        pacer.wait(_subscription("slow", rate=1))

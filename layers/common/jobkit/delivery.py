@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -33,6 +33,7 @@ from jobkit.envelope import describe_validation_error
 from jobkit.events import BusEvent, StatusChanged
 from jobkit.observability import logger
 from jobkit.queue import DeadLetterQueue, WorkQueue, receive_count
+from jobkit.ratelimit import RateLimitedError, TokenBucket
 from jobkit.subscriptions import DeliveryLog, Subscription, SubscriptionStore
 from jobkit.webhooks import (
     DELIVERY_HEADER,
@@ -135,6 +136,42 @@ class RetryDelivery(Exception):  # noqa: N818 - a signal, not an error condition
         self.retry_after = retry_after
 
 
+class EndpointPacer:
+    """Each endpoint's ``rate_per_second``, held by every delivery container together: one
+    token bucket per subscription, in the Control table with the external system's, and
+    requests spaced evenly (no burst)."""
+
+    def __init__(
+        self,
+        table: Any,
+        max_wait_seconds: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._table = table
+        self._max_wait = max_wait_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[tuple[str, float], TokenBucket] = {}
+
+    def wait(self, subscription: Subscription) -> None:
+        """Return once the endpoint may take one more request; RateLimitedError past the
+        patience (the delivery is then retried later)."""
+        key = (subscription.subscription_id, subscription.rate_per_second)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(
+                self._table,
+                f"webhook:{subscription.subscription_id}",
+                rate=subscription.rate_per_second,
+                burst=1,
+                max_wait_seconds=self._max_wait,
+                clock=self._clock,
+                sleep=self._sleep,
+            )
+        bucket.acquire()
+
+
 @dataclass
 class WorkerDeps:
     subscriptions: SubscriptionStore
@@ -147,28 +184,14 @@ class WorkerDeps:
     persistence: BasePersistenceLayer
     backoff_base: float
     backoff_cap: float
+    pacer: EndpointPacer
     max_attempts: int = MAX_ATTEMPTS
     key_prefix: str = "jobkit.webhook"
-
-
-@dataclass
-class _Pacer:
-    """Per-endpoint rate limit within this container: at most `rate` requests a second."""
-
-    next_at: dict[str, float] = field(default_factory=dict)
-
-    def wait(self, subscription: Subscription) -> None:
-        now = time.monotonic()
-        at = max(now, self.next_at.get(subscription.subscription_id, now))
-        if at > now:
-            time.sleep(at - now)
-        self.next_at[subscription.subscription_id] = at + 1 / subscription.rate_per_second
 
 
 class DeliveryWorker:
     def __init__(self, deps: WorkerDeps) -> None:
         self._deps = deps
-        self._pacer = _Pacer()
         self._config = IdempotencyConfig(
             event_key_jmespath="delivery_id",
             raise_on_no_idempotency_key=True,
@@ -233,7 +256,10 @@ class DeliveryWorker:
             DELIVERY_HEADER: delivery.delivery_id,
             SIGNATURE_HEADER: sign(self._deps.secret(subscription.secret_name), body),
         }
-        self._pacer.wait(subscription)
+        try:
+            self._deps.pacer.wait(subscription)
+        except RateLimitedError as exc:
+            raise RetryDelivery(f"endpoint busy: {exc}", None, None) from exc
         started = time.perf_counter()
         status: int | None
         try:

@@ -107,6 +107,8 @@ class DeliverySettings(MatcherSettings):
     deliveries_table: str = Field(alias="DELIVERIES_TABLE", min_length=1)
     webhook_dlq_url: str = Field(alias="WEBHOOK_DLQ_URL", min_length=1)
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    # Each endpoint's pace, shared by every container (token buckets).
+    control_table: str = Field(alias="CONTROL_TABLE", min_length=1)
     timeout_seconds: float = Field(5.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0)
     backoff_base_seconds: float = Field(30.0, alias="WEBHOOK_BACKOFF_BASE_SECONDS", gt=0)
     backoff_max_seconds: float = Field(3600.0, alias="WEBHOOK_BACKOFF_MAX_SECONDS", gt=0)
