@@ -144,7 +144,8 @@ def clients_add(
     ] = False,
     setting: Annotated[list[str] | None, typer.Option(help="key=value, repeatable")] = None,
 ) -> None:
-    """Add or replace a client of a job type; validated before it is written."""
+    """Add a client of a job type, or replace its configuration (its sync state is kept);
+    validated before it is written."""
     settings = dict(item.split("=", 1) for item in setting or [] if "=" in item)
     try:
         config = ClientConfig(

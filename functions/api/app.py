@@ -328,9 +328,8 @@ def put_client(
     _planner(job_type)
     who = caller()
     who.require(Scope.ADMIN)
-    config = body.to_config(job_type, client_id, created_by=f"key:{who.key_id}")
-    configs.put(config)
-    return config
+    configs.put(body.to_config(job_type, client_id, created_by=f"key:{who.key_id}"))
+    return configs.get(job_type, client_id)  # with the platform's state, which the put kept
 
 
 @app.delete("/jobs/<job_type>/clients/<client_id>", responses=documented(204, "Deleted", False))

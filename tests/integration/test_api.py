@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
+from jobkit.config import ConfigStore
 from jobkit.keys import KeyStore, Scope, parse_key
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import JOB, wait_until
@@ -167,6 +168,7 @@ def test_cancel_mid_run_skips_the_rest(
 def test_clients_are_managed_through_the_api_with_admin_keys(
     api_base: str,
     make_key: Any,
+    stack: Stack,
 ) -> None:
     admin = _api(api_base, make_key(Scope.ADMIN))
     path = f"/jobs/{JOB}/clients/api-made-client"
@@ -174,6 +176,10 @@ def test_clients_are_managed_through_the_api_with_admin_keys(
     assert admin.put(path, json=body).status_code == 200
     stored = admin.get(path).json()
     assert (stored["page_size"], stored["credentials"]) == (20, True)
+    # The platform syncs it for a while; a new page size keeps where its sync stands.
+    ConfigStore(stack.table("ConfigTableName")).save_cursor(JOB, "api-made-client", "c-42")
+    replaced = admin.put(path, json={**body, "page_size": 30}).json()
+    assert (replaced["page_size"], replaced["cursor"]) == (30, "c-42")
     assert _api(api_base, make_key(Scope.TRIGGER)).get(path).status_code == 403
     assert admin.delete(path).status_code == 204
     assert admin.get(path).status_code == 404

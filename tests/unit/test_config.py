@@ -81,3 +81,23 @@ def test_enabling_an_unknown_client_says_so(aws: Any) -> None:
     store = ConfigStore(aws.tables["ConfigTable"])
     with pytest.raises(ConfigNotFoundError, match="no configuration for client 'ghost'"):
         store.set_enabled("sync-completed-records", "ghost", True)
+
+
+def test_replacing_a_configuration_keeps_the_platforms_state(aws: Any) -> None:
+    store = ConfigStore(aws.tables["ConfigTable"])
+    store.put(ClientConfig(**VALID, year=2025, settings={"mode": "fast"}))
+    store.save_cursor("sync-completed-records", "acme", "acme-r00042")
+    store.record_result("sync-completed-records", "acme", failed=True)
+    store.record_result("sync-completed-records", "acme", failed=True)
+
+    store.put(ClientConfig(**VALID, page_size=20, settings={"mode": "slow"}))
+
+    loaded = store.get("sync-completed-records", "acme")
+    assert (loaded.page_size, loaded.settings, loaded.year) == (20, {"mode": "slow"}, None)
+    assert (loaded.cursor, loaded.failure_streak) == ("acme-r00042", 2)  # the sync resumes
+    assert (
+        "year"
+        not in aws.tables["ConfigTable"].get_item(
+            Key={"job_type": "sync-completed-records", "client_id": "acme"}
+        )["Item"]
+    )

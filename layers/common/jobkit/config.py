@@ -16,6 +16,9 @@ from jobkit.envelope import Identifier, JobType, describe_validation_error
 from jobkit.errors import ConfigNotFoundError, PromotionRefusedError
 
 SettingValue = str | int | float | bool
+KEY_FIELDS = ("job_type", "client_id")
+# Written by the platform as runs go; kept when a client's configuration is replaced.
+STATE_FIELDS = frozenset({"cursor", "failure_streak", "healthy_runs"})
 # The seed's rollout rule: a pilot client is watched for two full cycles before it is expanded.
 PILOT_HEALTHY_RUNS = 2
 
@@ -122,7 +125,34 @@ class ConfigStore:
         return parsed
 
     def put(self, config: ClientConfig) -> None:
-        self._table.put_item(Item=config.to_item())
+        """Add a client, or replace its configuration. The platform's state on an existing
+        row (sync cursor, failure streak, healthy runs) is kept: editing a client's page
+        size must not restart its sync from the beginning, nor end its pilot's count."""
+        item = config.to_item()
+        sets: list[str] = []
+        removes: list[str] = []
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        for index, field in enumerate(ClientConfig.model_fields):
+            if field in KEY_FIELDS or (field in STATE_FIELDS and field not in item):
+                continue
+            name, value = f"#f{index}", f":f{index}"
+            names[name] = field
+            if field in STATE_FIELDS:
+                sets.append(f"{name} = if_not_exists({name}, {value})")
+            elif field not in item:
+                removes.append(name)  # unset now: gone from the row too
+                continue
+            else:
+                sets.append(f"{name} = {value}")
+            values[value] = item[field]
+        self._table.update_item(
+            Key={field: item[field] for field in KEY_FIELDS},
+            UpdateExpression=f"SET {', '.join(sets)}"
+            + (f" REMOVE {', '.join(removes)}" if removes else ""),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def delete(self, job_type: str, client_id: str) -> None:
         try:
