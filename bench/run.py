@@ -254,7 +254,10 @@ def lambda_like_path() -> Iterator[str]:
         )
 
 
-def import_seconds(code: str, path: str) -> float:
+def import_seconds(codes: dict[str, str], path: str) -> dict[str, float]:
+    """Median seconds each piece of code takes to import in a fresh interpreter. The pieces
+    take turns, round after round, so a machine that slows down or speeds up meanwhile
+    weighs on all of them alike."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": path,
@@ -276,14 +279,19 @@ def import_seconds(code: str, path: str) -> float:
         "RETRY_FUNCTION_ARN": "arn:aws:lambda:us-east-1:1:function:r",
         "RETRY_ROLE_ARN": "arn:aws:iam::1:role/r",
     }
-    timed = f"import time\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
-    samples = []
+    samples: dict[str, list[float]] = {name: [] for name in codes}
     for _ in range(IMPORT_SAMPLES):
-        out = subprocess.run(  # noqa: S603 - our own interpreter, our own code
-            [sys.executable, "-S", "-c", timed], env=env, capture_output=True, text=True, check=True
-        )
-        samples.append(float(out.stdout.strip().splitlines()[-1]))
-    return statistics.median(samples)
+        for name, code in codes.items():
+            timed = f"import time\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
+            out = subprocess.run(  # noqa: S603 - our own interpreter, our own code
+                [sys.executable, "-S", "-c", timed],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            samples[name].append(float(out.stdout.strip().splitlines()[-1]))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -392,10 +400,17 @@ def main() -> None:
     results: dict[str, Any] = {}
     # Timed first, while the stack is idle: the interpreters compete with nothing.
     with lambda_like_path() as path:
-        baseline = import_seconds(BASELINE, path)
-        processor = import_seconds("import processor.app", path)
-        planner = import_seconds("import planner.app", path)
-        with_pydantic = import_seconds(BASELINE_WITH_PYDANTIC, path)
+        seconds = import_seconds(
+            {
+                "baseline": BASELINE,
+                "processor": "import processor.app",
+                "planner": "import planner.app",
+                "baseline_with_pydantic": BASELINE_WITH_PYDANTIC,
+            },
+            path,
+        )
+    baseline, processor = seconds["baseline"], seconds["processor"]
+    planner, with_pydantic = seconds["planner"], seconds["baseline_with_pydantic"]
     results["import_seconds"] = {
         "baseline": round(baseline, 3),
         "baseline_with_pydantic": round(with_pydantic, 3),
