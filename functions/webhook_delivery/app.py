@@ -47,6 +47,7 @@ worker = DeliveryWorker(
         backoff_base=settings.backoff_base_seconds,
         backoff_cap=settings.backoff_max_seconds,
         pacer=EndpointPacer(dynamodb_resource().Table(settings.control_table)),
+        post_timeout_seconds=settings.timeout_seconds,
     )
 )
 

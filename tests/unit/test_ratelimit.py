@@ -130,3 +130,15 @@ def test_an_endpoint_busy_past_the_patience_is_a_clear_error(aws: Any) -> None:
     pacer.wait(_subscription("slow", rate=1))
     with pytest.raises(RateLimitedError, match="no request slot free within 0.5 s"):
         pacer.wait(_subscription("slow", rate=1))
+
+
+def test_waiting_for_an_endpoint_stops_at_the_time_the_invocation_has_left(aws: Any) -> None:
+    clock = FakeClock()
+    pacer = EndpointPacer(aws.tables["ControlTable"], clock=clock.time, sleep=clock.sleep)
+    slow = _subscription("slow", rate=0.2)  # one request every 5 s
+    pacer.wait(slow, max_wait_seconds=2.0)  # a free slot: no wait at all
+    with pytest.raises(RateLimitedError, match="within 2 s"):
+        pacer.wait(slow, max_wait_seconds=2.0)  # the next slot is 5 s away
+    assert clock.slept == []
+    pacer.wait(slow)  # the pacer's own patience (10 s) covers it
+    assert 5.0 <= clock.now - 1_800_000_000.0 <= 7.5

@@ -154,9 +154,9 @@ class EndpointPacer:
         self._sleep = sleep
         self._buckets: dict[tuple[str, float], TokenBucket] = {}
 
-    def wait(self, subscription: Subscription) -> None:
+    def wait(self, subscription: Subscription, max_wait_seconds: float | None = None) -> None:
         """Return once the endpoint may take one more request; RateLimitedError past the
-        patience (the delivery is then retried later)."""
+        patience (this pacer's, or shorter when given; the delivery is then retried later)."""
         key = (subscription.subscription_id, subscription.rate_per_second)
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -169,7 +169,7 @@ class EndpointPacer:
                 clock=self._clock,
                 sleep=self._sleep,
             )
-        bucket.acquire()
+        bucket.acquire(max_wait_seconds)
 
 
 @dataclass
@@ -185,6 +185,7 @@ class WorkerDeps:
     backoff_base: float
     backoff_cap: float
     pacer: EndpointPacer
+    post_timeout_seconds: float
     max_attempts: int = MAX_ATTEMPTS
     key_prefix: str = "jobkit.webhook"
 
@@ -192,6 +193,7 @@ class WorkerDeps:
 class DeliveryWorker:
     def __init__(self, deps: WorkerDeps) -> None:
         self._deps = deps
+        self._pacing_ends = float("inf")  # set by each invocation
         self._config = IdempotencyConfig(
             event_key_jmespath="delivery_id",
             raise_on_no_idempotency_key=True,
@@ -208,6 +210,14 @@ class DeliveryWorker:
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         self._config.register_lambda_context(context)
+        # A slow endpoint's pace must not run the invocation into its timeout: waiting for
+        # the endpoint stops in time for the request itself (its timeout) and a margin.
+        self._pacing_ends = (
+            time.monotonic()
+            + context.get_remaining_time_in_millis() / 1000
+            - self._deps.post_timeout_seconds
+            - 1.0
+        )
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
         def handle_message(record: SQSRecord) -> None:  # BatchProcessor passes `record=`
@@ -257,7 +267,7 @@ class DeliveryWorker:
             SIGNATURE_HEADER: sign(self._deps.secret(subscription.secret_name), body),
         }
         try:
-            self._deps.pacer.wait(subscription)
+            self._deps.pacer.wait(subscription, self._pacing_ends - time.monotonic())
         except RateLimitedError as exc:
             raise RetryDelivery(f"endpoint busy: {exc}", None, None) from exc
         started = time.perf_counter()

@@ -54,18 +54,18 @@ class TokenBucket:
         self._sleep = sleep
         self._known_tat = 0  # last TAT seen here: picks which conditional write to try first
 
-    def acquire(self) -> None:
-        """Take one token, waiting for it; raises RateLimitedError past ``max_wait_seconds``."""
-        deadline = self._clock() + self._max_wait
+    def acquire(self, max_wait_seconds: float | None = None) -> None:
+        """Take one token, waiting for it; raises RateLimitedError past ``max_wait_seconds``
+        (the bucket's own when not given)."""
+        patience = self._max_wait if max_wait_seconds is None else max(0.0, max_wait_seconds)
+        deadline = self._clock() + patience
         while True:
             now = int(self._clock() * _MS)
             wait_ms = self._try_take(now)
             if wait_ms == 0:
                 return
             if self._clock() + wait_ms / _MS > deadline:
-                raise RateLimitedError(
-                    f"rate limit: no request slot free within {self._max_wait:g} s"
-                )
+                raise RateLimitedError(f"rate limit: no request slot free within {patience:g} s")
             # Jitter spreads the containers that were refused together.
             self._sleep(wait_ms / _MS * random.uniform(1.0, 1.5))  # noqa: S311
 
