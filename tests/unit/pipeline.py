@@ -214,6 +214,13 @@ class Pipeline:
                 return delivery
         raise AssertionError("retries kept being scheduled")
 
+    def failing_run(self) -> None:
+        """A run whose client fails outright: every fetch of its page fails, client-level
+        retries included."""
+        self.plan(trigger="cli")
+        self.external.fail_gets = 3  # the first try and both client-level retries fail
+        self.drain_with_retries()
+
     def view(self, run_id: str) -> RunView:
         view = self.runs.view(run_id)
         assert view is not None

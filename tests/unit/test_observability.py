@@ -42,16 +42,10 @@ def test_emf_for_a_run_with_failures_has_the_right_values(pipeline: Any, capsys:
     assert all(v > 0 for r in records if "ItemDuration" in r for v in r["ItemDuration"])
 
 
-def _failing_run(pipeline: Any) -> None:
-    pipeline.plan(trigger="cli")
-    pipeline.external.fail_gets = 3  # the first try and both client-level retries fail
-    pipeline.drain_with_retries()
-
-
 def test_failure_streak_reaches_three_and_resets_on_a_clean_run(pipeline: Any) -> None:
     pipeline.seed("acme", count=2)
     for _ in range(3):
-        _failing_run(pipeline)
+        pipeline.failing_run()
     assert pipeline.configs.get("sync-completed-records", "acme").failure_streak == 3
     pipeline.plan(trigger="cli")
     pipeline.drain()

@@ -14,12 +14,6 @@ def _clean_run(pipeline: Any) -> None:
     pipeline.drain()
 
 
-def _failing_run(pipeline: Any) -> None:
-    pipeline.plan(trigger="cli")
-    pipeline.external.fail_gets = 3  # the first try and both client-level retries fail
-    pipeline.drain_with_retries()
-
-
 def test_a_pilot_is_promoted_after_two_healthy_runs_in_a_row(pipeline: Any) -> None:
     pipeline.seed("acme", count=3, pilot=True)
     with pytest.raises(PromotionRefusedError, match="has 0 healthy run\\(s\\) in a row; .* 2"):
@@ -29,7 +23,7 @@ def test_a_pilot_is_promoted_after_two_healthy_runs_in_a_row(pipeline: Any) -> N
     with pytest.raises(PromotionRefusedError, match="has 1 healthy run"):
         pipeline.configs.promote(JOB, "acme")
 
-    _failing_run(pipeline)  # a failed run starts the count again
+    pipeline.failing_run()  # a failed run starts the count again
     assert pipeline.configs.get(JOB, "acme").healthy_runs == 0
     _clean_run(pipeline)
     _clean_run(pipeline)
