@@ -260,16 +260,18 @@ class DeliveryWorker:
                 extra={"delivery_id": delivery.delivery_id},
             )
             return DeliveryOutcome(status="skipped")
+        # Paced first: a delivery refused by its endpoint's pace reads no secret, and the
+        # signature's timestamp is the sending time, not the start of the wait.
+        try:
+            self._deps.pacer.wait(subscription, self._pacing_ends - time.monotonic())
+        except RateLimitedError as exc:
+            raise RetryDelivery(f"endpoint busy: {exc}", None, None) from exc
         body = json.dumps(delivery.event, sort_keys=True, separators=(",", ":")).encode()
         headers = {
             "content-type": "application/json",
             DELIVERY_HEADER: delivery.delivery_id,
             SIGNATURE_HEADER: sign(self._deps.secret(subscription.secret_name), body),
         }
-        try:
-            self._deps.pacer.wait(subscription, self._pacing_ends - time.monotonic())
-        except RateLimitedError as exc:
-            raise RetryDelivery(f"endpoint busy: {exc}", None, None) from exc
         started = time.perf_counter()
         status: int | None
         try:
