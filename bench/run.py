@@ -279,12 +279,15 @@ def import_seconds(codes: dict[str, str], path: str) -> dict[str, float]:
         "RETRY_FUNCTION_ARN": "arn:aws:lambda:us-east-1:1:function:r",
         "RETRY_ROLE_ARN": "arn:aws:iam::1:role/r",
     }
+    timed = {
+        name: f"import time\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
+        for name, code in codes.items()
+    }
     samples: dict[str, list[float]] = {name: [] for name in codes}
     for _ in range(IMPORT_SAMPLES):
-        for name, code in codes.items():
-            timed = f"import time\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
+        for name, program in timed.items():
             out = subprocess.run(  # noqa: S603 - our own interpreter, our own code
-                [sys.executable, "-S", "-c", timed],
+                [sys.executable, "-S", "-c", program],
                 env=env,
                 capture_output=True,
                 text=True,
