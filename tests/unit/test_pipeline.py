@@ -31,11 +31,17 @@ def test_transition_writes_history_registers_trigger_and_clears_pending(pipeline
     [history] = pipeline.history("acme", "acme-r00001")
     assert (history["from_status"], history["to_status"]) == ("IN_PROGRESS", "COMPLETED")
     assert history["cleared_pending"] == ["acme-r00001-p1"]
-    triggers = pipeline.aws.tables["RecordsTable"].query(
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
-        ExpressionAttributeValues={":pk": "acme#acme-r00001", ":t": "TRIGGER#COMPLETED#"},
+    # The trigger is registered on the history row, in the transition's transaction, and
+    # fired by the transition's domain event: no row of its own.
+    assert history["triggers"] == ["COMPLETED"]
+    rows = pipeline.aws.tables["RecordsTable"].query(
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": "acme#acme-r00001"},
     )["Items"]
-    assert [t["transition_id"] for t in triggers] == [history["transition_id"]]
+    assert sorted(row["sk"] for row in rows) == ["HIST#0000000001", "STATE"]
+    [event] = pipeline.events.published
+    assert (event.to_status, event.triggers) == ("COMPLETED", ("COMPLETED",))
+    assert event.transition_id == history["transition_id"]
 
 
 def test_schedule_fired_twice_for_the_same_time_opens_one_run(pipeline: Any) -> None:

@@ -26,6 +26,9 @@ class StatusChanged(BaseModel):
     record_id: str
     from_status: str
     to_status: str
+    # The workflow triggers the transition registered (on its history row): this event is
+    # what fires them.
+    triggers: tuple[str, ...] = ()
     transition_id: str
     run_id: str
     occurred_at: datetime

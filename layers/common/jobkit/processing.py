@@ -415,6 +415,7 @@ class Processor:
                 record_id=record.id,
                 from_status=committed_here.from_status,
                 to_status=decision.to_status,
+                triggers=decision.triggers,
                 transition_id=tid,
                 run_id=item.run_id,
                 occurred_at=committed_here.occurred_at,
