@@ -184,3 +184,43 @@ def test_planning_reads_many_circuits_a_hundred_at_a_time(aws: Any) -> None:
     assert sorted(opened) == ["c-007", "c-150"]
     assert 49 <= opened["c-150"].retry_in_seconds <= 50
     assert calls == ["BatchGetItem"] * 3
+
+
+class _ThrottledTable:
+    """BatchGetItem as a throttled table answers: part of the keys left unprocessed."""
+
+    def __init__(self, unprocessed_rounds: int) -> None:
+        self.unprocessed_rounds = unprocessed_rounds
+        self.requests: list[list[dict[str, Any]]] = []
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        keys = RequestItems["t"]["Keys"]
+        self.requests.append(keys)
+        if len(self.requests) <= self.unprocessed_rounds:
+            return {"Responses": {"t": keys[:1]}, "UnprocessedKeys": {"t": {"Keys": keys[1:]}}}
+        return {"Responses": {"t": keys}, "UnprocessedKeys": {}}
+
+
+def test_throttled_batch_reads_ask_again_after_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobkit.aws import batch_get
+
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    table = _ThrottledTable(unprocessed_rounds=2)
+    keys = [{"k": n} for n in range(150)]
+    found = list(batch_get(table, "t", keys))
+    # Every key found once; the unprocessed ones asked again, after a wait each time
+    assert sorted(item["k"] for item in found) == list(range(150))
+    assert [len(r) for r in table.requests] == [100, 99, 98, 50]
+    assert len(waits) == 2
+
+
+def test_a_table_that_stays_throttled_gives_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobkit.aws import batch_get
+    from jobkit.errors import ThrottledError
+
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    with pytest.raises(ThrottledError, match=r"t: 94 key\(s\) still unprocessed"):
+        list(batch_get(_ThrottledTable(unprocessed_rounds=99), "t", [{"k": n} for n in range(100)]))

@@ -5,12 +5,17 @@ ours), so every AWS request a function makes is counted at the SDK, by service a
 (``REQUESTS``): the benchmark reads those counts to price a record.
 """
 
+import random
+import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+from jobkit.errors import ThrottledError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -19,6 +24,7 @@ else:
 
 __all__ = [
     "SQSClient",
+    "batch_get",
     "dynamodb_client",
     "dynamodb_resource",
     "events_client",
@@ -119,3 +125,32 @@ def lambda_client() -> Any:
 @cache
 def scheduler_client() -> Any:
     return _counted(boto3.client("scheduler", config=_CONFIG))
+
+
+BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
+_UNPROCESSED_ROUNDS = 6
+
+
+def batch_get(
+    client: Any, table_name: str, keys: Sequence[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """Every item of ``table_name`` found under these keys, 100 keys per BatchGetItem.
+
+    A throttled table answers with some keys left unprocessed, and botocore does not ask for
+    them again: they are asked again here, after a jittered wait that grows each round, as
+    AWS advises (asking at once would only be throttled again). Keys still unprocessed after
+    that raise ``ThrottledError``. Works with either client: the resource's (plain values)
+    or a plain one (typed values), since keys and items pass through untouched.
+    """
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        request: dict[str, Any] = {table_name: {"Keys": list(keys[start : start + BATCH_GET_KEYS])}}
+        for round_ in range(_UNPROCESSED_ROUNDS):
+            response = client.batch_get_item(RequestItems=request)
+            yield from response.get("Responses", {}).get(table_name, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(random.uniform(0, 0.05 * 2**round_))  # noqa: S311 - jitter, not crypto
+        else:
+            left = len(request.get(table_name, {}).get("Keys", []))
+            raise ThrottledError(f"{table_name}: {left} key(s) still unprocessed (throttled)")

@@ -8,7 +8,7 @@ through the table, so every container and every function sees a circuit open at 
 """
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +26,9 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (
     CircuitBreakerPersistenceLayer,
 )
 
+from jobkit.aws import batch_get
 from jobkit.errors import ExternalUnavailableError
 from jobkit.observability import logger
-
-_BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
 
 
 def circuit_name(client_id: str) -> str:
@@ -106,7 +105,7 @@ class Circuits:
         opened: dict[str, OpenCircuit] = {}
         now = int(time.time())
         try:
-            for item in _batch_get(store, keys):
+            for item in batch_get(store.client, store.table_name, keys):
                 client_id = names.get(item[name_attr]["S"])
                 if client_id is None:
                     continue
@@ -134,19 +133,6 @@ def _circuit_key(store: CircuitBreakerDynamoDBPersistence, name: str) -> dict[st
     if store.sort_key_attr:
         return {store.key_attr: {"S": store.static_pk_value}, store.sort_key_attr: {"S": name}}
     return {store.key_attr: {"S": name}}
-
-
-def _batch_get(
-    store: CircuitBreakerDynamoDBPersistence, keys: list[dict[str, Any]]
-) -> Iterator[dict[str, Any]]:
-    for start in range(0, len(keys), _BATCH_GET_KEYS):
-        request: dict[str, Any] = {
-            store.table_name: {"Keys": keys[start : start + _BATCH_GET_KEYS]}
-        }
-        while request:
-            response = store.client.batch_get_item(RequestItems=request)
-            yield from response.get("Responses", {}).get(store.table_name, [])
-            request = response.get("UnprocessedKeys") or {}
 
 
 def _record_transition(transition: CircuitTransition) -> None:

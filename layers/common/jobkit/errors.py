@@ -63,3 +63,7 @@ class ExternalAuthError(TransientError):
 
 class ClientLevelError(TransientError):
     """A failure of a whole client's work (its circuit is open): retried on a schedule."""
+
+
+class ThrottledError(TransientError):
+    """DynamoDB kept throttling part of a batch request, even after waiting."""
