@@ -5,7 +5,7 @@ from rich.text import Text
 
 from jobkit.config import ConfigStore
 from jobkit.health import RATIO_THRESHOLD, STREAK_THRESHOLD
-from jobkit.health_page import HealthOut, build_health
+from jobkit.health_page import DEFAULT_CLIENTS, HealthOut, build_health
 from jobkit_cli.runs_view import run_store
 from jobkit_cli.stack import Stack
 
@@ -21,7 +21,7 @@ COLOURS = {
 }
 
 
-def load_health(stack: Stack) -> HealthOut:
+def load_health(stack: Stack, limit: int = DEFAULT_CLIENTS, client_prefix: str = "") -> HealthOut:
     depth = stack.client("sqs").get_queue_attributes(
         QueueUrl=stack.outputs["WorkDLQUrl"], AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]["ApproximateNumberOfMessages"]
@@ -30,11 +30,15 @@ def load_health(stack: Stack) -> HealthOut:
         ConfigStore(stack.table("ConfigTableName")),
         run_store(stack),
         int(depth),
+        limit=limit,
+        client_prefix=client_prefix,
     )
 
 
-def health_tables(stack: Stack) -> list[Table]:
-    report = load_health(stack)
+def health_tables(
+    stack: Stack, limit: int = DEFAULT_CLIENTS, client_prefix: str = ""
+) -> list[Table]:
+    report = load_health(stack, limit, client_prefix)
     tables = []
     for job in report.jobs:
         title = f"{job.job_type} · {job.health} · DLQ depth {report.dlq_depth}"
@@ -42,7 +46,13 @@ def health_tables(stack: Stack) -> list[Table]:
             counts = job.open_run.counts
             done = counts.processed + counts.skipped + counts.failed
             title += f" · run {job.open_run.run_id} open: {done}/{counts.received}"
-        table = Table(title=title)
+        table = Table(
+            title=title,
+            caption=(
+                f"{len(job.clients)} of {job.clients_total} client(s),"
+                f" {job.clients_needing_attention} needing attention (listed first)"
+            ),
+        )
         for column in (
             "client",
             "recent runs (newest first)",

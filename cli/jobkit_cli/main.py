@@ -9,6 +9,7 @@ from rich.table import Table
 
 from jobkit.api_models import RunOut
 from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
+from jobkit.health_page import DEFAULT_CLIENTS
 from jobkit_cli import localstack
 from jobkit_cli.api_client import ApiClient, ApiError, api_url
 from jobkit_cli.dlq import dlq_app
@@ -116,11 +117,17 @@ def new(
 
 
 @app.command()
-def health() -> None:
-    """Job types x clients: recent results, failure streaks, ratios and the DLQ depth."""
+def health(
+    client: Annotated[str, typer.Option(help="Only clients whose id starts with this.")] = "",
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="Clients listed per job type.")
+    ] = DEFAULT_CLIENTS,
+) -> None:
+    """Job types x clients: recent results, failure streaks, ratios and the DLQ depth.
+    Clients needing attention (invalid configuration, failure streak) are listed first."""
     from jobkit_cli.health_view import health_tables
 
-    for table in health_tables(Stack.current()):
+    for table in health_tables(Stack.current(), limit, client):
         console.print(table)
 
 

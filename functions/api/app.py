@@ -36,7 +36,7 @@ from jobkit.aws import dynamodb_resource, lambda_client, secrets_client, sqs_cli
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.envelope import Identifier, describe_validation_error
 from jobkit.errors import ConfigNotFoundError
-from jobkit.health_page import HealthOut, build_health, job_status_health
+from jobkit.health_page import DEFAULT_CLIENTS, HealthOut, build_health, job_status_health
 from jobkit.keys import Grant, Scope
 from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.runs import RunHeader, RunStore, Trigger
@@ -251,10 +251,26 @@ def run_items(
 
 
 @app.get("/health", responses=documented())
-def job_health() -> HealthOut:
-    caller().require(Scope.READ)
-    schedules = {job: planner.get("schedule", "") for job, planner in settings.planners.items()}
-    return build_health(schedules, configs, runs, _dlq_depth())
+def job_health(
+    limit: Limit = DEFAULT_CLIENTS,
+    client: Annotated[
+        str,
+        Query(
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_.\-]*$",
+            description="Only clients whose id starts with this.",
+        ),
+    ] = "",
+) -> HealthOut:
+    """Per job type the key may read: up to `limit` clients, those needing attention first."""
+    key = caller()
+    key.require(Scope.READ)
+    schedules = {
+        job: planner.get("schedule", "")
+        for job, planner in settings.planners.items()
+        if key.allows(Scope.READ, job)
+    }
+    return build_health(schedules, configs, runs, _dlq_depth(), limit=limit, client_prefix=client)
 
 
 def _dlq_depth() -> int:
@@ -272,9 +288,13 @@ def dashboard() -> Response[str]:
 
 @app.get("/jobs", responses=documented())
 def list_jobs() -> list[JobOut]:
-    caller().require(Scope.READ)
+    """The job types the key may read."""
+    key = caller()
+    key.require(Scope.READ)
     jobs = []
     for job_type, planner in sorted(settings.planners.items()):
+        if not key.allows(Scope.READ, job_type):
+            continue
         last = runs.recent_runs(job_type, limit=1)
         health = job_status_health(last[0].status if last else None)
         jobs.append(

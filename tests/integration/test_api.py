@@ -1,5 +1,6 @@
 """The runs API through the real API Gateway and key authorizer on MiniStack."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,6 +75,21 @@ def test_read_key_may_read_and_admin_may_do_everything(api_base: str, make_key: 
     assert admin.post(f"/jobs/{JOB}/runs", json={"dryRun": True}).status_code == 202
 
 
+def test_health_shows_the_job_types_a_key_may_read_and_finds_clients_by_prefix(
+    api_base: str, make_key: Any, new_client: Any
+) -> None:
+    name = f"findme{uuid.uuid4().hex[:6]}"
+    clients = sorted(new_client(name, records=1) for _ in range(3))
+    other_job_only = _api(api_base, make_key(Scope.READ, jobs={"another-job"}))
+    assert other_job_only.get("/health").json()["jobs"] == []
+    assert other_job_only.get("/jobs").json() == []
+    # A page of the clients the prefix finds, with the totals of all of them
+    api = _api(api_base, make_key(Scope.READ, jobs={JOB}))
+    [job] = api.get("/health", params={"client": f"{name}-", "limit": 2}).json()["jobs"]
+    assert [c["client_id"] for c in job["clients"]] == clients[:2]
+    assert (job["clients_total"], job["clients_needing_attention"]) == (3, 0)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "says"),
     [
@@ -87,6 +103,8 @@ def test_read_key_may_read_and_admin_may_do_everything(api_base: str, make_key: 
         ("PUT", f"/jobs/{JOB}/clients/x", {"group_id": "g", "page_size": 0}, 422, "page_size"),
         ("GET", f"/jobs/{JOB}/clients/never-there", None, 404, "no configuration"),
         ("GET", "/records/r1/history", None, 422, "client_id"),
+        ("GET", "/health?limit=201", None, 422, "limit"),
+        ("GET", "/health?client=no%20spaces", None, 422, "client"),
         # hostile paths and bodies
         ("GET", "/runs/..%2F..%2Fetc%2Fpasswd", None, 404, "no such resource"),
         ("GET", "/jobs/%00%01/runs", None, 404, "no such resource"),

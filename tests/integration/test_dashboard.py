@@ -69,8 +69,9 @@ def test_page_shows_the_seeded_clients_and_a_run_s_live_counts(
         lambda: trigger.get(f"/runs/{run_id}").json()["counts"]["received"] > 0,
         what="the run to receive records",
     )
-    # When the page is opened with a read key (given in the fragment, never sent to a server)
-    url = f"{api_base}/dashboard#key={make_key(Scope.READ)}"
+    # When the page is opened with a read key (given in the fragment, never sent to a server),
+    # filtered to the prefix the two clients share
+    url = f"{api_base}/dashboard#key={make_key(Scope.READ)}&client=page-"
     dom = _chromium(url, "--dump-dom")
     ARTIFACTS.mkdir(exist_ok=True)
     _chromium(url, f"--screenshot={ARTIFACTS / 'job-health.png'}", "--window-size=1280,1400")
@@ -81,22 +82,23 @@ def test_page_shows_the_seeded_clients_and_a_run_s_live_counts(
     assert 'class="live-counts"' in dom and " of " in dom
     assert (ARTIFACTS / "job-health.png").stat().st_size > 10_000
     assert 'id="dlq"' in dom  # the status line rendered from /health, not an error
+    assert 'class="muted clients-shown"' in dom and "needing attention" in dom
 
 
-def test_jobkit_health_lists_every_client(stack: Any, new_client: Any) -> None:
+def test_jobkit_health_lists_a_page_of_clients_and_finds_any_by_prefix(
+    stack: Any, new_client: Any
+) -> None:
     from typer.testing import CliRunner
 
-    from jobkit.config import ConfigStore, InvalidClientConfig
+    from jobkit.config import ConfigStore
     from jobkit_cli.main import app
 
-    new_client("health", records=1)
-    result = CliRunner().invoke(app, ["health"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    configured = [
-        c.client_id
-        for c in ConfigStore(stack.table("ConfigTableName")).clients(JOB)
-        if not isinstance(c, InvalidClientConfig) or c.client_id != "?"
-    ]
-    assert configured
-    missing = [client for client in configured if client not in result.output]
-    assert missing == []
+    client = new_client("health", records=1)
+    total = sum(1 for _ in ConfigStore(stack.table("ConfigTableName")).clients(JOB))
+    assert total > 3
+    shown = CliRunner().invoke(app, ["health", "--limit", "3"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert f"3 of {total} client(s)" in shown.output
+    found = CliRunner().invoke(app, ["health", "--client", client], env={"COLUMNS": "200"})
+    assert found.exit_code == 0, found.output
+    assert client in found.output and "1 of 1 client(s)" in found.output

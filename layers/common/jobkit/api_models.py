@@ -76,10 +76,10 @@ class RunOut(BaseModel):
     clients: list[ClientRunOut] = []
 
     @classmethod
-    def of(cls, view: RunView) -> "RunOut":
+    def of(cls, view: RunView, *, with_clients: bool = True) -> "RunOut":
         """Live: totals summed over the client rows, right while the run is open."""
         totals = view.live_totals
-        clients = [ClientRunOut.of(c) for c in view.clients]
+        clients = [ClientRunOut.of(c) for c in view.clients] if with_clients else []
         return cls._build(view.header, totals, clients)
 
     @classmethod

@@ -88,12 +88,22 @@ class ConfigStore:
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def clients(self, job_type: str) -> Iterator[ClientConfig | InvalidClientConfig]:
-        """Every configured client of a job type, page by page, valid or not."""
+    def clients(
+        self, job_type: str, client_prefix: str = ""
+    ) -> Iterator[ClientConfig | InvalidClientConfig]:
+        """Every configured client of a job type (whose id starts with ``client_prefix``),
+        page by page, valid or not."""
+        if not client_prefix:
+            yield from self._paged(
+                self._table.query,
+                KeyConditionExpression="job_type = :job",
+                ExpressionAttributeValues={":job": job_type},
+            )
+            return
         yield from self._paged(
             self._table.query,
-            KeyConditionExpression="job_type = :job",
-            ExpressionAttributeValues={":job": job_type},
+            KeyConditionExpression="job_type = :job AND begins_with(client_id, :prefix)",
+            ExpressionAttributeValues={":job": job_type, ":prefix": client_prefix},
         )
 
     def every_client(self) -> Iterator[ClientConfig | InvalidClientConfig]:

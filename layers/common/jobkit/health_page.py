@@ -2,15 +2,35 @@
 
 Served by the API and drawn by the CLI; apart from ``jobkit.health`` so the functions that
 only keep failure streaks do not import the API's models at cold start.
+
+Built to stay small and quick with 100,000 clients: every job type's config rows are read
+(the streaks that decide who needs attention live there), but only a page of clients is
+listed, those needing attention first, and only the listed clients' rows of the recent runs
+are read, by key. The open run's live totals are summed over its client rows only while it
+has few enough of them; a bigger run shows the totals its clients have rolled up so far.
 """
 
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
 from jobkit.api_models import RunOut
-from jobkit.config import ConfigStore, InvalidClientConfig
-from jobkit.runs import FINAL_STATUSES, RunStatus, RunStore, processed_ratio
+from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
+from jobkit.runs import (
+    FINAL_STATUSES,
+    ClientRun,
+    ClientStatus,
+    RunHeader,
+    RunStatus,
+    RunStore,
+    processed_ratio,
+)
+
+DEFAULT_CLIENTS = 50
+LIVE_CLIENT_ROWS = 1000  # an open run of more clients shows its rolled-up totals
+RECENT_RUNS = 5
 
 
 class ClientHealthOut(BaseModel):
@@ -19,8 +39,14 @@ class ClientHealthOut(BaseModel):
     pilot: bool
     streak: int
     recent: list[str] = Field(description="The client's result in recent runs, newest first.")
-    ratio: float | None = Field(None, description="processed / received (%) in its last run")
+    ratio: float | None = Field(
+        None, description="processed / received (%) in its last finished run"
+    )
     problem: str | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.problem is not None or self.streak > 0
 
 
 class JobHealthOut(BaseModel):
@@ -28,9 +54,25 @@ class JobHealthOut(BaseModel):
     schedule: str
     health: str
     last_run_id: str | None
-    open_run: RunOut | None = Field(None, description="The run in progress, with live counts.")
+    open_run: RunOut | None = Field(
+        None,
+        description=(
+            "The run in progress. Its counts are live (summed over its client rows) for a run"
+            f" of up to {LIVE_CLIENT_ROWS} clients; for a bigger one they are the totals its"
+            " clients have rolled up as they closed. Client rows are not included."
+        ),
+    )
     recent_runs: list[str] = []
-    clients: list[ClientHealthOut]
+    clients_total: int = Field(description="Clients configured (matching the filter, if any).")
+    clients_needing_attention: int = Field(
+        description="Of those, clients with an invalid configuration or a failure streak."
+    )
+    clients: list[ClientHealthOut] = Field(
+        description=(
+            "A page of them: those needing attention first (invalid configuration, then the"
+            " longest streaks), then by client id."
+        )
+    )
 
 
 class HealthOut(BaseModel):
@@ -50,53 +92,107 @@ def job_status_health(status: RunStatus | None) -> str:
 
 
 def build_health(
-    schedules: dict[str, str], configs: ConfigStore, runs: RunStore, dlq_depth: int, recent: int = 5
+    schedules: dict[str, str],
+    configs: ConfigStore,
+    runs: RunStore,
+    dlq_depth: int,
+    *,
+    limit: int = DEFAULT_CLIENTS,
+    client_prefix: str = "",
 ) -> HealthOut:
-    """Job types x clients, from the config rows and the last few runs of each job type."""
-    jobs = []
-    for job_type, schedule in sorted(schedules.items()):
-        headers = runs.recent_runs(job_type, limit=recent)
-        views = [view for header in headers if (view := runs.view(header.run_id)) is not None]
-        results: dict[str, list[str]] = {}
-        ratios: dict[str, float] = {}
-        for view in views:  # newest first
-            for row in view.clients:
-                results.setdefault(row.client_id, []).append(row.result)
-                ratios.setdefault(row.client_id, processed_ratio(row.received, row.processed))
-        clients = []
-        for config in configs.clients(job_type):
-            if isinstance(config, InvalidClientConfig):
-                clients.append(
-                    ClientHealthOut(
-                        client_id=config.client_id,
-                        enabled=False,
-                        pilot=False,
-                        streak=0,
-                        recent=results.get(config.client_id, []),
-                        problem=config.reason,
-                    )
-                )
-                continue
-            clients.append(
-                ClientHealthOut(
-                    client_id=config.client_id,
-                    enabled=config.enabled,
-                    pilot=config.pilot,
-                    streak=config.failure_streak,
-                    recent=results.get(config.client_id, []),
-                    ratio=ratios.get(config.client_id),
-                )
-            )
-        open_view = next((v for v in views if v.header.status not in FINAL_STATUSES), None)
-        jobs.append(
-            JobHealthOut(
-                job_type=job_type,
-                schedule=schedule,
-                health=job_status_health(headers[0].status if headers else None),
-                last_run_id=headers[0].run_id if headers else None,
-                open_run=RunOut.of(open_view) if open_view else None,
-                recent_runs=[h.status.value for h in headers],
-                clients=clients,
-            )
-        )
+    """Job types x clients: per job type, up to ``limit`` clients (those whose id starts with
+    ``client_prefix``), those needing attention first, with their recent results."""
+    jobs = [
+        _job_health(job_type, schedule, configs, runs, limit, client_prefix)
+        for job_type, schedule in sorted(schedules.items())
+    ]
     return HealthOut(generated_at=datetime.now(UTC), dlq_depth=dlq_depth, jobs=jobs)
+
+
+def _job_health(
+    job_type: str,
+    schedule: str,
+    configs: ConfigStore,
+    runs: RunStore,
+    limit: int,
+    client_prefix: str,
+) -> JobHealthOut:
+    headers = runs.recent_runs(job_type, limit=RECENT_RUNS)
+    tally = _Tally()
+    clients = tally.count(_client(c) for c in configs.clients(job_type, client_prefix))
+    # The first page in attention order, kept as the rows stream by: never every client in
+    # memory at once.
+    listed = heapq.nsmallest(limit, clients, key=_attention_order)
+    _add_recent(listed, headers, runs)
+    open_header = next((h for h in headers if h.status not in FINAL_STATUSES), None)
+    return JobHealthOut(
+        job_type=job_type,
+        schedule=schedule,
+        health=job_status_health(headers[0].status if headers else None),
+        last_run_id=headers[0].run_id if headers else None,
+        open_run=_open_run(open_header, runs) if open_header else None,
+        recent_runs=[h.status.value for h in headers],
+        clients_total=tally.total,
+        clients_needing_attention=tally.attention,
+        clients=listed,
+    )
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.total = 0
+        self.attention = 0
+
+    def count(self, clients: Iterable[ClientHealthOut]) -> Iterator[ClientHealthOut]:
+        for client in clients:
+            self.total += 1
+            self.attention += client.needs_attention
+            yield client
+
+
+def _client(config: ClientConfig | InvalidClientConfig) -> ClientHealthOut:
+    if isinstance(config, InvalidClientConfig):
+        return ClientHealthOut(
+            client_id=config.client_id,
+            enabled=False,
+            pilot=False,
+            streak=0,
+            recent=[],
+            problem=config.reason,
+        )
+    return ClientHealthOut(
+        client_id=config.client_id,
+        enabled=config.enabled,
+        pilot=config.pilot,
+        streak=config.failure_streak,
+        recent=[],
+    )
+
+
+def _attention_order(client: ClientHealthOut) -> tuple[bool, int, str]:
+    return (client.problem is None, -client.streak, client.client_id)
+
+
+def _add_recent(
+    listed: Sequence[ClientHealthOut], headers: Sequence[RunHeader], runs: RunStore
+) -> None:
+    """The listed clients' results in the recent runs (newest first) and last ratio: their
+    own rows of each run, read by key."""
+    ids = [client.client_id for client in listed]
+    if not ids:
+        return
+    rows_by_run: list[dict[str, ClientRun]] = [runs.client_rows(h.run_id, ids) for h in headers]
+    for client in listed:
+        rows = [rows[client.client_id] for rows in rows_by_run if client.client_id in rows]
+        client.recent = [row.result for row in rows]
+        # A client still running has received more than it processed so far: not a ratio.
+        done = next((row for row in rows if row.status is ClientStatus.DONE), None)
+        if done is not None:
+            client.ratio = processed_ratio(done.received, done.processed)
+
+
+def _open_run(header: RunHeader, runs: RunStore) -> RunOut:
+    if header.clients > LIVE_CLIENT_ROWS:
+        return RunOut.of_header(header)
+    view = runs.view(header.run_id)
+    return RunOut.of(view, with_clients=False) if view else RunOut.of_header(header)

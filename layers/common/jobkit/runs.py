@@ -26,6 +26,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobkit.aws import batch_get
 from jobkit.errors import ConcurrentUpdateError
 from jobkit.observability import logger
 
@@ -845,6 +846,15 @@ class RunStore:
             return None
         rows = self._query_prefix(run_id, "CLIENT#")
         return RunView(header=header, clients=[ClientRun.model_validate(row) for row in rows])
+
+    def client_rows(self, run_id: str, client_ids: Sequence[str]) -> dict[str, ClientRun]:
+        """These clients' rows of a run, by client id (absent: not in the run). A key per
+        client, so reading a few clients of a run of 100,000 reads a few rows."""
+        keys = [{"run_id": run_id, "sk": f"CLIENT#{client_id}"} for client_id in client_ids]
+        rows = (
+            ClientRun.model_validate(row) for row in batch_get(self._client, self._table.name, keys)
+        )
+        return {row.client_id: row for row in rows}
 
     def items(self, run_id: str) -> list[dict[str, Any]]:
         return self._query_prefix(run_id, "ITEM#")
