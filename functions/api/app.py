@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from jobkit.api_models import (
     ClientConfigIn,
+    ClientRunOut,
     DeliveryOut,
     ErrorOut,
     HistoryEntry,
@@ -225,6 +226,17 @@ def cancel_run(run_id: str) -> RunOut:
     view = runs.view(run_id)
     assert view is not None
     return RunOut.of(view)
+
+
+@app.get("/runs/<run_id>/clients", responses=documented())
+def run_clients(
+    run_id: str,
+    limit: Limit = 50,
+    next: Annotated[str | None, Query(max_length=2048)] = None,  # noqa: A002
+) -> Page[ClientRunOut]:
+    _run(run_id, Scope.READ)
+    rows, last = runs.clients_page(run_id, limit, _decode(next))
+    return Page[ClientRunOut](items=[ClientRunOut.of(row) for row in rows], next=_encode(last))
 
 
 @app.get("/runs/<run_id>/items", responses=documented())

@@ -148,6 +148,9 @@ def test_trigger_answers_202_and_the_run_reaches_a_final_status_with_counts(
         f"/runs/{run_id}/items", params={"status": "processed", "next": items["next"]}
     ).json()
     assert len(items["items"]) + len(rest["items"]) == 9
+    clients = api.get(f"/runs/{run_id}/clients", params={"limit": 10}).json()
+    assert [(c["client_id"], c["processed"]) for c in clients["items"]] == [(client, 9)]
+    assert clients["next"] is None
     history = api.get(f"/records/{client}-r00001/history", params={"client_id": client}).json()
     assert [h["to_status"] for h in history] == ["COMPLETED"]
     runs = api.get(f"/jobs/{JOB}/runs", params={"limit": 50}).json()["items"]

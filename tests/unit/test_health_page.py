@@ -1,12 +1,15 @@
-"""The job-health page stays small with many clients: a page of them, those needing attention
-first, their recent results read by key, and the open run's totals without its client rows."""
+"""The job-health page and a run's body stay small with many clients: a page of them, those
+needing attention first, their recent results read by key, and the open run's totals
+without its client rows."""
 
 from typing import Any
 
 import pytest
 
 from jobkit import health_page
+from jobkit.api_models import RUN_CLIENT_ROWS, RunOut
 from jobkit.health_page import HealthOut, JobHealthOut, build_health
+from jobkit.runs import ClientRun, ClientStatus, RunView
 from tests.unit.pipeline import JOB
 
 
@@ -98,3 +101,20 @@ def test_an_open_run_of_many_clients_shows_the_totals_rolled_up_so_far(
     # client has rolled up into yet
     assert job.open_run is not None
     assert (job.open_run.counts.clients, job.open_run.counts.received) == (2, 0)
+
+
+def test_a_run_of_many_clients_carries_its_troubled_clients_first_and_every_count(
+    pipeline: Any,
+) -> None:
+    header = pipeline.plan(trigger="cli")  # no clients configured: only a header is needed
+    rows = [
+        ClientRun(client_id=f"c{n:05d}", status=ClientStatus.DONE, received=2, processed=2)
+        for n in range(RUN_CLIENT_ROWS + 500)
+    ]
+    rows[700] = ClientRun(client_id="c00700", status=ClientStatus.DONE, received=2, failed=2)
+    rows[1400] = ClientRun(client_id="c01400", status=ClientStatus.RUNNING, received=2)
+    run = RunOut.of(RunView(header=header, clients=rows))
+    assert len(run.clients) == RUN_CLIENT_ROWS
+    assert [c.client_id for c in run.clients[:3]] == ["c00700", "c01400", "c00000"]
+    # The counts are every client's, listed or not
+    assert (run.counts.received, run.counts.processed, run.counts.failed) == (3000, 2996, 2)

@@ -1,5 +1,6 @@
 """Bodies of the runs API, shared by the API function and the CLI."""
 
+import heapq
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -8,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobkit.config import ClientConfig, SettingValue
 from jobkit.envelope import Identifier
 from jobkit.runs import COUNTERS, ClientRun, RunHeader, RunView
+
+RUN_CLIENT_ROWS = 1000  # client rows a run's body carries at most
 
 
 class _Body(BaseModel):
@@ -73,14 +76,27 @@ class RunOut(BaseModel):
     counts: Counts
     issues: list[str]
     eta_seconds: float | None = Field(None, description="From the average item time so far.")
-    clients: list[ClientRunOut] = []
+    clients: list[ClientRunOut] = Field(
+        [],
+        description=(
+            f"Per-client rows: every one, up to {RUN_CLIENT_ROWS}; for a bigger run, the"
+            f" {RUN_CLIENT_ROWS} that did not simply succeed first. GET /runs/{{id}}/clients"
+            " pages through them all."
+        ),
+    )
 
     @classmethod
     def of(cls, view: RunView, *, with_clients: bool = True) -> "RunOut":
         """Live: totals summed over the client rows, right while the run is open."""
         totals = view.live_totals
-        clients = [ClientRunOut.of(c) for c in view.clients] if with_clients else []
-        return cls._build(view.header, totals, clients)
+        rows = view.clients if with_clients else []
+        if len(rows) > RUN_CLIENT_ROWS:
+            # A run of 100,000 clients would not fit in a response (6 MB): show the clients
+            # an operator looks for first.
+            rows = heapq.nsmallest(
+                RUN_CLIENT_ROWS, rows, key=lambda c: (c.result == "SUCCEEDED", c.client_id)
+            )
+        return cls._build(view.header, totals, [ClientRunOut.of(c) for c in rows])
 
     @classmethod
     def of_header(cls, header: RunHeader) -> "RunOut":

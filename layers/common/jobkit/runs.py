@@ -856,6 +856,21 @@ class RunStore:
         )
         return {row.client_id: row for row in rows}
 
+    def clients_page(
+        self, run_id: str, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[ClientRun], dict[str, Any] | None]:
+        """One page of a run's client rows, by client id, and where the next starts."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":run": run_id, ":prefix": "CLIENT#"},
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self._table.query(**kwargs)
+        rows = [ClientRun.model_validate(row) for row in page.get("Items", [])]
+        return rows, page.get("LastEvaluatedKey")
+
     def items(self, run_id: str) -> list[dict[str, Any]]:
         return self._query_prefix(run_id, "ITEM#")
 
