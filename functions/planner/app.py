@@ -25,7 +25,7 @@ planner = Planner(
     settings.job_type,
     configs,
     runs,
-    WorkQueue(sqs_client(), settings.work_queue_url, chaos),
+    WorkQueue(sqs_client, settings.work_queue_url, chaos),
     circuits=build_circuits(settings),
     retries=build_retries(settings, runs),
 )

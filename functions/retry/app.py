@@ -22,7 +22,7 @@ runs = RunStore(
 )
 worker = RetryWorker(
     runs,
-    WorkQueue(sqs_client(), settings.work_queue_url, chaos),
+    WorkQueue(sqs_client, settings.work_queue_url, chaos),
     build_circuits(settings),
     build_retries(settings, runs),
 )

@@ -40,7 +40,7 @@ worker = DeliveryWorker(
         ),
         sqs=sqs_client(),
         queue_url=settings.webhook_queue_url,
-        dead_letters=DeadLetterQueue(sqs_client(), settings.webhook_dlq_url),
+        dead_letters=DeadLetterQueue(sqs_client, settings.webhook_dlq_url),
         persistence=DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table, boto3_client=dynamodb_client()
         ),

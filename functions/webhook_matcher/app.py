@@ -20,7 +20,7 @@ matcher = Matcher(
         secrets_client(),
         settings.webhook_secret_prefix,
     ),
-    WorkQueue(sqs_client(), settings.webhook_queue_url),
+    WorkQueue(sqs_client, settings.webhook_queue_url),
 )
 
 

@@ -56,7 +56,7 @@ class Pipeline:
         )
         self.workflow = WorkflowStore(tables["RecordsTable"])
         self.fault_injection = Chaos(tables["ControlTable"]) if self.chaos else NO_CHAOS
-        self.queue = WorkQueue(self.aws.sqs, self.aws.work_queue_url, self.fault_injection)
+        self.queue = WorkQueue(lambda: self.aws.sqs, self.aws.work_queue_url, self.fault_injection)
         self.circuits = Circuits(
             CircuitBreakerDynamoDBPersistence(table_name="ControlTable"),
             failure_threshold=self.circuit_threshold,
@@ -110,8 +110,8 @@ class Pipeline:
             runs=self.runs,
             workflow=self.workflow,
             queue=self.queue,
-            dead_letters=DeadLetterQueue(self.aws.sqs, self.aws.dlq_url),
-            sqs=self.aws.sqs,
+            dead_letters=DeadLetterQueue(lambda: self.aws.sqs, self.aws.dlq_url),
+            sqs=lambda: self.aws.sqs,
             queue_url=self.aws.work_queue_url,
             external=lambda client: self.external,
             persistence=DynamoDBPersistenceLayer(table_name="IdempotencyTable"),

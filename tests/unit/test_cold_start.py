@@ -1,6 +1,6 @@
 """What a cold start imports and builds: only what every invocation needs.
 
-The HTTP client (httpx), the Scheduler, Secrets Manager and EventBridge clients, Powertools
+The HTTP client (httpx), the SQS, Scheduler, Secrets Manager and EventBridge clients, Powertools
 Parameters, the API's models and Powertools' parser models are for some paths only, or none:
 each import is checked in a fresh interpreter, as Lambda starts one.
 """
@@ -44,6 +44,7 @@ print(json.dumps({
     "scheduler_clients": aws.scheduler_client.cache_info().currsize,
     "secrets_clients": aws.secrets_client.cache_info().currsize,
     "events_clients": aws.events_client.cache_info().currsize,
+    "sqs_clients": aws.sqs_client.cache_info().currsize,
 }))
 """
 
@@ -82,6 +83,7 @@ def test_a_cold_start_loads_only_what_every_invocation_needs(module: str) -> Non
     assert started["scheduler_clients"] == 0
     assert started["secrets_clients"] == 0
     assert started["events_clients"] == 0  # made on the first publish
+    assert started["sqs_clients"] == 0  # made on the first send: record batches send none
 
 
 def test_the_http_client_is_built_on_first_use_once_per_container() -> None:

@@ -121,7 +121,7 @@ def _page_items(count: int) -> list[PageItem]:
 
 def test_send_message_batch_partial_failure_resends_the_failed_entries(pipeline: Any) -> None:
     flaky = _FlakySqs(pipeline.aws.sqs, failures=3)
-    queue = WorkQueue(flaky, pipeline.aws.work_queue_url)  # type: ignore[arg-type]
+    queue = WorkQueue(lambda: flaky, pipeline.aws.work_queue_url)  # type: ignore[arg-type,return-value]
     queue.send(_page_items(10))
     assert flaky.calls == 2
     received = pipeline.receive(10)
@@ -130,7 +130,7 @@ def test_send_message_batch_partial_failure_resends_the_failed_entries(pipeline:
 
 def test_send_message_batch_entries_that_keep_failing_raise(pipeline: Any) -> None:
     flaky = _FlakySqs(pipeline.aws.sqs, failures=2, sender_fault=True)
-    queue = WorkQueue(flaky, pipeline.aws.work_queue_url)  # type: ignore[arg-type]
+    queue = WorkQueue(lambda: flaky, pipeline.aws.work_queue_url)  # type: ignore[arg-type,return-value]
     with pytest.raises(EnqueueError, match="2 message"):
         queue.send(_page_items(3))
 

@@ -64,7 +64,7 @@ def test_a_batch_reads_each_clients_subscriptions_once_and_refuses_only_the_bad_
         "acme", "http://127.0.0.1:9/hook", {"record.status_changed"}, allow_loopback_http=True
     )
     deliveries_url = aws.sqs.create_queue(QueueName="deliveries")["QueueUrl"]
-    matcher = Matcher(store, WorkQueue(aws.sqs, deliveries_url))
+    matcher = Matcher(store, WorkQueue(lambda: aws.sqs, deliveries_url))
     records = [
         *(_bus_message(n, "acme") for n in range(3)),
         _bus_message(0, "globex"),  # no subscription: nothing to deliver

@@ -144,7 +144,7 @@ class Dependencies:
     workflow: WorkflowStore
     queue: WorkQueue
     dead_letters: DeadLetterQueue
-    sqs: SQSClient
+    sqs: Callable[[], SQSClient]  # a factory: most batches never need the client
     queue_url: str
     external: Callable[[ClientConfig], ExternalSystem]
     persistence: BasePersistenceLayer
@@ -753,7 +753,7 @@ class Processor:
             )
         for start in range(0, len(entries), 10):
             try:
-                self._deps.sqs.change_message_visibility_batch(
+                self._deps.sqs().change_message_visibility_batch(
                     QueueUrl=self._deps.queue_url,
                     Entries=entries[start : start + 10],  # type: ignore[arg-type]
                 )

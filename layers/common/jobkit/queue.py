@@ -5,7 +5,7 @@ whatever SQS still refuses raises ``EnqueueError`` so the caller retries instead
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,11 @@ def _batches(bodies: Sequence[tuple[str, str]]) -> list[list[tuple[str, str]]]:
 
 
 class WorkQueue:
-    def __init__(self, sqs: SQSClient, queue_url: str, chaos: Chaos = NO_CHAOS) -> None:
+    def __init__(
+        self, sqs: Callable[[], SQSClient], queue_url: str, chaos: Chaos = NO_CHAOS
+    ) -> None:
+        # A factory (the cached `jobkit.aws.sqs_client`): the client is made on the first send,
+        # so a cold start whose batch only processes records does not make it (~30 ms).
         self._sqs = sqs
         self._url = queue_url
         self._chaos = chaos
@@ -74,7 +78,7 @@ class WorkQueue:
                 entry["DelaySeconds"] = delay_seconds
         failures: list[Any] = []
         for attempt in range(_SEND_ATTEMPTS):
-            response = self._sqs.send_message_batch(
+            response = self._sqs().send_message_batch(
                 QueueUrl=self._url,
                 Entries=list(entries.values()),  # type: ignore[arg-type]
             )
@@ -92,8 +96,8 @@ class WorkQueue:
 class DeadLetterQueue:
     """Our own dead-lettering: the full envelope as body, the reason as attributes."""
 
-    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
-        self._sqs = sqs
+    def __init__(self, sqs: Callable[[], SQSClient], queue_url: str) -> None:
+        self._sqs = sqs  # a factory, as for WorkQueue
         self._url = queue_url
 
     def send(
@@ -116,7 +120,7 @@ class DeadLetterQueue:
             "run_id": run_id or "-",
             "client_id": client_id or "-",
         }
-        self._sqs.send_message(
+        self._sqs().send_message(
             QueueUrl=self._url,
             MessageBody=body,
             MessageAttributes={
