@@ -33,7 +33,7 @@ from jobkit.api_models import (
     StartRun,
     SubscriptionOut,
 )
-from jobkit.aws import dynamodb_resource, lambda_client, secrets_client, sqs_client
+from jobkit.aws import dynamodb_table, lambda_client, secrets_client, sqs_client
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.envelope import Identifier, describe_validation_error
 from jobkit.errors import ConfigNotFoundError
@@ -47,15 +47,15 @@ from jobkit.workflow import WorkflowStore
 
 settings = load_settings(ApiSettings)
 DASHBOARD = (Path(__file__).parent / "dashboard.html").read_text()
-configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
-runs = RunStore(dynamodb_resource().Table(settings.runs_table))
-workflow = WorkflowStore(dynamodb_resource().Table(settings.records_table))
+configs = ConfigStore(dynamodb_table(settings.config_table))
+runs = RunStore(dynamodb_table(settings.runs_table))
+workflow = WorkflowStore(dynamodb_table(settings.records_table))
 subscriptions = SubscriptionStore(
-    dynamodb_resource().Table(settings.subscriptions_table),
+    dynamodb_table(settings.subscriptions_table),
     secrets_client(),
     settings.webhook_secret_prefix,
 )
-delivery_log = DeliveryLog(dynamodb_resource().Table(settings.deliveries_table))
+delivery_log = DeliveryLog(dynamodb_table(settings.deliveries_table))
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(

@@ -13,13 +13,13 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_resource
+from jobkit.aws import dynamodb_table
 from jobkit.keys import KeyStore
 from jobkit.observability import log_request_counts, logger, tracer
 from jobkit.settings import AuthorizerSettings, load_settings
 
 settings = load_settings(AuthorizerSettings)
-keys = KeyStore(dynamodb_resource().Table(settings.keys_table))
+keys = KeyStore(dynamodb_table(settings.keys_table))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_resource, sqs_client
+from jobkit.aws import dynamodb_table, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.health import ClientHealth
 from jobkit.observability import log_request_counts, logger, metrics, tracer
@@ -17,10 +17,8 @@ from jobkit.wiring import build_chaos, build_circuits, build_retries
 
 settings = load_settings(PlannerSettings)
 chaos = build_chaos(settings.control_table, settings.chaos_enabled)
-configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
-runs = RunStore(
-    dynamodb_resource().Table(settings.runs_table), on_client_closed=ClientHealth(configs).record
-)
+configs = ConfigStore(dynamodb_table(settings.config_table))
+runs = RunStore(dynamodb_table(settings.runs_table), on_client_closed=ClientHealth(configs).record)
 planner = Planner(
     settings.job_type,
     configs,

@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_resource
+from jobkit.aws import dynamodb_table
 from jobkit.config import ConfigStore
 from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.probe import HealthProbe, ProbeRequest
@@ -13,10 +13,10 @@ from jobkit.wiring import build_circuits, build_connections
 
 settings = load_settings(ProbeSettings)
 probe = HealthProbe(
-    ConfigStore(dynamodb_resource().Table(settings.config_table)),
+    ConfigStore(dynamodb_table(settings.config_table)),
     build_connections(settings),
     build_circuits(settings),
-    dynamodb_resource().Table(settings.control_table),
+    dynamodb_table(settings.control_table),
 )
 
 

@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_client, dynamodb_resource, events_client, sqs_client
+from jobkit.aws import dynamodb_client, dynamodb_table, events_client, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.events import EventPublisher
 from jobkit.health import ClientHealth
@@ -25,16 +25,14 @@ from jobs import JOBS
 
 settings = load_settings(ProcessorSettings)
 chaos = build_chaos(settings.control_table, settings.chaos_enabled)
-configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
-runs = RunStore(
-    dynamodb_resource().Table(settings.runs_table), on_client_closed=ClientHealth(configs).record
-)
+configs = ConfigStore(dynamodb_table(settings.config_table))
+runs = RunStore(dynamodb_table(settings.runs_table), on_client_closed=ClientHealth(configs).record)
 processor = Processor(
     Dependencies(
         jobs=JOBS,
         configs=configs,
         runs=runs,
-        workflow=WorkflowStore(dynamodb_resource().Table(settings.records_table)),
+        workflow=WorkflowStore(dynamodb_table(settings.records_table)),
         queue=WorkQueue(sqs_client, settings.work_queue_url, chaos),
         dead_letters=DeadLetterQueue(sqs_client, settings.work_dlq_url),
         sqs=sqs_client,

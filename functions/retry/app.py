@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_resource, sqs_client
+from jobkit.aws import dynamodb_table, sqs_client
 from jobkit.config import ConfigStore
 from jobkit.health import ClientHealth
 from jobkit.observability import log_request_counts, logger, metrics, tracer
@@ -16,10 +16,8 @@ from jobkit.wiring import build_chaos, build_circuits, build_retries
 
 settings = load_settings(RetryWorkerSettings)
 chaos = build_chaos(settings.control_table, settings.chaos_enabled)
-configs = ConfigStore(dynamodb_resource().Table(settings.config_table))
-runs = RunStore(
-    dynamodb_resource().Table(settings.runs_table), on_client_closed=ClientHealth(configs).record
-)
+configs = ConfigStore(dynamodb_table(settings.config_table))
+runs = RunStore(dynamodb_table(settings.runs_table), on_client_closed=ClientHealth(configs).record)
 worker = RetryWorker(
     runs,
     WorkQueue(sqs_client, settings.work_queue_url, chaos),

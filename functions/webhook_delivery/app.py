@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_client, dynamodb_resource, secrets_client, sqs_client
+from jobkit.aws import dynamodb_client, dynamodb_table, secrets_client, sqs_client
 from jobkit.delivery import DeliveryWorker, EndpointPacer, WorkerDeps
 from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.queue import DeadLetterQueue
@@ -29,11 +29,11 @@ def signing_secret(name: str) -> str:
 worker = DeliveryWorker(
     WorkerDeps(
         subscriptions=SubscriptionStore(
-            dynamodb_resource().Table(settings.subscriptions_table),
+            dynamodb_table(settings.subscriptions_table),
             secrets_client(),
             settings.webhook_secret_prefix,
         ),
-        log=DeliveryLog(dynamodb_resource().Table(settings.deliveries_table)),
+        log=DeliveryLog(dynamodb_table(settings.deliveries_table)),
         secret=signing_secret,
         http=httpx.Client(
             timeout=settings.timeout_seconds, headers={"user-agent": "jobkit-webhooks"}
@@ -46,7 +46,7 @@ worker = DeliveryWorker(
         ),
         backoff_base=settings.backoff_base_seconds,
         backoff_cap=settings.backoff_max_seconds,
-        pacer=EndpointPacer(dynamodb_resource().Table(settings.control_table)),
+        pacer=EndpointPacer(dynamodb_table(settings.control_table)),
         post_timeout_seconds=settings.timeout_seconds,
     )
 )

@@ -6,7 +6,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_resource, secrets_client, sqs_client
+from jobkit.aws import dynamodb_table, secrets_client, sqs_client
 from jobkit.delivery import Matcher
 from jobkit.observability import log_request_counts, logger, metrics, tracer
 from jobkit.queue import WorkQueue
@@ -16,7 +16,7 @@ from jobkit.subscriptions import SubscriptionStore
 settings = load_settings(MatcherSettings)
 matcher = Matcher(
     SubscriptionStore(
-        dynamodb_resource().Table(settings.subscriptions_table),
+        dynamodb_table(settings.subscriptions_table),
         secrets_client(),
         settings.webhook_secret_prefix,
     ),

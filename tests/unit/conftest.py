@@ -36,11 +36,16 @@ class Aws:
 
 @pytest.fixture
 def aws() -> Iterator[Aws]:
+    from jobkit import aws as clients
+
     with mock_aws():
-        dynamodb = boto3.resource("dynamodb")
+        # The tables as the functions get them (jobkit.aws.dynamodb_table), on a client made
+        # inside this mock.
+        clients.dynamodb_table_client.cache_clear()
         tables = {}
         for logical_id, definition in table_definitions().items():
-            tables[logical_id] = dynamodb.create_table(**definition)
+            clients.dynamodb_table_client().create_table(**definition)
+            tables[logical_id] = clients.dynamodb_table(definition["TableName"])
         sqs = boto3.client("sqs")
         dlq_url = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
         work_url = sqs.create_queue(QueueName="work")["QueueUrl"]

@@ -38,7 +38,7 @@ def _fresh(module: str) -> ModuleType:
     sys.modules.pop(module, None)
     from jobkit import aws as aws_clients
 
-    aws_clients.dynamodb_resource.cache_clear()
+    aws_clients.dynamodb_table_client.cache_clear()
     aws_clients.sqs_client.cache_clear()
     aws_clients.scheduler_client.cache_clear()
     return importlib.import_module(module)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
     CircuitBreakerDynamoDBPersistence,
 )
 
-from jobkit.aws import dynamodb_client, dynamodb_resource, scheduler_client
+from jobkit.aws import dynamodb_client, dynamodb_table, scheduler_client
 from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.circuits import Circuits
 from jobkit.credentials import CredentialSource
@@ -41,7 +41,7 @@ def build_circuits(settings: CircuitSettings) -> Circuits:
 
 
 def build_chaos(control_table: str, enabled: bool) -> Chaos:
-    return Chaos(dynamodb_resource().Table(control_table)) if enabled else NO_CHAOS
+    return Chaos(dynamodb_table(control_table)) if enabled else NO_CHAOS
 
 
 def build_retries(settings: RetrySettings, runs: RunStore) -> ClientRetries:
@@ -78,7 +78,7 @@ def _http_client(settings: ExternalSettings) -> "httpx.Client":
     from jobkit.http_client import build_http_client
 
     bucket = TokenBucket(
-        dynamodb_resource().Table(settings.control_table),
+        dynamodb_table(settings.control_table),
         provider_name(settings.external_base_url),
         rate=settings.external_rate_per_second,
         burst=settings.external_rate_burst,
