@@ -860,16 +860,8 @@ class RunStore:
         self, run_id: str, limit: int, start: dict[str, Any] | None
     ) -> tuple[list[ClientRun], dict[str, Any] | None]:
         """One page of a run's client rows, by client id, and where the next starts."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":run": run_id, ":prefix": "CLIENT#"},
-            "Limit": limit,
-        }
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        page = self._table.query(**kwargs)
-        rows = [ClientRun.model_validate(row) for row in page.get("Items", [])]
-        return rows, page.get("LastEvaluatedKey")
+        rows, last = self._prefix_page(run_id, "CLIENT#", limit, start)
+        return [ClientRun.model_validate(row) for row in rows], last
 
     def items(self, run_id: str) -> list[dict[str, Any]]:
         return self._query_prefix(run_id, "ITEM#")
@@ -878,9 +870,19 @@ class RunStore:
         self, run_id: str, outcome: str | None, limit: int, start: dict[str, Any] | None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One page of item outcomes, optionally of one outcome, and where the next starts."""
+        return self._prefix_page(run_id, "ITEM#", limit, start, outcome=outcome)
+
+    def _prefix_page(
+        self,
+        run_id: str,
+        prefix: str,
+        limit: int,
+        start: dict[str, Any] | None,
+        outcome: str | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":run": run_id, ":prefix": "ITEM#"},
+            "ExpressionAttributeValues": {":run": run_id, ":prefix": prefix},
             "Limit": limit,
         }
         if outcome is not None:
