@@ -140,8 +140,8 @@ def _insert_before(text: str, marker: str, line: str) -> str:
 
 def _register(path: Path, names: Names) -> None:
     text = path.read_text()
-    text = _insert_before(text, "# jobkit:job-imports", f"from jobs import {names.module}")
-    text = _insert_before(text, "# jobkit:job-entries", f"        {names.module}.JOB,")
+    entry = f'        "{names.job_type}": "jobs.{names.module}",'
+    text = _insert_before(text, "# jobkit:job-entries", entry)
     path.write_text(text)
 
 

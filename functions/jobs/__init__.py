@@ -1,18 +1,16 @@
-"""Job types: one module each. Register a new one here (``jobkit new`` does it for you)."""
+"""Job types: one module each. Register a new one here (``jobkit new`` does it for you).
 
-from typing import Any
+Each is named with the module that declares it, and imported on first use: the shared
+processor pays at cold start for none of them, and later only for those it meets.
+"""
 
-from jobkit.job import Job
-from jobs import bench_noop, sync_completed_records, sync_contacts
+from jobkit.job import JobRegistry
 
-# jobkit:job-imports
-
-JOBS: dict[str, Job[Any]] = {
-    job.name: job
-    for job in (
-        sync_completed_records.JOB,
-        sync_contacts.JOB,
-        bench_noop.JOB,
+JOBS = JobRegistry(
+    {
+        "sync-completed-records": "jobs.sync_completed_records",
+        "sync-contacts": "jobs.sync_contacts",
+        "bench-noop": "jobs.bench_noop",
         # jobkit:job-entries
-    )
-}
+    }
+)

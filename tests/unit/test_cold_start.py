@@ -84,6 +84,23 @@ def test_a_cold_start_loads_only_what_every_invocation_needs(module: str) -> Non
     assert started["secrets_clients"] == 0
     assert started["events_clients"] == 0  # made on the first publish
     assert started["sqs_clients"] == 0  # made on the first send: record batches send none
+    # Job modules load on the first item of their type (jobs.JOBS is a lazy registry)
+    assert [name for name in loaded if name.startswith("jobs.")] == []
+
+
+def test_a_job_type_is_imported_on_first_use_and_must_be_the_one_registered() -> None:
+    from jobkit.errors import UnknownJobTypeError
+    from jobkit.job import JobRegistry
+    from jobs import sync_contacts
+
+    registry = JobRegistry(
+        {"sync-contacts": "jobs.sync_contacts", "misfiled": "jobs.sync_completed_records"}
+    )
+    assert list(registry) == ["sync-contacts", "misfiled"]
+    assert registry["sync-contacts"] is sync_contacts.JOB
+    assert registry.get("never-registered") is None
+    with pytest.raises(UnknownJobTypeError, match="declares job type 'sync-completed-records'"):
+        registry["misfiled"]
 
 
 def test_the_http_client_is_built_on_first_use_once_per_container() -> None:

@@ -6,13 +6,15 @@ records for one client, how to process one record (return a workflow ``Transitio
 dead letters and run accounting are the platform's.
 """
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobkit.config import ClientConfig
+from jobkit.errors import UnknownJobTypeError
 from jobkit.external import ExternalSystem
 
 
@@ -102,3 +104,34 @@ def raw_record_id(raw: dict[str, Any]) -> str | None:
     """The id of a raw record before validation, so even a malformed one can be reported."""
     value = raw.get("id")
     return value if isinstance(value, str) and 0 < len(value) <= 256 else None
+
+
+class JobRegistry(Mapping[str, Job[Any]]):
+    """Job types by name, each imported from its module on first use.
+
+    The processor is shared by every job type: importing every job module at cold start
+    would make each cold start grow with the number of job types. A container imports the
+    modules of the job types whose items it meets, once.
+    """
+
+    def __init__(self, modules: Mapping[str, str]) -> None:
+        self._modules = dict(modules)
+        self._loaded: dict[str, Job[Any]] = {}
+
+    def __getitem__(self, name: str) -> Job[Any]:
+        job = self._loaded.get(name)
+        if job is None:
+            module = importlib.import_module(self._modules[name])
+            job = module.JOB
+            if job.name != name:
+                raise UnknownJobTypeError(
+                    f"{self._modules[name]} declares job type {job.name!r}, registered as {name!r}"
+                )
+            self._loaded[name] = job
+        return job
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
