@@ -9,8 +9,9 @@
    pipeline: throughput_ratio = real / no-op.
 4. Cold start: import time of the processor and planner modules against a baseline handler,
    both in a Lambda-like interpreter (no site-packages: the built layer plus boto3).
-5. Scale: planning 10,000 clients; time per record at 1k, 10k and 30k records; p50/p95
-   latency from enqueue to counted (the processor's RecordLatency metric).
+5. Scale: planning 10,000 clients, and GET /health and GET /runs/{id} with them open; time
+   per record at 1k, 10k and 30k records; p50/p95 latency from enqueue to counted (the
+   processor's RecordLatency metric).
 
 Writes bench/results.json and prints tables. Benchmarks measure; tests never assert timings.
 Sizes can be lowered for a quick look: JOBKIT_BENCH_SIZES=1000 JOBKIT_BENCH_PLAN_CLIENTS=500.
@@ -41,8 +42,10 @@ from rich.table import Table
 from bench.cost import Batching, Usage, naive
 from bench.poller import AwsSizedPoller
 from jobkit.config import ClientConfig
+from jobkit.keys import KeyStore, Scope
 from jobkit.runs import FINAL_STATUSES, RunStore
 from jobkit_cli import localstack
+from jobkit_cli.api_client import api_url
 from jobkit_cli.logs import function_log_groups, log_events
 from jobkit_cli.seed import external_admin, seed_client
 from jobkit_cli.stack import LOCAL_CREDENTIALS, Stack
@@ -227,6 +230,8 @@ def plan_many(stack: Stack, clients: int) -> dict[str, Any]:
     planned = json.loads(response["Payload"].read())
     if response.get("FunctionError"):
         raise RuntimeError(f"planning {clients} clients failed: {planned}")
+    # While the run of every client is open: what ops read of it, through the real API.
+    api = _api_reads(stack, planned["run_id"], ids)
     RunStore(stack.table("RunsTableName")).cancel(planned["run_id"])
     _forget_clients(stack, NOOP, ids)
     planner = read_logs(stack, started, started + seconds).get("PlannerBenchNoop", FunctionLogs())
@@ -234,7 +239,42 @@ def plan_many(stack: Stack, clients: int) -> dict[str, Any]:
         "clients": planned["clients"],
         "seconds": round(seconds, 1),
         "requests": dict(sorted(planner.requests.items())),
+        "api_reads": api,
     }
+
+
+def _api_reads(stack: Stack, run_id: str, client_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Seconds and response size of GET /health and GET /runs/{id} with every client planned:
+    both must stay within API Gateway's 29 s and Lambda's 6 MB whatever the client count.
+
+    The health page shows the job types the API serves, which bench-noop is not: the same
+    clients are configured for the real job too, disabled (nothing plans them), meanwhile.
+    """
+    with stack.table("ConfigTableName").batch_writer() as batch:
+        for client_id in client_ids:
+            config = ClientConfig(
+                job_type=REAL, client_id=client_id, group_id="north", enabled=False
+            )
+            batch.put_item(Item=config.to_item())
+    keys = KeyStore(stack.table("KeysTableName"))
+    key, plaintext = keys.create("bench", {Scope.READ})
+    figures: dict[str, dict[str, float]] = {}
+    try:
+        with httpx.Client(
+            base_url=api_url(stack), headers={"x-api-key": plaintext}, timeout=120
+        ) as client:
+            for name, path in (("health", "/health"), ("run", f"/runs/{run_id}")):
+                started = time.monotonic()
+                response = client.get(path)
+                response.raise_for_status()
+                figures[name] = {
+                    "seconds": round(time.monotonic() - started, 2),
+                    "kilobytes": round(len(response.content) / 1024, 1),
+                }
+    finally:
+        keys.revoke(key.key_id)
+        _forget_clients(stack, REAL, client_ids)
+    return figures
 
 
 @contextmanager
@@ -516,6 +556,12 @@ def _print(console: Console, results: dict[str, Any]) -> None:
         )
     console.print(scale)
     console.print(f"planning {results['plan']['clients']} clients: {results['plan']['seconds']} s")
+    reads = results["plan"]["api_reads"]
+    console.print(
+        f"with them open: GET /health {reads['health']['seconds']} s,"
+        f" {reads['health']['kilobytes']} KB; GET /runs/{{id}} {reads['run']['seconds']} s,"
+        f" {reads['run']['kilobytes']} KB"
+    )
     console.print("written: bench/results.json")
 
 
