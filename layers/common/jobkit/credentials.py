@@ -24,7 +24,8 @@ CACHE_SECONDS = 300
 class ExternalCredential(BaseModel):
     """What a client's secret holds: the bearer token and where it is valid."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: only clients with credentials need it, once per container.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     client_id: Identifier
     token: str = Field(min_length=16, max_length=256, repr=False)

@@ -38,7 +38,8 @@ class StatusChanged(BaseModel):
 class BusEvent(BaseModel):
     """An event as the bus hands it to a target (here, the matcher's queue): ours is `detail`."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Built on first use: only the webhook matcher reads it; the processor only publishes.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     source: Literal["jobkit"]
     detail: StatusChanged

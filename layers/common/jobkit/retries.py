@@ -29,7 +29,8 @@ _MAX_SCHEDULE_NAME = 64
 class RetryRequest(BaseModel):
     """What a one-off schedule hands the retry worker: where the client's work stopped."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: the processor needs it only when a client's work fails as a whole.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     job_type: JobType
     run_id: RunId
