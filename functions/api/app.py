@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from jobkit.api_models import (
+    LIVE_CLIENT_ROWS,
     ClientConfigIn,
     ClientRunOut,
     DeliveryOut,
@@ -32,6 +33,7 @@ from jobkit.api_models import (
     RunOut,
     StartRun,
     SubscriptionOut,
+    run_out,
 )
 from jobkit.aws import dynamodb_table, lambda_client, secrets_client, sqs_client
 from jobkit.config import ClientConfig, ConfigStore
@@ -158,6 +160,14 @@ def _decode(token: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _run_page_start(run_id: str, token: str | None) -> dict[str, Any] | None:
+    """A page token of this run's rows: one of another run would be a DynamoDB error."""
+    start = _decode(token)
+    if start is not None and start.get("run_id") != run_id:
+        raise ApiError(400, "next: not a page token of this run")
+    return start
+
+
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
@@ -212,10 +222,7 @@ def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunO
 
 @app.get("/runs/<run_id>", responses=documented())
 def get_run(run_id: str) -> RunOut:
-    _run(run_id, Scope.READ)
-    view = runs.view(run_id)
-    assert view is not None
-    return RunOut.of(view)
+    return run_out(runs, _run(run_id, Scope.READ), client_rows=LIVE_CLIENT_ROWS)
 
 
 @app.delete("/runs/<run_id>", responses=documented())
@@ -223,9 +230,9 @@ def cancel_run(run_id: str) -> RunOut:
     header = _run(run_id, Scope.TRIGGER)
     if not runs.cancel(run_id):
         raise ApiError(409, f"run {run_id} is already {header.status.value}")
-    view = runs.view(run_id)
-    assert view is not None
-    return RunOut.of(view)
+    cancelled = runs.header(run_id)
+    assert cancelled is not None
+    return run_out(runs, cancelled, client_rows=LIVE_CLIENT_ROWS)
 
 
 @app.get("/runs/<run_id>/clients", responses=documented())
@@ -235,7 +242,7 @@ def run_clients(
     next: Annotated[str | None, Query(max_length=2048)] = None,  # noqa: A002
 ) -> Page[ClientRunOut]:
     _run(run_id, Scope.READ)
-    rows, last = runs.clients_page(run_id, limit, _decode(next))
+    rows, last = runs.clients_page(run_id, limit, _run_page_start(run_id, next))
     return Page[ClientRunOut](items=[ClientRunOut.of(row) for row in rows], next=_encode(last))
 
 
@@ -247,7 +254,7 @@ def run_items(
     next: Annotated[str | None, Query(max_length=2048)] = None,  # noqa: A002
 ) -> Page[ItemOut]:
     _run(run_id, Scope.READ)
-    rows, last = runs.items_page(run_id, status, limit, _decode(next))
+    rows, last = runs.items_page(run_id, status, limit, _run_page_start(run_id, next))
     items = [
         ItemOut(
             envelope_id=row["sk"].removeprefix("ITEM#"),

@@ -1,5 +1,6 @@
 """The runs API through the real API Gateway and key authorizer on MiniStack."""
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -151,6 +152,10 @@ def test_trigger_answers_202_and_the_run_reaches_a_final_status_with_counts(
     clients = api.get(f"/runs/{run_id}/clients", params={"limit": 10}).json()
     assert [(c["client_id"], c["processed"]) for c in clients["items"]] == [(client, 9)]
     assert clients["next"] is None
+    # A page token of another run is refused, not handed to DynamoDB
+    other = base64.urlsafe_b64encode(b'{"run_id": "another-run", "sk": "CLIENT#x"}').decode()
+    refused = api.get(f"/runs/{run_id}/clients", params={"next": other})
+    assert refused.status_code == 400 and "not a page token of this run" in refused.text
     history = api.get(f"/records/{client}-r00001/history", params={"client_id": client}).json()
     assert [h["to_status"] for h in history] == ["COMPLETED"]
     runs = api.get(f"/jobs/{JOB}/runs", params={"limit": 50}).json()["items"]

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from jobkit import health_page
-from jobkit.api_models import RUN_CLIENT_ROWS, RunOut
+from jobkit import api_models
+from jobkit.api_models import run_out
 from jobkit.health_page import HealthOut, JobHealthOut, build_health
-from jobkit.runs import ClientRun, ClientStatus, RunView
+from jobkit.runs import RunStatus
 from tests.unit.pipeline import JOB
 
 
@@ -90,7 +90,7 @@ def test_an_open_run_of_many_clients_shows_the_totals_rolled_up_so_far(
     pipeline: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a run with more clients than the page sums live (lowered to 1 here)
-    monkeypatch.setattr(health_page, "LIVE_CLIENT_ROWS", 1)
+    monkeypatch.setattr(api_models, "LIVE_CLIENT_ROWS", 1)
     pipeline.seed("acme", count=4)
     pipeline.seed("globex", count=3)
     pipeline.plan(trigger="cli")
@@ -103,18 +103,72 @@ def test_an_open_run_of_many_clients_shows_the_totals_rolled_up_so_far(
     assert (job.open_run.counts.clients, job.open_run.counts.received) == (2, 0)
 
 
-def test_a_run_of_many_clients_carries_its_troubled_clients_first_and_every_count(
-    pipeline: Any,
+def test_a_run_of_many_clients_is_read_within_bounds(
+    pipeline: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    header = pipeline.plan(trigger="cli")  # no clients configured: only a header is needed
-    rows = [
-        ClientRun(client_id=f"c{n:05d}", status=ClientStatus.DONE, received=2, processed=2)
-        for n in range(RUN_CLIENT_ROWS + 500)
-    ]
-    rows[700] = ClientRun(client_id="c00700", status=ClientStatus.DONE, received=2, failed=2)
-    rows[1400] = ClientRun(client_id="c01400", status=ClientStatus.RUNNING, received=2)
-    run = RunOut.of(RunView(header=header, clients=rows))
-    assert len(run.clients) == RUN_CLIENT_ROWS
-    assert [c.client_id for c in run.clients[:3]] == ["c00700", "c01400", "c00000"]
-    # The counts are every client's, listed or not
-    assert (run.counts.received, run.counts.processed, run.counts.failed) == (3000, 2996, 2)
+    # Given a run of three clients, with the live limit lowered to one
+    monkeypatch.setattr(api_models, "LIVE_CLIENT_ROWS", 1)
+    for client_id in ("c", "a", "b"):
+        pipeline.seed(client_id, count=2)
+    header = pipeline.plan(trigger="cli")
+    pipeline.drain()
+    header = pipeline.runs.header(header.run_id)
+    assert header is not None and header.status is RunStatus.SUCCEEDED
+    # When the API shows it with at most two client rows
+    run = run_out(pipeline.runs, header, client_rows=2)
+    # Then the counts are the header's totals and the rows the first two by client id
+    assert (run.counts.clients, run.counts.received, run.counts.processed) == (3, 6, 6)
+    assert [c.client_id for c in run.clients] == ["a", "b"]
+
+
+def test_a_run_still_planning_is_shown_from_its_header(pipeline: Any) -> None:
+    # Given a run whose planner is still writing its client rows
+    pipeline.seed("acme", count=2)
+    pipeline.seed("globex", count=2)
+    header = pipeline.plan(trigger="cli")
+    planning = header.model_copy(update={"status": RunStatus.PLANNING, "clients": 0})
+    # Then its client rows are not all read to sum counts it does not have yet: one page
+    run = run_out(pipeline.runs, planning, client_rows=1)
+    assert (run.status, run.counts.received) == ("PLANNING", 0)
+    assert [c.client_id for c in run.clients] == ["acme"]
+
+
+def _allowed_dynamodb_actions(function: str) -> dict[str, set[str]]:
+    """The DynamoDB actions the template grants ``function``, by table logical id."""
+    from tests.support import template
+
+    allowed: dict[str, set[str]] = {}
+    for policy in template()["Resources"][function]["Properties"]["Policies"]:
+        for statement in policy.get("Statement", []):
+            actions = statement["Action"]
+            resources = statement["Resource"]
+            for resource in resources if isinstance(resources, list) else [resources]:
+                if resource.endswith(".Arn"):  # !GetAtt <Table>.Arn: the table itself
+                    allowed.setdefault(resource.removesuffix(".Arn"), set()).update(
+                        actions if isinstance(actions, list) else [actions]
+                    )
+    return allowed
+
+
+def test_the_api_function_may_make_every_request_the_health_page_makes(pipeline: Any) -> None:
+    # Given a finished run and an open one, so every read of the page happens
+    pipeline.seed("acme", count=2)
+    pipeline.plan(trigger="cli")
+    pipeline.drain()
+    pipeline.plan(trigger="cli")
+    tables = {table.name: logical_id for logical_id, table in pipeline.aws.tables.items()}
+    made: set[tuple[str, str]] = set()
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        for name in [params.get("TableName"), *params.get("RequestItems", {})]:
+            if name:
+                made.add((tables[name], f"dynamodb:{model.name}"))
+
+    events = pipeline.aws.tables["RunsTable"].meta.client.meta.events
+    events.register("before-parameter-build.dynamodb", record)
+    _health(pipeline)
+    events.unregister("before-parameter-build.dynamodb", record)
+    # Then the API function's policy allows each of them (MiniStack does not enforce IAM)
+    allowed = _allowed_dynamodb_actions("ApiFunction")
+    assert ("RunsTable", "dynamodb:BatchGetItem") in made
+    assert sorted(m for m in made if m[1] not in allowed.get(m[0], set())) == []

@@ -1,6 +1,6 @@
 """Bodies of the runs API, shared by the API function and the CLI."""
 
-import heapq
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -8,9 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobkit.config import ClientConfig, SettingValue
 from jobkit.envelope import Identifier
-from jobkit.runs import COUNTERS, ClientRun, RunHeader, RunView
+from jobkit.runs import COUNTERS, ClientRun, RunHeader, RunStatus, RunStore, RunView
 
-RUN_CLIENT_ROWS = 1000  # client rows a run's body carries at most
+# Up to this many clients, a run's counts are summed live over its client rows; beyond it,
+# reading every row on each request would outgrow API Gateway's 29 s (and the rows Lambda's
+# 6 MB response), so a run shows the totals its clients rolled up as they closed.
+LIVE_CLIENT_ROWS = 1000
 
 
 class _Body(BaseModel):
@@ -79,8 +82,8 @@ class RunOut(BaseModel):
     clients: list[ClientRunOut] = Field(
         [],
         description=(
-            f"Per-client rows: every one, up to {RUN_CLIENT_ROWS}; for a bigger run, the"
-            f" {RUN_CLIENT_ROWS} that did not simply succeed first. GET /runs/{{id}}/clients"
+            f"Per-client rows: every one for a run of up to {LIVE_CLIENT_ROWS} clients; for a"
+            f" bigger run, the first {LIVE_CLIENT_ROWS} by client id. GET /runs/{{id}}/clients"
             " pages through them all."
         ),
     )
@@ -89,19 +92,14 @@ class RunOut(BaseModel):
     def of(cls, view: RunView, *, with_clients: bool = True) -> "RunOut":
         """Live: totals summed over the client rows, right while the run is open."""
         totals = view.live_totals
-        rows = view.clients if with_clients else []
-        if len(rows) > RUN_CLIENT_ROWS:
-            # A run of 100,000 clients would not fit in a response (6 MB): show the clients
-            # an operator looks for first.
-            rows = heapq.nsmallest(
-                RUN_CLIENT_ROWS, rows, key=lambda c: (c.result == "SUCCEEDED", c.client_id)
-            )
-        return cls._build(view.header, totals, [ClientRunOut.of(c) for c in rows])
+        clients = [ClientRunOut.of(c) for c in view.clients] if with_clients else []
+        return cls._build(view.header, totals, clients)
 
     @classmethod
-    def of_header(cls, header: RunHeader) -> "RunOut":
+    def of_header(cls, header: RunHeader, clients: Sequence[ClientRun] = ()) -> "RunOut":
         """From the header alone: totals as rolled up so far (complete once it is final)."""
-        return cls._build(header, {name: getattr(header, name) for name in COUNTERS}, [])
+        totals = {name: getattr(header, name) for name in COUNTERS}
+        return cls._build(header, totals, [ClientRunOut.of(c) for c in clients])
 
     @classmethod
     def _build(
@@ -220,3 +218,17 @@ class DeliveryOut(BaseModel):
 
 class ErrorOut(BaseModel):
     error: str
+
+
+def run_out(runs: RunStore, header: RunHeader, client_rows: int) -> RunOut:
+    """A run as the API shows it, read within bounds whatever its size: live counts and up to
+    ``client_rows`` client rows for a run of at most LIVE_CLIENT_ROWS clients; otherwise (and
+    while it is still planning, its client count not yet known) the rolled-up totals and its
+    first ``client_rows`` client rows by id."""
+    if header.status is RunStatus.PLANNING or header.clients > LIVE_CLIENT_ROWS:
+        rows = runs.clients_page(header.run_id, client_rows, None)[0] if client_rows else []
+        return RunOut.of_header(header, rows)
+    view = runs.view(header.run_id)
+    if view is None:
+        return RunOut.of_header(header)
+    return RunOut.of(view, with_clients=client_rows > 0)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from jobkit.api_models import RunOut
+from jobkit.api_models import LIVE_CLIENT_ROWS, RunOut, run_out
 from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
 from jobkit.runs import (
     FINAL_STATUSES,
@@ -29,7 +29,6 @@ from jobkit.runs import (
 )
 
 DEFAULT_CLIENTS = 50
-LIVE_CLIENT_ROWS = 1000  # an open run of more clients shows its rolled-up totals
 RECENT_RUNS = 5
 
 
@@ -130,7 +129,7 @@ def _job_health(
         schedule=schedule,
         health=job_status_health(headers[0].status if headers else None),
         last_run_id=headers[0].run_id if headers else None,
-        open_run=_open_run(open_header, runs) if open_header else None,
+        open_run=run_out(runs, open_header, client_rows=0) if open_header else None,
         recent_runs=[h.status.value for h in headers],
         clients_total=tally.total,
         clients_needing_attention=tally.attention,
@@ -189,10 +188,3 @@ def _add_recent(
         done = next((row for row in rows if row.status is ClientStatus.DONE), None)
         if done is not None:
             client.ratio = processed_ratio(done.received, done.processed)
-
-
-def _open_run(header: RunHeader, runs: RunStore) -> RunOut:
-    if header.clients > LIVE_CLIENT_ROWS:
-        return RunOut.of_header(header)
-    view = runs.view(header.run_id)
-    return RunOut.of(view, with_clients=False) if view else RunOut.of_header(header)
