@@ -230,10 +230,12 @@ def plan_many(stack: Stack, clients: int) -> dict[str, Any]:
     planned = json.loads(response["Payload"].read())
     if response.get("FunctionError"):
         raise RuntimeError(f"planning {clients} clients failed: {planned}")
-    # While the run of every client is open: what ops read of it, through the real API.
-    api = _api_reads(stack, planned["run_id"], ids)
-    RunStore(stack.table("RunsTableName")).cancel(planned["run_id"])
-    _forget_clients(stack, NOOP, ids)
+    try:
+        # While the run of every client is open: what ops read of it, through the real API.
+        api = _api_reads(stack, planned["run_id"], ids)
+    finally:
+        RunStore(stack.table("RunsTableName")).cancel(planned["run_id"])
+        _forget_clients(stack, NOOP, ids)
     planner = read_logs(stack, started, started + seconds).get("PlannerBenchNoop", FunctionLogs())
     return {
         "clients": planned["clients"],

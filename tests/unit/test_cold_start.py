@@ -88,19 +88,30 @@ def test_a_cold_start_loads_only_what_every_invocation_needs(module: str) -> Non
     assert [name for name in loaded if name.startswith("jobs.")] == []
 
 
-def test_a_job_type_is_imported_on_first_use_and_must_be_the_one_registered() -> None:
-    from jobkit.errors import UnknownJobTypeError
+def test_a_job_type_is_imported_on_first_use_and_must_be_the_one_registered(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobkit.errors import JobModuleError, UnknownJobTypeError
     from jobkit.job import JobRegistry
     from jobs import sync_contacts
 
+    (tmp_path / "broken_job.py").write_text('import os\nTOKEN = os.environ["NOT_SET_ANYWHERE"]\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
     registry = JobRegistry(
-        {"sync-contacts": "jobs.sync_contacts", "misfiled": "jobs.sync_completed_records"}
+        {
+            "sync-contacts": "jobs.sync_contacts",
+            "misfiled": "jobs.sync_completed_records",
+            "broken": "broken_job",
+        }
     )
-    assert list(registry) == ["sync-contacts", "misfiled"]
+    assert list(registry) == ["sync-contacts", "misfiled", "broken"]
     assert registry["sync-contacts"] is sync_contacts.JOB
     assert registry.get("never-registered") is None
     with pytest.raises(UnknownJobTypeError, match="declares job type 'sync-completed-records'"):
         registry["misfiled"]
+    # A module that fails to load (even with a KeyError) is not taken for an unknown job type
+    with pytest.raises(JobModuleError, match="broken_job failed to load: KeyError"):
+        registry.get("broken")
 
 
 def test_the_http_client_is_built_on_first_use_once_per_container() -> None:

@@ -206,7 +206,7 @@ def batch_get(
     A throttled table answers with some keys left unprocessed, and botocore does not ask for
     them again: they are asked again here, after a jittered wait that grows each round, as
     AWS advises (asking at once would only be throttled again). Keys still unprocessed after
-    that raise ``ThrottledError``. Works with either client: the resource's (plain values)
+    that raise ``ThrottledError``. Works with either client: a table's (plain values)
     or a plain one (typed values), since keys and items pass through untouched.
     """
     for start in range(0, len(keys), BATCH_GET_KEYS):
@@ -217,7 +217,8 @@ def batch_get(
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 break
-            time.sleep(random.uniform(0, 0.05 * 2**round_))  # noqa: S311 - jitter, not crypto
+            if round_ + 1 < _UNPROCESSED_ROUNDS:
+                time.sleep(random.uniform(0, 0.05 * 2**round_))  # noqa: S311 - jitter, not crypto
         else:
             left = len(request.get(table_name, {}).get("Keys", []))
             raise ThrottledError(f"{table_name}: {left} key(s) still unprocessed (throttled)")

@@ -115,8 +115,8 @@ class Circuits:
                 if circuit := self._refusing(client_id, state, at, now):
                     opened[client_id] = circuit
         except Exception:  # noqa: BLE001 - a circuit breaker must not become the outage
+            # The circuits read before the failure still count; the unread ones are closed.
             logger.warning("circuit states unreadable; treating them as closed", exc_info=True)
-            return {}
         return opened
 
     def seconds_until_trial(self, client_id: str) -> int:

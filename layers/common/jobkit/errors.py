@@ -41,6 +41,11 @@ class UnknownJobTypeError(PermanentError):
     """A job type no module declares."""
 
 
+class JobModuleError(TransientError):
+    """A job type's module failed to load: its items retry (a fix is a deploy away), then
+    dead-letter for redrive."""
+
+
 class ExternalRejectedError(PermanentError):
     """The external system refused the request (4xx other than 408/429)."""
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobkit.config import ClientConfig
-from jobkit.errors import UnknownJobTypeError
+from jobkit.errors import JobModuleError, UnknownJobTypeError
 from jobkit.external import ExternalSystem
 
 
@@ -121,8 +121,16 @@ class JobRegistry(Mapping[str, Job[Any]]):
     def __getitem__(self, name: str) -> Job[Any]:
         job = self._loaded.get(name)
         if job is None:
-            module = importlib.import_module(self._modules[name])
-            job = module.JOB
+            if name not in self._modules:
+                raise KeyError(name)
+            try:
+                job = importlib.import_module(self._modules[name]).JOB
+            except Exception as exc:
+                # Not a KeyError, whatever the module raised: Mapping.get would take one for
+                # "no such job type", and dead-letter the items as unknown at once.
+                raise JobModuleError(
+                    f"job module {self._modules[name]} failed to load: {type(exc).__name__}: {exc}"
+                ) from exc
             if job.name != name:
                 raise UnknownJobTypeError(
                     f"{self._modules[name]} declares job type {job.name!r}, registered as {name!r}"
