@@ -93,17 +93,12 @@ class ConfigStore:
     ) -> Iterator[ClientConfig | InvalidClientConfig]:
         """Every configured client of a job type (whose id starts with ``client_prefix``),
         page by page, valid or not."""
-        if not client_prefix:
-            yield from self._paged(
-                self._table.query,
-                KeyConditionExpression="job_type = :job",
-                ExpressionAttributeValues={":job": job_type},
-            )
-            return
+        condition, values = "job_type = :job", {":job": job_type}
+        if client_prefix:
+            condition += " AND begins_with(client_id, :prefix)"
+            values[":prefix"] = client_prefix
         yield from self._paged(
-            self._table.query,
-            KeyConditionExpression="job_type = :job AND begins_with(client_id, :prefix)",
-            ExpressionAttributeValues={":job": job_type, ":prefix": client_prefix},
+            self._table.query, KeyConditionExpression=condition, ExpressionAttributeValues=values
         )
 
     def every_client(self) -> Iterator[ClientConfig | InvalidClientConfig]:
