@@ -159,6 +159,16 @@ def _seed(stack: Stack, job: str, clients: int, records: int) -> list[str]:
     return ids
 
 
+def _configure_clients(stack: Stack, job: str, client_ids: list[str], enabled: bool = True) -> None:
+    """Config rows only (no records on the external system), in batches."""
+    with stack.table("ConfigTableName").batch_writer() as batch:
+        for client_id in client_ids:
+            config = ClientConfig(
+                job_type=job, client_id=client_id, group_id="north", enabled=enabled
+            )
+            batch.put_item(Item=config.to_item())
+
+
 def _forget_clients(stack: Stack, job: str, client_ids: list[str]) -> None:
     """The bench's config rows go when it is done with them: no schedule plans them again."""
     with stack.table("ConfigTableName").batch_writer() as batch:
@@ -212,10 +222,7 @@ def _per_item(requests: Counter[str], n: int, service: str, ops: set[str] | None
 def plan_many(stack: Stack, clients: int) -> dict[str, Any]:
     """Plan ``clients`` clients in one run (config rows only: the run is cancelled at once)."""
     ids = [f"plan{uuid.uuid4().hex[:6]}-{n:05d}" for n in range(clients)]
-    with stack.table("ConfigTableName").batch_writer() as batch:
-        for client_id in ids:
-            config = ClientConfig(job_type=NOOP, client_id=client_id, group_id="north")
-            batch.put_item(Item=config.to_item())
+    _configure_clients(stack, NOOP, ids)
     # One attempt, and time to finish: a retried invoke would plan the run twice.
     lambda_client = boto3.client(
         "lambda",
@@ -252,12 +259,7 @@ def _api_reads(stack: Stack, run_id: str, client_ids: list[str]) -> dict[str, di
     The health page shows the job types the API serves, which bench-noop is not: the same
     clients are configured for the real job too, disabled (nothing plans them), meanwhile.
     """
-    with stack.table("ConfigTableName").batch_writer() as batch:
-        for client_id in client_ids:
-            config = ClientConfig(
-                job_type=REAL, client_id=client_id, group_id="north", enabled=False
-            )
-            batch.put_item(Item=config.to_item())
+    _configure_clients(stack, REAL, client_ids, enabled=False)
     keys = KeyStore(stack.table("KeysTableName"))
     key, plaintext = keys.create("bench", {Scope.READ})
     figures: dict[str, dict[str, float]] = {}
