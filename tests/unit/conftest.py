@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
 from jobkit.external import ExternalSystem
@@ -24,6 +25,12 @@ os.environ.update(
     POWERTOOLS_DEV="false",
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
+
+# Property tests assert behaviour, never time: Hypothesis's wall-clock checks (a deadline per
+# example, "input generation is slow") failed a fresh-clone run on a busy 2-core machine.
+# Speed is measured by `make bench`.
+settings.register_profile("jobkit", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("jobkit")
 
 
 @dataclass
