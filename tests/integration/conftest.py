@@ -22,15 +22,26 @@ from jobkit_cli.stack import Stack, load_local_state
 JOB = "sync-completed-records"
 
 
+_DEPLOYED_FROM_MS: list[int] = []
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     already_running = load_local_state() is not None
     try:
+        _DEPLOYED_FROM_MS.append(int(time.time() * 1000))
         localstack.up()
         yield Stack.current()
     finally:
         if not already_running:
             localstack.stop()
+
+
+@pytest.fixture(scope="session")
+def deployed_from_ms(stack: Stack) -> int:
+    """When this session's deployment began: a reused stack keeps the log lines of earlier
+    sessions, written by the code deployed then."""
+    return _DEPLOYED_FROM_MS[0]
 
 
 @pytest.fixture

@@ -159,6 +159,56 @@ def test_dynamodb_capacity_units_are_estimated_per_request_and_logged(
     }
 
 
+def test_the_iam_permissions_each_request_needed_are_logged_per_invocation(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from jobkit import aws as clients
+    from jobkit.observability import log_request_counts
+
+    monkeypatch.setenv("JOBKIT_LOG_REQUESTS", "true")
+    clients.sqs_client.cache_clear()
+    clients.dynamodb_client.cache_clear()
+    ddb, sqs = clients.dynamodb_client(), clients.sqs_client()
+    for name in ("a", "b"):
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
+
+    @log_request_counts
+    def handler(event: dict[str, Any], context: Any) -> None:
+        ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "a", "Item": {"pk": {"S": "1"}}}},
+                {
+                    "Update": {
+                        "TableName": "b",
+                        "Key": {"pk": {"S": "1"}},
+                        "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+        ddb.batch_get_item(RequestItems={"a": {"Keys": [{"pk": {"S": "1"}}]}})
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=[{"Id": "1", "MessageBody": "x"}])
+
+    caplog.set_level("INFO")
+    handler({}, None)
+    [line] = [r for r in caplog.records if r.getMessage() == "aws requests"]
+    # IAM's actions, not the operations: a transaction needs each item's, a batch of
+    # messages needs SendMessage
+    assert line.permissions == [  # type: ignore[attr-defined]
+        "dynamodb:BatchGetItem table a",
+        "dynamodb:PutItem table a",
+        "dynamodb:UpdateItem table b",
+        f"sqs:SendMessage queue {queue_url}",
+    ]
+
+
 def test_every_counted_record_reports_its_latency_from_enqueue(pipeline: Any, capsys: Any) -> None:
     pipeline.seed("acme", count=12)
     pipeline.plan(trigger="cli")

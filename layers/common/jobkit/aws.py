@@ -5,6 +5,7 @@ ours), so every AWS request a function makes is counted at the SDK, by service a
 (``REQUESTS``): the benchmark reads those counts to price a record.
 """
 
+import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -19,6 +20,7 @@ from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_param
 from botocore.config import Config
 
 from jobkit.errors import ThrottledError
+from jobkit.permissions import permissions_needed
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -43,6 +45,9 @@ REQUESTS: Counter[str] = Counter()
 # each request (items under 1 KB, as ours are): what on-demand DynamoDB bills, where a request
 # count alone under-prices transactions.
 CAPACITY_UNITS: defaultdict[str, float] = defaultdict(float)
+# The IAM permissions requests needed ("<action> <kind> <resource>", ``jobkit.permissions``),
+# noted only while requests are logged: the local stack, where IAM is not enforced.
+PERMISSIONS: Counter[str] = Counter()
 
 
 def dynamodb_units(operation: str, params: dict[str, Any]) -> float:
@@ -80,9 +85,14 @@ def _counted[ClientT](client: ClientT) -> ClientT:
     def count_units(params: dict[str, Any], model: Any, **_: Any) -> None:
         CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += dynamodb_units(model.name, params)
 
+    def note_permissions(params: dict[str, Any], model: Any, **_: Any) -> None:
+        PERMISSIONS.update(p.key() for p in permissions_needed(service, model.name, params))
+
     meta.events.register("before-call", count)
     if service == "dynamodb":
         meta.events.register("before-parameter-build.dynamodb", count_units)
+    if os.environ.get("JOBKIT_LOG_REQUESTS") == "true":
+        meta.events.register("before-parameter-build", note_permissions)
     return client
 
 

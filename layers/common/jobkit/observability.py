@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-from jobkit.aws import CAPACITY_UNITS, REQUESTS
+from jobkit.aws import CAPACITY_UNITS, PERMISSIONS, REQUESTS
 
 # Service and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
 # set in template.yaml Globals, so tests and the CLI get the same names.
@@ -17,13 +17,15 @@ metrics = Metrics()
 
 def log_request_counts[**P, R](handler: Callable[P, R]) -> Callable[P, R]:
     """With JOBKIT_LOG_REQUESTS=true (the local stack), log the AWS requests each invocation
-    made, by service and operation: what `make bench` adds up per record."""
+    made, by service and operation: what `make bench` adds up per record; and the IAM
+    permissions they needed, which the integration tier checks against the deployed roles."""
 
     @functools.wraps(handler)
     def counted(*args: P.args, **kwargs: P.kwargs) -> R:
         if os.environ.get("JOBKIT_LOG_REQUESTS") != "true":
             return handler(*args, **kwargs)
         before, units_before = REQUESTS.copy(), dict(CAPACITY_UNITS)
+        permissions_before = PERMISSIONS.copy()
         try:
             return handler(*args, **kwargs)
         finally:
@@ -36,6 +38,7 @@ def log_request_counts[**P, R](handler: Callable[P, R]) -> Callable[P, R]:
                         for key, units in CAPACITY_UNITS.items()
                         if units != units_before.get(key, 0.0)
                     },
+                    "permissions": sorted(PERMISSIONS - permissions_before),
                 },
             )
 
