@@ -9,6 +9,7 @@ import pytest
 from jobkit import api_models
 from jobkit.api_models import run_out
 from jobkit.health_page import HealthOut, JobHealthOut, build_health
+from jobkit.permissions import permissions_needed
 from jobkit.runs import RunStatus
 from tests.unit.pipeline import JOB
 
@@ -27,22 +28,60 @@ def _seed_quietly(pipeline: Any, *client_ids: str) -> None:
 
 
 def test_clients_needing_attention_come_first_within_the_limit(pipeline: Any) -> None:
-    # Given ten healthy clients, two with failure streaks and one with a broken config row
+    # Given ten healthy clients, two failing, and one with a broken config row, after a run
+    # (the broken row fails it: an invalid configuration starts a streak too)
     _seed_quietly(pipeline, *(f"ok-{n:02d}" for n in range(10)), "slipping", "failing")
-    for _ in range(3):
-        pipeline.configs.record_result(JOB, "failing", failed=True)
-    pipeline.configs.record_result(JOB, "slipping", failed=True)
     pipeline.aws.tables["ConfigTable"].put_item(
         Item={"job_type": JOB, "client_id": "broken", "group_id": "not a valid id!"}
     )
+    pipeline.plan(trigger="cli")
+    pipeline.drain()
+    for _ in range(3):
+        pipeline.configs.record_result(JOB, "failing", failed=True)
+    for _ in range(2):
+        pipeline.configs.record_result(JOB, "slipping", failed=True)
     # When the page lists four clients
     job = _health(pipeline, limit=4)
-    # Then the broken one comes first, then the longest streaks, then the rest by id
-    assert [c.client_id for c in job.clients] == ["broken", "failing", "slipping", "ok-00"]
-    assert "group_id" in (job.clients[0].problem or "")
-    assert [c.streak for c in job.clients[1:]] == [3, 1, 0]
+    # Then the longest streaks come first, then the rest by id
+    assert [c.client_id for c in job.clients] == ["failing", "slipping", "broken", "ok-00"]
+    assert [c.streak for c in job.clients] == [3, 2, 1, 0]
+    assert "group_id" in (job.clients[2].problem or "")
     # And the totals count every client, not just the listed ones
     assert (job.clients_total, job.clients_needing_attention) == (13, 3)
+
+
+def test_a_client_that_recovers_no_longer_needs_attention(pipeline: Any) -> None:
+    _seed_quietly(pipeline, "acme", "globex")
+    pipeline.configs.record_result(JOB, "acme", failed=True)
+    assert _health(pipeline).clients_needing_attention == 1
+    pipeline.configs.record_result(JOB, "acme", failed=False)
+    job = _health(pipeline)
+    assert job.clients_needing_attention == 0
+    assert [(c.client_id, c.streak) for c in job.clients] == [("acme", 0), ("globex", 0)]
+
+
+def test_the_page_fetches_the_rows_it_lists_not_every_client(pipeline: Any) -> None:
+    # Given forty clients, one of them failing
+    _seed_quietly(pipeline, *(f"c-{n:02d}" for n in range(40)))
+    pipeline.configs.record_result(JOB, "c-33", failed=True)
+    rows_returned: list[int] = []
+
+    def count(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        found = parsed.get("Items", []) + sum(parsed.get("Responses", {}).values(), [])
+        rows_returned.append(len(found) + ("Item" in parsed))
+
+    events = pipeline.aws.tables["ConfigTable"].meta.client.meta.events
+    events.register("after-call.dynamodb", count)
+    try:
+        # When the page lists five of them
+        job = _health(pipeline, limit=5)
+    finally:
+        events.unregister("after-call.dynamodb", count)
+    # Then it shows the failing one first and counts all forty, having fetched about a page
+    # of rows, not forty: DynamoDB counted them
+    assert [c.client_id for c in job.clients] == ["c-33", "c-00", "c-01", "c-02", "c-03"]
+    assert (job.clients_total, job.clients_needing_attention) == (40, 1)
+    assert sum(rows_returned) <= 2 * 5
 
 
 def test_a_client_prefix_finds_any_client_and_the_totals_follow_it(pipeline: Any) -> None:
@@ -134,7 +173,8 @@ def test_a_run_still_planning_is_shown_from_its_header(pipeline: Any) -> None:
 
 
 def _allowed_dynamodb_actions(function: str) -> dict[str, set[str]]:
-    """The DynamoDB actions the template grants ``function``, by table logical id."""
+    """The DynamoDB actions the template grants ``function``, by resource: a table's logical
+    id, or ``<table logical id>/index/<name>``."""
     from tests.support import template
 
     allowed: dict[str, set[str]] = {}
@@ -143,32 +183,36 @@ def _allowed_dynamodb_actions(function: str) -> dict[str, set[str]]:
             actions = statement["Action"]
             resources = statement["Resource"]
             for resource in resources if isinstance(resources, list) else [resources]:
-                if resource.endswith(".Arn"):  # !GetAtt <Table>.Arn: the table itself
-                    allowed.setdefault(resource.removesuffix(".Arn"), set()).update(
-                        actions if isinstance(actions, list) else [actions]
-                    )
+                # !GetAtt <Table>.Arn, or !Sub "${<Table>.Arn}/index/<name>"
+                name = resource.replace("${", "").replace(".Arn}", "").removesuffix(".Arn")
+                allowed.setdefault(name, set()).update(
+                    actions if isinstance(actions, list) else [actions]
+                )
     return allowed
 
 
 def test_the_api_function_may_make_every_request_the_health_page_makes(pipeline: Any) -> None:
-    # Given a finished run and an open one, so every read of the page happens
+    # Given a finished run and an open one, and a failing client, so every read happens
     pipeline.seed("acme", count=2)
     pipeline.plan(trigger="cli")
     pipeline.drain()
     pipeline.plan(trigger="cli")
+    pipeline.configs.record_result(JOB, "acme", failed=True)
     tables = {table.name: logical_id for logical_id, table in pipeline.aws.tables.items()}
     made: set[tuple[str, str]] = set()
 
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-        for name in [params.get("TableName"), *params.get("RequestItems", {})]:
-            if name:
-                made.add((tables[name], f"dynamodb:{model.name}"))
+        for needed in permissions_needed("dynamodb", model.name, params):
+            table, _, index = needed.name.partition("/index/")
+            made.add((tables[table] + (f"/index/{index}" if index else ""), needed.action))
 
     events = pipeline.aws.tables["RunsTable"].meta.client.meta.events
     events.register("before-parameter-build.dynamodb", record)
     _health(pipeline)
     events.unregister("before-parameter-build.dynamodb", record)
-    # Then the API function's policy allows each of them (MiniStack does not enforce IAM)
+    # Then the API function's policy allows each of them (MiniStack does not enforce IAM;
+    # the integration tier asks IAM's simulator about every function's requests)
     allowed = _allowed_dynamodb_actions("ApiFunction")
     assert ("RunsTable", "dynamodb:BatchGetItem") in made
+    assert ("ConfigTable/index/by-streak", "dynamodb:Query") in made
     assert sorted(m for m in made if m[1] not in allowed.get(m[0], set())) == []

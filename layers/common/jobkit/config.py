@@ -4,7 +4,7 @@ Adding a client is adding one item. A malformed item is reported with its field 
 and the other clients of the run carry on.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,11 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jobkit.aws import batch_get
 from jobkit.envelope import Identifier, JobType, describe_validation_error
 from jobkit.errors import ConfigNotFoundError, PromotionRefusedError
 
 SettingValue = str | int | float | bool
 KEY_FIELDS = ("job_type", "client_id")
+# The Config table's index of clients with a failure streak (partition job_type, sort
+# failure_streak): rows hold the attribute only while a streak runs.
+STREAK_INDEX = "by-streak"
 # Written by the platform as runs go; kept when a client's configuration is replaced.
 STATE_FIELDS = frozenset({"cursor", "failure_streak", "healthy_runs"})
 # The seed's rollout rule: a pilot client is watched for two full cycles before it is expanded.
@@ -54,6 +58,8 @@ class ClientConfig(BaseModel):
         item = self.model_dump(mode="json", exclude_none=True)
         # DynamoDB rejects Python floats: numbers in free settings travel as strings of JSON.
         item["settings"] = {key: _to_dynamo(value) for key, value in self.settings.items()}
+        if not self.failure_streak:
+            del item["failure_streak"]  # held only while a streak runs: see STREAK_INDEX
         return item
 
 
@@ -93,13 +99,62 @@ class ConfigStore:
     ) -> Iterator[ClientConfig | InvalidClientConfig]:
         """Every configured client of a job type (whose id starts with ``client_prefix``),
         page by page, valid or not."""
+        yield from self._paged(self._table.query, **self._client_range(job_type, client_prefix))
+
+    @staticmethod
+    def _client_range(job_type: str, client_prefix: str) -> dict[str, Any]:
         condition, values = "job_type = :job", {":job": job_type}
         if client_prefix:
             condition += " AND begins_with(client_id, :prefix)"
             values[":prefix"] = client_prefix
-        yield from self._paged(
-            self._table.query, KeyConditionExpression=condition, ExpressionAttributeValues=values
-        )
+        return {"KeyConditionExpression": condition, "ExpressionAttributeValues": values}
+
+    def first_clients(
+        self, job_type: str, client_prefix: str = "", page_size: int = 50
+    ) -> Iterator[ClientConfig | InvalidClientConfig]:
+        """The clients in id order, read ``page_size`` rows at a time: for callers that stop
+        early, where ``clients`` would read up to a megabyte per page."""
+        query = self._client_range(job_type, client_prefix)
+        yield from self._paged(self._table.query, Limit=page_size, **query)
+
+    def count(self, job_type: str, client_prefix: str = "") -> int:
+        """How many clients are configured (DynamoDB counts; no row leaves the table)."""
+        query: dict[str, Any] = {"Select": "COUNT", **self._client_range(job_type, client_prefix)}
+        total = 0
+        while True:
+            page = self._table.query(**query)
+            total += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return total
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def streaks(self, job_type: str, client_prefix: str = "") -> Iterator[tuple[str, int]]:
+        """(client id, failure streak) of every client whose streak runs, longest first,
+        from the streak index: as many rows as there are failing clients."""
+        query: dict[str, Any] = {
+            "IndexName": STREAK_INDEX,
+            "KeyConditionExpression": "job_type = :job AND failure_streak > :zero",
+            "ExpressionAttributeValues": {":job": job_type, ":zero": 0},
+            "ScanIndexForward": False,
+        }
+        if client_prefix:
+            query["FilterExpression"] = "begins_with(client_id, :prefix)"
+            query["ExpressionAttributeValues"][":prefix"] = client_prefix
+        while True:
+            page = self._table.query(**query)
+            for item in page.get("Items", []):
+                yield str(item["client_id"]), int(item["failure_streak"])
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get_many(
+        self, job_type: str, client_ids: Sequence[str]
+    ) -> dict[str, ClientConfig | InvalidClientConfig]:
+        """These clients' configurations, by id (read by key; missing ones left out)."""
+        keys = [{"job_type": job_type, "client_id": client_id} for client_id in client_ids]
+        found = batch_get(self._table.meta.client, self._table.name, keys)
+        return {str(item["client_id"]): parse_config_item(item) for item in found}
 
     def every_client(self) -> Iterator[ClientConfig | InvalidClientConfig]:
         """Every configured client of every job type (a scan: for the probe, not hot paths)."""
@@ -184,16 +239,18 @@ class ConfigStore:
         """Extend or reset the client's consecutive-failure streak (and, the other way round,
         its run of healthy runs); None if it has no row."""
         if failed:
-            update, values = "ADD failure_streak :one SET healthy_runs = :zero", {":one": 1}
+            update = "ADD failure_streak :one SET healthy_runs = :zero"
+            values = {":one": 1, ":zero": 0}
         else:
-            update, values = "SET failure_streak = :zero ADD healthy_runs :one", {":one": 1}
+            # Removed, not zeroed: the row leaves the streak index (STREAK_INDEX).
+            update, values = "REMOVE failure_streak ADD healthy_runs :one", {":one": 1}
         try:
             response = self._table.update_item(
                 Key={"job_type": job_type, "client_id": client_id},
                 UpdateExpression=update,
                 ConditionExpression="attribute_exists(client_id)",
-                ExpressionAttributeValues={**values, ":zero": 0},
-                ReturnValues="ALL_NEW",  # UPDATED_NEW is empty when 0 is set again
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",  # UPDATED_NEW would not tell a removed streak
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             return None

@@ -3,15 +3,17 @@
 Served by the API and drawn by the CLI; apart from ``jobkit.health`` so the functions that
 only keep failure streaks do not import the API's models at cold start.
 
-Built to stay small and quick with 100,000 clients: every job type's config rows are read
-(the streaks that decide who needs attention live there), but only a page of clients is
-listed, those needing attention first, and only the listed clients' rows of the recent runs
-are read, by key. The open run's live totals are summed over its client rows only while it
-has few enough of them; a bigger run shows the totals its clients have rolled up so far.
+Built to stay small and quick with 100,000 clients: no row is read that the page does not
+show. Those needing attention come from the Config table's streak index (rows hold a failure
+streak only while it runs), longest streak first, and the page is filled with the other
+clients in id order, reading no more rows than it lists. The total is counted by DynamoDB
+(``Select=COUNT``): no row leaves the table, though the read units are a full read's. Only
+the listed clients' rows of the recent runs are read, by key. The open run's live totals are
+summed over its client rows only while it has few enough of them; a bigger run shows the
+totals its clients have rolled up so far.
 """
 
-import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
@@ -43,10 +45,6 @@ class ClientHealthOut(BaseModel):
     )
     problem: str | None = None
 
-    @property
-    def needs_attention(self) -> bool:
-        return self.problem is not None or self.streak > 0
-
 
 class JobHealthOut(BaseModel):
     job_type: str
@@ -64,12 +62,15 @@ class JobHealthOut(BaseModel):
     recent_runs: list[str] = []
     clients_total: int = Field(description="Clients configured (matching the filter, if any).")
     clients_needing_attention: int = Field(
-        description="Of those, clients with an invalid configuration or a failure streak."
+        description=(
+            "Of those, clients with a failure streak (an invalid configuration fails each run"
+            " it is planned in)."
+        )
     )
     clients: list[ClientHealthOut] = Field(
         description=(
-            "A page of them: those needing attention first (invalid configuration, then the"
-            " longest streaks), then by client id."
+            "A page of them: those needing attention first, longest streak first, then the"
+            " others by client id."
         )
     )
 
@@ -117,11 +118,7 @@ def _job_health(
     client_prefix: str,
 ) -> JobHealthOut:
     headers = runs.recent_runs(job_type, limit=RECENT_RUNS)
-    tally = _Tally()
-    clients = tally.count(_client(c) for c in configs.clients(job_type, client_prefix))
-    # The first page in attention order, kept as the rows stream by: never every client in
-    # memory at once.
-    listed = heapq.nsmallest(limit, clients, key=_attention_order)
+    attention, listed = _attention_first(configs, job_type, limit, client_prefix)
     _add_recent(listed, headers, runs)
     open_header = next((h for h in headers if h.status not in FINAL_STATUSES), None)
     return JobHealthOut(
@@ -131,31 +128,43 @@ def _job_health(
         last_run_id=headers[0].run_id if headers else None,
         open_run=run_out(runs, open_header, client_rows=0) if open_header else None,
         recent_runs=[h.status.value for h in headers],
-        clients_total=tally.total,
-        clients_needing_attention=tally.attention,
+        clients_total=configs.count(job_type, client_prefix),
+        clients_needing_attention=attention,
         clients=listed,
     )
 
 
-class _Tally:
-    def __init__(self) -> None:
-        self.total = 0
-        self.attention = 0
+def _attention_first(
+    configs: ConfigStore, job_type: str, limit: int, client_prefix: str
+) -> tuple[int, list[ClientHealthOut]]:
+    """How many clients need attention, and a page of ``limit``: those first, longest
+    streak first, then the others by id."""
+    streaking = list(configs.streaks(job_type, client_prefix))
+    first = sorted(streaking, key=lambda s: (-s[1], s[0]))[:limit]
+    found = configs.get_many(job_type, [client_id for client_id, _ in first])
+    listed = [
+        _client(found[client_id], streak) for client_id, streak in first if client_id in found
+    ]
+    if len(listed) < limit:
+        # Every client with a streak is listed by now: the rest are the others, by id.
+        skip = {client_id for client_id, _ in streaking}
+        others = configs.first_clients(job_type, client_prefix, page_size=limit + len(skip))
+        for config in others:
+            if config.client_id not in skip:
+                listed.append(_client(config))
+                if len(listed) == limit:
+                    break
+    return len(streaking), listed
 
-    def count(self, clients: Iterable[ClientHealthOut]) -> Iterator[ClientHealthOut]:
-        for client in clients:
-            self.total += 1
-            self.attention += client.needs_attention
-            yield client
 
-
-def _client(config: ClientConfig | InvalidClientConfig) -> ClientHealthOut:
+def _client(config: ClientConfig | InvalidClientConfig, streak: int = 0) -> ClientHealthOut:
+    """A client's line; ``streak`` from the streak index (an invalid row's is not parsed)."""
     if isinstance(config, InvalidClientConfig):
         return ClientHealthOut(
             client_id=config.client_id,
             enabled=False,
             pilot=False,
-            streak=0,
+            streak=streak,
             recent=[],
             problem=config.reason,
         )
@@ -166,10 +175,6 @@ def _client(config: ClientConfig | InvalidClientConfig) -> ClientHealthOut:
         streak=config.failure_streak,
         recent=[],
     )
-
-
-def _attention_order(client: ClientHealthOut) -> tuple[bool, int, str]:
-    return (client.problem is None, -client.streak, client.client_id)
 
 
 def _add_recent(
