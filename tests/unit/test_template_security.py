@@ -62,3 +62,21 @@ def test_no_secret_travels_in_an_environment_variable() -> None:
                 # Only where secrets live, never what they hold.
                 assert name.endswith(("_PREFIX", "_TABLE")), name
             assert "jk_" not in str(value) and "whsec_" not in str(value), name
+
+
+def test_the_functions_may_use_our_key_through_the_services_without_kms_statements() -> None:
+    # No function's policy grants KMS actions: the functions use the key only through SQS,
+    # DynamoDB and Lambda, which call KMS as the caller
+    kms_actions = [(name, s["Action"]) for name, s in _statements() if "kms:" in str(s["Action"])]
+    assert kms_actions == []
+    # So the key policy itself must grant this account's principals, through those services.
+    # A statement naming the account root would not: it only lets IAM policies grant the key,
+    # and AWS would refuse every send to an encrypted queue (KMS.AccessDeniedException).
+    statements = _of_type("AWS::KMS::Key")["DataKey"]["KeyPolicy"]["Statement"]
+    [use] = [s for s in statements if s["Sid"] == "UseThroughTheStacksServices"]
+    assert use["Principal"] == {"AWS": "*"}
+    conditions = use["Condition"]["StringEquals"]
+    assert conditions["kms:CallerAccount"] == "AWS::AccountId"
+    services = {service.split(".")[0] for service in conditions["kms:ViaService"]}
+    assert {"sqs", "dynamodb", "lambda", "sns"} <= services
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(use["Action"])
