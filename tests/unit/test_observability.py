@@ -220,3 +220,18 @@ def test_every_counted_record_reports_its_latency_from_enqueue(pipeline: Any, ca
     assert all(0 <= v < 60_000 for v in latencies)
     assert all(r["job_type"] == "sync-completed-records" for r in records)
     assert records[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Milliseconds"
+
+
+def test_a_malformed_request_is_refused_by_botocore_not_by_the_permission_notes(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ParamValidationError
+
+    from jobkit import aws as clients
+
+    monkeypatch.setenv("JOBKIT_LOG_REQUESTS", "true")
+    clients.dynamodb_client.cache_clear()
+    with pytest.raises(ParamValidationError):
+        clients.dynamodb_client().transact_write_items(TransactItems=[{"Put": {"Item": {}}}])
+    with pytest.raises(ParamValidationError):
+        clients.dynamodb_client().query(IndexName="by-job")

@@ -57,7 +57,8 @@ class Permission(NamedTuple):
 
 
 def permissions_needed(service: str, operation: str, params: dict[str, Any]) -> list[Permission]:
-    """What IAM must allow for this request (``service`` as botocore names it)."""
+    """What IAM must allow for this request (``service`` as botocore names it). Never
+    raises: a malformed request is botocore's to refuse, with its own message."""
     if service == "dynamodb":
         return _dynamodb(operation, params)
     if service == "sqs" and "QueueUrl" in params:
@@ -86,9 +87,8 @@ def _dynamodb(operation: str, params: dict[str, Any]) -> list[Permission]:
         needed = set()
         for entry in params.get("TransactItems", []):
             for kind, item in entry.items():
-                needed.add(
-                    Permission(f"dynamodb:{_TRANSACT_ACTION[kind]}", TABLE, item["TableName"])
-                )
+                action = f"dynamodb:{_TRANSACT_ACTION.get(kind, kind)}"
+                needed.add(Permission(action, TABLE, str(item.get("TableName", "*"))))
         return sorted(needed)
     if operation in ("BatchGetItem", "BatchWriteItem"):
         return [
@@ -96,7 +96,8 @@ def _dynamodb(operation: str, params: dict[str, Any]) -> list[Permission]:
             for table in sorted(params.get("RequestItems", {}))
         ]
     if index := params.get("IndexName"):
-        return [Permission(f"dynamodb:{operation}", INDEX, f"{params['TableName']}/index/{index}")]
+        table = params.get("TableName", "*")
+        return [Permission(f"dynamodb:{operation}", INDEX, f"{table}/index/{index}")]
     if "TableName" in params:
         return [Permission(f"dynamodb:{operation}", TABLE, params["TableName"])]
     return [Permission(f"dynamodb:{operation}", ANY, "*")]
