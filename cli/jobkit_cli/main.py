@@ -124,7 +124,8 @@ def health(
     ] = DEFAULT_CLIENTS,
 ) -> None:
     """Job types x clients: recent results, failure streaks, ratios and the DLQ depth.
-    Clients needing attention (invalid configuration, failure streak) are listed first."""
+    Clients needing attention are listed first, longest failure streak first (an invalid
+    configuration fails each run it is planned in)."""
     from jobkit_cli.health_view import health_tables
 
     for table in health_tables(Stack.current(), limit, client):
