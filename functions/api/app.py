@@ -289,7 +289,10 @@ def job_health(
         for job, planner in settings.planners.items()
         if key.allows(Scope.READ, job)
     }
-    return build_health(schedules, configs, runs, _dlq_depth(), limit=limit, client_prefix=client)
+    # The work DLQ is shared by every job type: its depth is not for a key limited to some.
+    every_job = Scope.ADMIN in key.scopes or not key.job_types
+    dlq_depth = _dlq_depth() if every_job else None
+    return build_health(schedules, configs, runs, dlq_depth, limit=limit, client_prefix=client)
 
 
 def _dlq_depth() -> int:

@@ -89,6 +89,10 @@ def test_health_shows_the_job_types_a_key_may_read_and_finds_clients_by_prefix(
     [job] = api.get("/health", params={"client": f"{name}-", "limit": 2}).json()["jobs"]
     assert [c["client_id"] for c in job["clients"]] == clients[:2]
     assert (job["clients_total"], job["clients_needing_attention"]) == (3, 0)
+    # The work DLQ is shared by every job type: its depth is for keys that read them all
+    assert api.get("/health").json()["dlq_depth"] is None
+    every_job = _api(api_base, make_key(Scope.READ))
+    assert isinstance(every_job.get("/health").json()["dlq_depth"], int)
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,12 @@ class JobHealthOut(BaseModel):
 
 class HealthOut(BaseModel):
     generated_at: datetime
-    dlq_depth: int
+    dlq_depth: int | None = Field(
+        description=(
+            "Messages in the work DLQ. It is shared by every job type: null for a key limited"
+            " to some of them."
+        )
+    )
     jobs: list[JobHealthOut]
 
 
@@ -95,7 +100,7 @@ def build_health(
     schedules: dict[str, str],
     configs: ConfigStore,
     runs: RunStore,
-    dlq_depth: int,
+    dlq_depth: int | None,
     *,
     limit: int = DEFAULT_CLIENTS,
     client_prefix: str = "",
