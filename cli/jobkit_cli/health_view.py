@@ -41,8 +41,7 @@ def health_tables(
     report = load_health(stack, limit, client_prefix)
     tables = []
     for job in report.jobs:
-        depth = "not shown to this key" if report.dlq_depth is None else report.dlq_depth
-        title = f"{job.job_type} · {job.health} · DLQ depth {depth}"
+        title = f"{job.job_type} · {job.health} · DLQ depth {report.dlq_depth}"
         if job.open_run:
             counts = job.open_run.counts
             done = counts.processed + counts.skipped + counts.failed

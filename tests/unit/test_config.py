@@ -101,3 +101,48 @@ def test_replacing_a_configuration_keeps_the_platforms_state(aws: Any) -> None:
             Key={"job_type": "sync-completed-records", "client_id": "acme"}
         )["Item"]
     )
+
+
+def test_replacing_a_configuration_never_brings_back_an_ended_streak(aws: Any) -> None:
+    store = ConfigStore(aws.tables["ConfigTable"])
+    store.put(ClientConfig(**VALID))
+    store.record_result("sync-completed-records", "acme", failed=True)
+    store.record_result("sync-completed-records", "acme", failed=True)
+    stale = store.get("sync-completed-records", "acme")  # read while it was failing
+    store.record_result("sync-completed-records", "acme", failed=False)
+    # An edit made from that stale read must not write its streak back
+    store.put(stale.model_copy(update={"page_size": 20}))
+    loaded = store.get("sync-completed-records", "acme")
+    assert (loaded.page_size, loaded.failure_streak) == (20, 0)
+    assert list(store.streaks("sync-completed-records")) == []
+
+
+def test_streaks_are_read_from_the_table_while_the_index_is_being_built(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    table = aws.tables["ConfigTable"]
+    store = ConfigStore(table)
+    for client_id in ("acme", "globex", "initech"):
+        store.put(ClientConfig(**{**VALID, "client_id": client_id}))
+    store.record_result("sync-completed-records", "globex", failed=True)
+    query = table.query
+
+    def refuse_the_index(**kwargs: Any) -> Any:
+        # What DynamoDB answers while a new index is backfilled on a table that has rows
+        if "IndexName" in kwargs:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ValidationException",
+                        "Message": "Cannot read from backfilling global secondary index: by-streak",
+                    }
+                },
+                "Query",
+            )
+        return query(**kwargs)
+
+    monkeypatch.setattr(table, "query", refuse_the_index)
+    assert list(store.streaks("sync-completed-records")) == [("globex", 1)]
+    assert list(store.streaks("sync-completed-records", client_prefix="acme")) == []

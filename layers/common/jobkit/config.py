@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobkit.aws import batch_get
@@ -129,24 +130,37 @@ class ConfigStore:
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def streaks(self, job_type: str, client_prefix: str = "") -> Iterator[tuple[str, int]]:
-        """(client id, failure streak) of every client whose streak runs, longest first,
-        from the streak index: as many rows as there are failing clients."""
+        """(client id, failure streak) of every client whose streak runs, from the streak
+        index: as many rows as there are failing clients.
+
+        While DynamoDB is still building the index (the first deploy that adds it, on a
+        table that has rows), it refuses reads of it: the streaks are then read from the
+        table itself, every row of the job type read and only the failing ones returned."""
+        values: dict[str, Any] = {":job": job_type, ":zero": 0}
         query: dict[str, Any] = {
             "IndexName": STREAK_INDEX,
             "KeyConditionExpression": "job_type = :job AND failure_streak > :zero",
-            "ExpressionAttributeValues": {":job": job_type, ":zero": 0},
-            "ScanIndexForward": False,
+            "ExpressionAttributeValues": values,
         }
         if client_prefix:
             query["FilterExpression"] = "begins_with(client_id, :prefix)"
-            query["ExpressionAttributeValues"][":prefix"] = client_prefix
-        while True:
+            values[":prefix"] = client_prefix
+        try:
             page = self._table.query(**query)
+        except ClientError as exc:
+            if "backfilling" not in str(exc).lower():
+                raise
+            fallback = self._client_range(job_type, client_prefix)
+            fallback["ExpressionAttributeValues"][":zero"] = 0
+            query = {"FilterExpression": "failure_streak > :zero", **fallback}
+            page = self._table.query(**query)
+        while True:
             for item in page.get("Items", []):
                 yield str(item["client_id"]), int(item["failure_streak"])
             if "LastEvaluatedKey" not in page:
                 return
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            page = self._table.query(**query)
 
     def get_many(
         self, job_type: str, client_ids: Sequence[str]
@@ -195,6 +209,10 @@ class ConfigStore:
         values: dict[str, Any] = {}
         for index, field in enumerate(ClientConfig.model_fields):
             if field in KEY_FIELDS or (field in STATE_FIELDS and field not in item):
+                continue
+            if field == "failure_streak":
+                # Only runs write a streak (``record_result``): a clean run removes it, so
+                # if_not_exists would bring back one that has ended, from a stale read.
                 continue
             name, value = f"#f{index}", f":f{index}"
             names[name] = field

@@ -31,6 +31,7 @@ from jobkit.runs import (
 )
 
 DEFAULT_CLIENTS = 50
+_MAX_PAGE_ROWS = 1000  # rows per Query when filling the page
 RECENT_RUNS = 5
 
 
@@ -144,17 +145,22 @@ def _attention_first(
 ) -> tuple[int, list[ClientHealthOut]]:
     """How many clients need attention, and a page of ``limit``: those first, longest
     streak first, then the others by id."""
-    streaking = list(configs.streaks(job_type, client_prefix))
-    first = sorted(streaking, key=lambda s: (-s[1], s[0]))[:limit]
-    found = configs.get_many(job_type, [client_id for client_id, _ in first])
-    listed = [
-        _client(found[client_id], streak) for client_id, streak in first if client_id in found
-    ]
+    streaking = sorted(configs.streaks(job_type, client_prefix), key=lambda s: (-s[1], s[0]))
+    listed: list[ClientHealthOut] = []
+    # Their rows by key, a page at a time: a row deleted since the index was written is
+    # skipped and the next failing client takes its place.
+    for start in range(0, len(streaking), limit):
+        if len(listed) == limit:
+            break
+        chunk = streaking[start : start + limit]
+        found = configs.get_many(job_type, [client_id for client_id, _ in chunk])
+        listed += [_client(found[c], streak) for c, streak in chunk if c in found]
+        listed = listed[:limit]
     if len(listed) < limit:
         # Every client with a streak is listed by now: the rest are the others, by id.
         skip = {client_id for client_id, _ in streaking}
-        others = configs.first_clients(job_type, client_prefix, page_size=limit + len(skip))
-        for config in others:
+        page_size = min(limit + len(skip), _MAX_PAGE_ROWS)
+        for config in configs.first_clients(job_type, client_prefix, page_size=page_size):
             if config.client_id not in skip:
                 listed.append(_client(config))
                 if len(listed) == limit:
@@ -162,14 +168,16 @@ def _attention_first(
     return len(streaking), listed
 
 
-def _client(config: ClientConfig | InvalidClientConfig, streak: int = 0) -> ClientHealthOut:
-    """A client's line; ``streak`` from the streak index (an invalid row's is not parsed)."""
+def _client(
+    config: ClientConfig | InvalidClientConfig, streak: int | None = None
+) -> ClientHealthOut:
+    """A client's line. ``streak``: the index's, which ranked it; else the row's own."""
     if isinstance(config, InvalidClientConfig):
         return ClientHealthOut(
             client_id=config.client_id,
             enabled=False,
             pilot=False,
-            streak=streak,
+            streak=streak or 0,
             recent=[],
             problem=config.reason,
         )
@@ -177,7 +185,7 @@ def _client(config: ClientConfig | InvalidClientConfig, streak: int = 0) -> Clie
         client_id=config.client_id,
         enabled=config.enabled,
         pilot=config.pilot,
-        streak=config.failure_streak,
+        streak=config.failure_streak if streak is None else streak,
         recent=[],
     )
 
