@@ -4,6 +4,7 @@ Adding a client is adding one item. A malformed item is reported with its field 
 and the other clients of the run carry on.
 """
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,9 @@ KEY_FIELDS = ("job_type", "client_id")
 STREAK_INDEX = "by-streak"
 # Written by the platform as runs go; kept when a client's configuration is replaced.
 STATE_FIELDS = frozenset({"cursor", "failure_streak", "healthy_runs"})
+# Of those, what only a run writes (``record_result``), never ``put``: a clean run removes the
+# streak, so keeping it with if_not_exists would write back, from a stale read, one that ended.
+RUN_WRITTEN_FIELDS = frozenset({"failure_streak"})
 # The seed's rollout rule: a pilot client is watched for two full cycles before it is expanded.
 PILOT_HEALTHY_RUNS = 2
 
@@ -120,14 +124,9 @@ class ConfigStore:
 
     def count(self, job_type: str, client_prefix: str = "") -> int:
         """How many clients are configured (DynamoDB counts; no row leaves the table)."""
-        query: dict[str, Any] = {"Select": "COUNT", **self._client_range(job_type, client_prefix)}
-        total = 0
-        while True:
-            page = self._table.query(**query)
-            total += int(page.get("Count", 0))
-            if "LastEvaluatedKey" not in page:
-                return total
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        query = self._client_range(job_type, client_prefix)
+        pages = self._pages(self._table.query, Select="COUNT", **query)
+        return sum(int(page.get("Count", 0)) for page in pages)
 
     def streaks(self, job_type: str, client_prefix: str = "") -> Iterator[tuple[str, int]]:
         """(client id, failure streak) of every client whose streak runs, from the streak
@@ -145,22 +144,21 @@ class ConfigStore:
         if client_prefix:
             query["FilterExpression"] = "begins_with(client_id, :prefix)"
             values[":prefix"] = client_prefix
+        pages = self._pages(self._table.query, **query)
         try:
-            page = self._table.query(**query)
+            first = next(pages)
         except ClientError as exc:
             if "backfilling" not in str(exc).lower():
                 raise
             fallback = self._client_range(job_type, client_prefix)
             fallback["ExpressionAttributeValues"][":zero"] = 0
-            query = {"FilterExpression": "failure_streak > :zero", **fallback}
-            page = self._table.query(**query)
-        while True:
+            pages = self._pages(
+                self._table.query, FilterExpression="failure_streak > :zero", **fallback
+            )
+            first = next(pages)
+        for page in itertools.chain([first], pages):
             for item in page.get("Items", []):
                 yield str(item["client_id"]), int(item["failure_streak"])
-            if "LastEvaluatedKey" not in page:
-                return
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            page = self._table.query(**query)
 
     def get_many(
         self, job_type: str, client_ids: Sequence[str]
@@ -179,10 +177,16 @@ class ConfigStore:
         read: Callable[..., Any], **kwargs: Any
     ) -> Iterator[ClientConfig | InvalidClientConfig]:
         """Every item a query or scan returns, page by page, parsed."""
-        while True:
-            page = read(**kwargs)
+        for page in ConfigStore._pages(read, **kwargs):
             for item in page.get("Items", []):
                 yield parse_config_item(item)
+
+    @staticmethod
+    def _pages(read: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every page a query or scan answers, as DynamoDB returns it."""
+        while True:
+            page = read(**kwargs)
+            yield page
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -208,11 +212,9 @@ class ConfigStore:
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         for index, field in enumerate(ClientConfig.model_fields):
-            if field in KEY_FIELDS or (field in STATE_FIELDS and field not in item):
+            if field in KEY_FIELDS or field in RUN_WRITTEN_FIELDS:
                 continue
-            if field == "failure_streak":
-                # Only runs write a streak (``record_result``): a clean run removes it, so
-                # if_not_exists would bring back one that has ended, from a stale read.
+            if field in STATE_FIELDS and field not in item:
                 continue
             name, value = f"#f{index}", f":f{index}"
             names[name] = field
