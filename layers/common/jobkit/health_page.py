@@ -3,14 +3,14 @@
 Served by the API and drawn by the CLI; apart from ``jobkit.health`` so the functions that
 only keep failure streaks do not import the API's models at cold start.
 
-Built to stay small and quick with 100,000 clients: no row is read that the page does not
-show. Those needing attention come from the Config table's streak index (rows hold a failure
-streak only while it runs), longest streak first, and the page is filled with the other
-clients in id order, reading no more rows than it lists. The total is counted by DynamoDB
-(``Select=COUNT``): no row leaves the table, though the read units are a full read's. Only
-the listed clients' rows of the recent runs are read, by key. The open run's live totals are
-summed over its client rows only while it has few enough of them; a bigger run shows the
-totals its clients have rolled up so far.
+Built to stay small and quick with 100,000 clients: it reads the failing clients' keys, the
+rows it lists and a count, not every client. Those needing attention come from the Config
+table's streak index (rows hold a failure streak only while it runs), longest streak first,
+and the page is filled with the other clients in id order, a page of rows at a time. The
+total is counted by DynamoDB (``Select=COUNT``): no row leaves the table, though the read
+units are a full read's. Only the listed clients' rows of the recent runs are read, by key.
+The open run's live totals are summed over its client rows only while it has few enough of
+them; a bigger run shows the totals its clients have rolled up so far.
 """
 
 from collections.abc import Sequence

@@ -57,8 +57,7 @@ class Permission(NamedTuple):
 
 
 def permissions_needed(service: str, operation: str, params: dict[str, Any]) -> list[Permission]:
-    """What IAM must allow for this request (``service`` as botocore names it). Never
-    raises: a malformed request is botocore's to refuse, with its own message."""
+    """What IAM must allow for this request (``service`` as botocore names it)."""
     if service == "dynamodb":
         return _dynamodb(operation, params)
     if service == "sqs" and "QueueUrl" in params:
