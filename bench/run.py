@@ -322,6 +322,7 @@ def import_seconds(codes: dict[str, str], path: str) -> dict[str, float]:
         "CREDENTIALS_SECRET_PREFIX": "p",
         "RETRY_FUNCTION_ARN": "arn:aws:lambda:us-east-1:1:function:r",
         "RETRY_ROLE_ARN": "arn:aws:iam::1:role/r",
+        "RETRY_SCHEDULE_GROUP": "s",
     }
     timed = {
         name: f"import time\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"

@@ -63,3 +63,40 @@ def table_definitions() -> dict[str, dict[str, Any]]:
             definition["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
         tables[logical_id] = definition
     return tables
+
+
+SAM_PYTHON = ROOT / ".jobkit" / "venvs" / "sam" / "bin" / "python"
+_TRANSFORM = """
+import json, os, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+source = yaml_parse(open(sys.argv[1]).read())
+for resource in source["Resources"].values():
+    props = resource.get("Properties", {})
+    for key in ("CodeUri", "ContentUri"):  # where `sam package` puts the code
+        if isinstance(props.get(key), str):
+            props[key] = "s3://artifacts/" + props[key]
+class NoManagedPolicies:  # the template names managed policies by ARN only
+    def load(self):
+        return {}
+print(json.dumps(transform(source, json.loads(sys.argv[2]), NoManagedPolicies())))
+"""
+
+
+def transformed_template(**parameters: str) -> dict[str, Any]:
+    """template.yaml after SAM's transform, as CloudFormation runs it on `sam deploy`.
+
+    Run by the SAM CLI's own samtranslator (its venv, `make setup`): the translator pins
+    a pydantic older than the layer's, so it does not share the project's venv.
+    """
+    import subprocess
+
+    values = {"ExternalBaseUrl": "https://external.example.com", **parameters}
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [str(SAM_PYTHON), "-c", _TRANSFORM, str(ROOT / "template.yaml"), json.dumps(values)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]

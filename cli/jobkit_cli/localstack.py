@@ -150,7 +150,6 @@ def deploy(state: LocalState, root: Path | None = None, stack_name: str = STACK_
     env = aws_env(state.endpoint_url)
     # sam build needs python3.13 on PATH: ours is the project venv's interpreter.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["JOBKIT_ARCH"] = "x86_64"
     overrides = local_parameter_overrides(root, state.external_url)
     log = state_dir() / "sam.log"
     steps = [

@@ -18,12 +18,8 @@ settings = load_settings(RetryWorkerSettings)
 chaos = build_chaos(settings.control_table, settings.chaos_enabled)
 configs = ConfigStore(dynamodb_table(settings.config_table))
 runs = RunStore(dynamodb_table(settings.runs_table), on_client_closed=ClientHealth(configs).record)
-worker = RetryWorker(
-    runs,
-    WorkQueue(sqs_client, settings.work_queue_url, chaos),
-    build_circuits(settings),
-    build_retries(settings, runs),
-)
+queue = WorkQueue(sqs_client, settings.work_queue_url, chaos)
+circuits = build_circuits(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -33,4 +29,8 @@ worker = RetryWorker(
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = RetryRequest.model_validate(event)
     logger.append_keys(run_id=request.run_id, client_id=request.client_id)
+    # Its next attempts invoke this very function: the template cannot give a function its
+    # own ARN, the invocation can.
+    retries = build_retries(settings, runs, target_arn=context.invoked_function_arn)
+    worker = RetryWorker(runs, queue, circuits, retries)
     return {"result": worker.retry(request), "attempt": request.attempt}

@@ -27,6 +27,8 @@ from tests.support import LambdaContext
 JOB = "sync-completed-records"
 RETRY_TARGET = "arn:aws:lambda:us-east-1:123456789012:function:jobkit-retry-worker"
 RETRY_ROLE = "arn:aws:iam::123456789012:role/jobkit-retry-scheduler"
+RETRY_GROUP = "jobkit-test-schedules"  # the stack's own group, as the template gives it
+RETRY_DLQ = "arn:aws:sqs:us-east-1:123456789012:jobkit-schedule-dlq"
 
 
 @dataclass
@@ -64,9 +66,12 @@ class Pipeline:
             success_threshold=1,
         )
         self.scheduler = boto3.client("scheduler")
+        self.scheduler.create_schedule_group(Name=RETRY_GROUP)
         self.retries = ClientRetries(
             self.runs,
-            RetryScheduler(lambda: self.scheduler, RETRY_TARGET, RETRY_ROLE, "default"),
+            RetryScheduler(
+                lambda: self.scheduler, RETRY_TARGET, RETRY_ROLE, RETRY_GROUP, RETRY_DLQ
+            ),
             RetryPolicy(base_seconds=5, max_seconds=60, max_retries=2),
         )
         self.retry_worker = RetryWorker(self.runs, self.queue, self.circuits, self.retries)
@@ -85,20 +90,21 @@ class Pipeline:
 
     def scheduled_retries(self) -> list[RetryRequest]:
         """The one-off schedules created so far, as the requests they would send."""
-        names = [s["Name"] for s in self.scheduler.list_schedules()["Schedules"]]
         return [
-            RetryRequest.model_validate_json(
-                self.scheduler.get_schedule(Name=name)["Target"]["Input"]
-            )
-            for name in names
+            RetryRequest.model_validate_json(definition["Target"]["Input"])
+            for definition in self.retry_schedules()
         ]
+
+    def retry_schedules(self) -> list[dict[str, Any]]:
+        """The one-off schedules' definitions, from the stack's group."""
+        listed = self.scheduler.list_schedules(GroupName=RETRY_GROUP)["Schedules"]
+        return [self.scheduler.get_schedule(Name=s["Name"], GroupName=RETRY_GROUP) for s in listed]
 
     def fire_retries(self) -> list[str]:
         """Time passes: every schedule fires once (then is deleted, as ours ask)."""
         results = []
-        for schedule in self.scheduler.list_schedules()["Schedules"]:
-            definition = self.scheduler.get_schedule(Name=schedule["Name"])
-            self.scheduler.delete_schedule(Name=schedule["Name"])
+        for definition in self.retry_schedules():
+            self.scheduler.delete_schedule(Name=definition["Name"], GroupName=RETRY_GROUP)
             request = RetryRequest.model_validate_json(definition["Target"]["Input"])
             results.append(self.retry_worker.retry(request))
         return results

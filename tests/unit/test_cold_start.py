@@ -32,6 +32,7 @@ ENV = {
     "EVENT_BUS_NAME": "jobkit-events",
     "RETRY_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:retry",
     "RETRY_ROLE_ARN": "arn:aws:iam::123456789012:role/retry",
+    "RETRY_SCHEDULE_GROUP": "jobkit-schedules",
     "CREDENTIALS_SECRET_PREFIX": "jobkit/external",
 }
 

@@ -1,7 +1,9 @@
 """The handlers themselves, driven by the sample events in events/ (as `sam local invoke`)."""
 
 import importlib
+import json
 import sys
+import time
 from types import ModuleType
 from typing import Any
 
@@ -26,6 +28,8 @@ def handler_env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         "CONTROL_TABLE": "ControlTable",
         "RETRY_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:retry",
         "RETRY_ROLE_ARN": "arn:aws:iam::123456789012:role/retry",
+        "RETRY_SCHEDULE_GROUP": "jobkit-schedules",
+        "RETRY_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:schedule-dlq",
         "CREDENTIALS_SECRET_PREFIX": "jobkit/external",
     }
     for name, value in values.items():
@@ -89,3 +93,47 @@ def test_processor_dead_letters_bad_messages_and_fails_none(handler_env: Any) ->
     )["Messages"]
     reasons = sorted(m["MessageAttributes"]["error_type"]["StringValue"] for m in messages)
     assert reasons == ["ConfigNotFoundError", "InvalidEnvelopeError"]
+
+
+def test_retry_worker_schedules_its_next_attempt_at_itself_in_the_stacks_group(
+    handler_env: Any,
+) -> None:
+    # Given acme's circuit open, and a run planned for acme: the planner schedules a retry
+    import boto3
+    from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
+        CircuitBreakerDynamoDBPersistence,
+    )
+
+    from jobkit.circuits import circuit_name
+    from jobkit.config import ClientConfig, ConfigStore
+
+    scheduler = boto3.client("scheduler")
+    scheduler.create_schedule_group(Name="jobkit-schedules")
+    ConfigStore(handler_env.tables["ConfigTable"]).put(
+        ClientConfig(job_type="sync-completed-records", client_id="acme", group_id="north")
+    )
+    CircuitBreakerDynamoDBPersistence(table_name="ControlTable").save_open(
+        circuit_name("acme"), 3, int(time.time()) + 300
+    )
+    _fresh("planner.app").handler(load_event("planner-api"), LambdaContext())
+    [first] = scheduler.list_schedules(GroupName="jobkit-schedules")["Schedules"]
+    planned = scheduler.get_schedule(Name=first["Name"], GroupName="jobkit-schedules")
+    assert planned["Target"]["Arn"] == "arn:aws:lambda:us-east-1:123456789012:function:retry"
+
+    # When the retry worker runs it while the circuit is still open
+    worker_arn = "arn:aws:lambda:us-east-1:123456789012:function:jobkit-b-RetryWorker-1A2B3C"
+    event = json.loads(planned["Target"]["Input"])
+    result = _fresh("retry.app").handler(event, LambdaContext(invoked_function_arn=worker_arn))
+
+    # Then its next attempt invokes the worker itself (the template cannot name it), in the
+    # stack's own group, and a failed invoke lands in the schedule DLQ instead of vanishing
+    assert result == {"result": "delayed", "attempt": 1}
+    names = {s["Name"] for s in scheduler.list_schedules(GroupName="jobkit-schedules")["Schedules"]}
+    [later] = names - {first["Name"]}
+    again = scheduler.get_schedule(Name=later, GroupName="jobkit-schedules")
+    assert again["Target"]["Arn"] == worker_arn
+    assert again["Target"]["DeadLetterConfig"] == {
+        "Arn": "arn:aws:sqs:us-east-1:123456789012:schedule-dlq"
+    }
+    every = scheduler.list_schedules()["Schedules"]  # nothing in the account's shared group
+    assert {s["GroupName"] for s in every} == {"jobkit-schedules"}

@@ -76,15 +76,31 @@ class RetryScheduler:
     """
 
     def __init__(
-        self, scheduler: Callable[[], Any], target_arn: str, role_arn: str, group: str
+        self,
+        scheduler: Callable[[], Any],
+        target_arn: str,
+        role_arn: str,
+        group: str,
+        dead_letter_arn: str | None = None,
     ) -> None:
         self._scheduler = scheduler
         self._target_arn = target_arn
         self._role_arn = role_arn
         self._group = group
+        self._dead_letter_arn = dead_letter_arn
 
     def schedule(self, request: RetryRequest, when: datetime) -> None:
         name = schedule_name(request)
+        target: dict[str, Any] = {
+            "Arn": self._target_arn,
+            "RoleArn": self._role_arn,
+            "Input": json.dumps(request.model_dump(mode="json")),
+            "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
+        }
+        if self._dead_letter_arn:
+            # Without it, a retry whose invoke fails every attempt is dropped, and the client
+            # waits on its run until the run is cancelled.
+            target["DeadLetterConfig"] = {"Arn": self._dead_letter_arn}
         scheduler = self._scheduler()
         try:
             scheduler.create_schedule(
@@ -94,12 +110,7 @@ class RetryScheduler:
                 ScheduleExpressionTimezone="UTC",
                 FlexibleTimeWindow={"Mode": "OFF"},
                 ActionAfterCompletion="DELETE",
-                Target={
-                    "Arn": self._target_arn,
-                    "RoleArn": self._role_arn,
-                    "Input": json.dumps(request.model_dump(mode="json")),
-                    "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
-                },
+                Target=target,
             )
         except scheduler.exceptions.ConflictException:
             logger.info("retry already scheduled", extra={"schedule": name})

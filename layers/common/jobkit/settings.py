@@ -41,9 +41,14 @@ class ExternalSettings(CircuitSettings):
 
 
 class RetrySettings(CircuitSettings):
-    retry_function_arn: str = Field(alias="RETRY_FUNCTION_ARN", min_length=1)
+    # The retry worker has no such variable (a function cannot name itself in the template):
+    # it schedules its own next attempts at the ARN it was invoked by.
+    retry_function_arn: str | None = Field(None, alias="RETRY_FUNCTION_ARN", min_length=1)
     retry_role_arn: str = Field(alias="RETRY_ROLE_ARN", min_length=1)
-    retry_schedule_group: str = Field("default", alias="RETRY_SCHEDULE_GROUP", min_length=1)
+    # The stack's own schedule group: never "default", which every stack of the account shares.
+    retry_schedule_group: str = Field(alias="RETRY_SCHEDULE_GROUP", min_length=1)
+    # Where Scheduler puts a retry whose invoke failed every attempt.
+    retry_dlq_arn: str | None = Field(None, alias="RETRY_DLQ_ARN", min_length=1)
     retry_base_seconds: int = Field(60, alias="RETRY_BASE_SECONDS", ge=1)
     retry_max_seconds: int = Field(3600, alias="RETRY_MAX_SECONDS", ge=1)
     retry_max_retries: int = Field(3, alias="RETRY_MAX_RETRIES", ge=0, le=20)

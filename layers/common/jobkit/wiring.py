@@ -44,14 +44,22 @@ def build_chaos(control_table: str, enabled: bool) -> Chaos:
     return Chaos(dynamodb_table(control_table)) if enabled else NO_CHAOS
 
 
-def build_retries(settings: RetrySettings, runs: RunStore) -> ClientRetries:
+def build_retries(
+    settings: RetrySettings, runs: RunStore, target_arn: str | None = None
+) -> ClientRetries:
+    """``target_arn`` is the retry worker's, when the settings cannot say it (the worker's own
+    invocations: it reschedules itself)."""
+    target = target_arn or settings.retry_function_arn
+    if not target:
+        raise ValueError("the retry worker's ARN is needed: RETRY_FUNCTION_ARN or target_arn")
     return ClientRetries(
         runs,
         RetryScheduler(
             scheduler_client,  # the client on the first retry: most invocations schedule none
-            settings.retry_function_arn,
+            target,
             settings.retry_role_arn,
             settings.retry_schedule_group,
+            settings.retry_dlq_arn,
         ),
         RetryPolicy(
             base_seconds=settings.retry_base_seconds,
