@@ -1,6 +1,6 @@
 """Runs API Lambda: the async job pattern over REST, behind the key authorizer.
 
-POST /jobs/{type}/runs answers 202 with Location /runs/{id} and the run; the planner is
+POST /jobs/{type}/runs answers 202 with the run's URL in Location and the run; the planner is
 invoked asynchronously on the run it opened. Scopes come from the authorizer's context.
 """
 
@@ -35,6 +35,7 @@ from jobkit.api_models import (
     SubscriptionOut,
     run_out,
 )
+from jobkit.api_urls import public_url
 from jobkit.aws import dynamodb_table, lambda_client, secrets_client, sqs_client
 from jobkit.config import ClientConfig, ConfigStore
 from jobkit.envelope import Identifier, describe_validation_error
@@ -216,7 +217,9 @@ def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunO
         status_code=202,
         content_type="application/json",
         body=RunOut.of_header(header),
-        headers={"Location": f"/runs/{run_id}"},
+        headers={
+            "Location": public_url(app.current_event, f"/runs/{run_id}", settings.is_local)
+        },
     )
 
 

@@ -4,6 +4,7 @@ import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -136,7 +137,10 @@ def test_trigger_answers_202_and_the_run_reaches_a_final_status_with_counts(
     accepted = api.post(f"/jobs/{JOB}/runs", json={"clientIds": [client]})
     assert accepted.status_code == 202
     run_id = accepted.json()["run_id"]
-    assert accepted.headers["location"] == f"/runs/{run_id}"
+    # The Location, resolved against the API's URL as a client resolves it, is this run
+    location = urljoin(f"{api_base}/", accepted.headers["location"])
+    followed = httpx.get(location, headers=api.headers, timeout=30.0)
+    assert followed.status_code == 200 and followed.json()["run_id"] == run_id
     final: dict[str, Any] = {}
 
     def finished() -> bool:

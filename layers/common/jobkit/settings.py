@@ -97,6 +97,12 @@ class ApiSettings(TableSettings):
     webhook_secret_prefix: str = Field(alias="WEBHOOK_SECRET_PREFIX", min_length=1)
     # Plain-http receivers on loopback are for the local stack only.
     allow_loopback_webhooks: bool = Field(False, alias="ALLOW_LOOPBACK_WEBHOOKS")
+    # The template's Environment: the local stack serves the API under its own URL layout.
+    environment: str = Field("aws", alias="JOBKIT_ENVIRONMENT", pattern="^(aws|local)$")
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == "local"
     work_dlq_url: str = Field(alias="WORK_DLQ_URL", min_length=1)
     # Job type -> {"function": planner name, "schedule": expression}, written by the template.
     planners: Json[dict[str, dict[str, str]]] = Field(alias="PLANNERS")
