@@ -143,17 +143,25 @@ def local_parameter_overrides(root: Path, external_url: str) -> str:
     return re.sub(r"ExternalBaseUrl=\S+", f"ExternalBaseUrl={external_url}", overrides)
 
 
-def deploy(state: LocalState, root: Path | None = None, stack_name: str = STACK_NAME) -> None:
-    """sam build + sam deploy --config-env local: the same deploy as to AWS."""
+def deploy(
+    state: LocalState,
+    root: Path | None = None,
+    stack_name: str = STACK_NAME,
+    overrides: dict[str, str] | None = None,
+) -> None:
+    """sam build + sam deploy --config-env local: the same deploy as to AWS. ``overrides``
+    replace samconfig's local parameters (a second stack beside the first, say)."""
     root = root or project_root()
     sam = str(_tool(SAM))
     env = aws_env(state.endpoint_url)
     # sam build needs python3.13 on PATH: ours is the project venv's interpreter.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    overrides = local_parameter_overrides(root, state.external_url)
+    parameters = local_parameter_overrides(root, state.external_url)
+    for name, value in (overrides or {}).items():
+        parameters = re.sub(rf"(^| ){name}=\S+", "", parameters).strip() + f" {name}={value}"
     log = state_dir() / "sam.log"
     steps = [
-        [sam, "build", "--config-env", "local", "--parameter-overrides", overrides],
+        [sam, "build", "--config-env", "local", "--parameter-overrides", parameters],
         [
             sam,
             "deploy",
@@ -163,7 +171,7 @@ def deploy(state: LocalState, root: Path | None = None, stack_name: str = STACK_
             "--stack-name",
             stack_name,
             "--parameter-overrides",
-            overrides,
+            parameters,
         ],
     ]
     with log.open("ab") as out:

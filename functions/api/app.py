@@ -217,9 +217,7 @@ def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunO
         status_code=202,
         content_type="application/json",
         body=RunOut.of_header(header),
-        headers={
-            "Location": public_url(app.current_event, f"/runs/{run_id}", settings.is_local)
-        },
+        headers={"Location": public_url(app.current_event, f"/runs/{run_id}", settings.is_local)},
     )
 
 

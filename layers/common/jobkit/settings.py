@@ -103,6 +103,7 @@ class ApiSettings(TableSettings):
     @property
     def is_local(self) -> bool:
         return self.environment == "local"
+
     work_dlq_url: str = Field(alias="WORK_DLQ_URL", min_length=1)
     # Job type -> {"function": planner name, "schedule": expression}, written by the template.
     planners: Json[dict[str, dict[str, str]]] = Field(alias="PLANNERS")
