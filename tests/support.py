@@ -1,6 +1,8 @@
 """Helpers shared by every test tier: event fixtures, a Lambda context, the template's tables."""
 
 import json
+import subprocess
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,8 +91,6 @@ def transformed_template(**parameters: str) -> dict[str, Any]:
     Run by the SAM CLI's own samtranslator (its venv, `make setup`): the translator pins
     a pydantic older than the layer's, so it does not share the project's venv.
     """
-    import subprocess
-
     values = {"ExternalBaseUrl": "https://external.example.com", **parameters}
     result = subprocess.run(  # noqa: S603 - our own interpreter and script
         [str(SAM_PYTHON), "-c", _TRANSFORM, str(ROOT / "template.yaml"), json.dumps(values)],
@@ -100,3 +100,25 @@ def transformed_template(**parameters: str) -> dict[str, Any]:
         env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
     )
     return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def copy_project(target: Path) -> None:
+    """The checkout's files as git sees them (tracked and new), without build output."""
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    archive = target / "project.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name in filter(None, listed):
+            if (ROOT / name).exists():
+                tar.add(ROOT / name, arcname=name)
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    archive.unlink()

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import tarfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,39 +15,17 @@ from jobkit_cli.scaffold import scaffold
 from jobkit_cli.seed import seed_client
 from jobkit_cli.stack import Stack, load_local_state
 from tests.integration.conftest import acks, wait_for_run
-from tests.support import ROOT
+from tests.support import copy_project
 
 pytestmark = pytest.mark.integration
 NEW_JOB = "scaffold-check"
-
-
-def _copy_project(target: Path) -> None:
-    """The checkout's files as git sees them (tracked and new), without build output."""
-    listed = (
-        subprocess.run(
-            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    archive = target / "project.tar"
-    with tarfile.open(archive, "w") as tar:
-        for name in filter(None, listed):
-            if (ROOT / name).exists():
-                tar.add(ROOT / name, arcname=name)
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
-    archive.unlink()
 
 
 def test_generated_job_type_deploys_and_runs(
     stack: Stack, tmp_path: Path, external: httpx.Client
 ) -> None:
     # Given a copy of the project with a new job type scaffolded in one step
-    _copy_project(tmp_path)
+    copy_project(tmp_path)
     scaffold(tmp_path, NEW_JOB)
     generated_test = subprocess.run(
         [
