@@ -2,6 +2,7 @@
 
 import os
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
@@ -27,9 +28,10 @@ class ApiClient:
         key = key or os.environ.get("JOBKIT_API_KEY")
         if not key:
             raise SystemExit("jobkit: an API key is needed: --key or JOBKIT_API_KEY")
-        self._http = httpx.Client(base_url=api_url(stack), headers={"x-api-key": key}, timeout=30.0)
+        self._base = api_url(stack)
+        self._http = httpx.Client(base_url=self._base, headers={"x-api-key": key}, timeout=30.0)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self._http.request(method, path, **kwargs)
         if response.is_error:
             try:
@@ -38,14 +40,29 @@ class ApiClient:
             except ValueError:
                 message = response.text[:200]
             raise ApiError(response.status_code, str(message))
+        return response
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
         return response.json() if response.content else None
 
     def start_run(self, job_type: str, client_ids: list[str] | None, dry_run: bool) -> RunOut:
+        return self.start_run_at(job_type, client_ids, dry_run)[0]
+
+    def start_run_at(
+        self, job_type: str, client_ids: list[str] | None, dry_run: bool
+    ) -> tuple[RunOut, str]:
+        """The accepted run and its URL (the answer's Location)."""
         body = {"clientIds": client_ids, "dryRun": dry_run}
-        return RunOut.model_validate(self._call("POST", f"/jobs/{job_type}/runs", json=body))
+        response = self._send("POST", f"/jobs/{job_type}/runs", json=body)
+        return RunOut.model_validate(response.json()), response.headers["location"]
 
     def run(self, run_id: str) -> RunOut:
         return RunOut.model_validate(self._call("GET", f"/runs/{run_id}"))
+
+    def run_at(self, url: str) -> RunOut:
+        """The run at a URL the API gave (a Location), resolved against the API's own."""
+        return RunOut.model_validate(self._call("GET", urljoin(f"{self._base}/", url)))
 
     def cancel(self, run_id: str) -> RunOut:
         return RunOut.model_validate(self._call("DELETE", f"/runs/{run_id}"))

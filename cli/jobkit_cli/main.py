@@ -132,6 +132,21 @@ def health(
         console.print(table)
 
 
+@app.command()
+def smoke(job_type: str, client_id: str, key: KeyOption = None) -> None:
+    """Check the deployed stack: its status, a dry run of CLIENT_ID through the API, a probe
+    of its endpoint, and every alarm's state. One pass/fail line each; exit 1 on a failure."""
+    from jobkit_cli.smoke import run_checks
+
+    stack = Stack.current()
+    failed = False
+    for check in run_checks(stack, ApiClient(stack, key), job_type, client_id):
+        mark = "[green]PASS" if check.passed else "[red]FAIL"
+        console.print(f"{mark}[/]  {check.name:<8} {check.detail}", highlight=False)
+        failed |= not check.passed
+    raise typer.Exit(1 if failed else 0)
+
+
 @app.command("api-url")
 def api_url_command() -> None:
     """The runs API's base URL (local stack or AWS)."""
