@@ -7,12 +7,15 @@ times fewer records locally than on AWS. For the requests-per-record figures, `m
 turns the processor's own mapping off and feeds it like AWS would: receive up to 50 messages
 (within 1 s), invoke the processor with them, delete what it did not report as failed.
 Written here because nothing else on this machine polls SQS for a Lambda the way AWS does.
+It reports what an event source would see (``PollerReport``): function errors and timeouts
+above all, since a batch of 50 must return inside the processor's timeout.
 """
 
 import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobkit_cli.stack import Stack
@@ -41,8 +44,37 @@ def _lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict
     }
 
 
+@dataclass
+class PollerReport:
+    """What the poller saw of the processor's invocations."""
+
+    batches: int = 0
+    messages: int = 0
+    largest_batch: int = 0
+    item_failures: int = 0  # messages the processor reported as batch item failures
+    function_errors: list[str] = field(default_factory=list)  # each error's message
+    longest_invocation_seconds: float = 0.0
+
+    @property
+    def timeouts(self) -> int:
+        """Invocations the function's timeout ended (Lambda's "Task timed out after …")."""
+        return sum(1 for error in self.function_errors if "timed out" in error)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "messages": self.messages,
+            "largest_batch": self.largest_batch,
+            "item_failures": self.item_failures,
+            "function_errors": len(self.function_errors),
+            "timeouts": self.timeouts,
+            "longest_invocation_seconds": round(self.longest_invocation_seconds, 1),
+        }
+
+
 class AwsSizedPoller:
     def __init__(self, stack: Stack) -> None:
+        self.report = PollerReport()
         self._stack = stack
         self._sqs = stack.client("sqs")
         self._lambda = stack.client("lambda")
@@ -97,13 +129,23 @@ class AwsSizedPoller:
         event = {
             "Records": [_lambda_record(m, self._queue_arn, self._stack.region) for m in messages]
         }
+        report = self.report
+        report.batches += 1
+        report.messages += len(messages)
+        report.largest_batch = max(report.largest_batch, len(messages))
+        started = time.monotonic()
         response = self._lambda.invoke(
             FunctionName=self._function, Payload=json.dumps(event).encode()
         )
         answer = json.loads(response["Payload"].read() or b"{}")
+        took = time.monotonic() - started
+        report.longest_invocation_seconds = max(report.longest_invocation_seconds, took)
         if response.get("FunctionError"):
+            message = answer.get("errorMessage") if isinstance(answer, dict) else answer
+            report.function_errors.append(str(message or response["FunctionError"]))
             return  # like the event source: nothing is deleted, every message comes back
         failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+        report.item_failures += len(failed)
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self._sqs.delete_message_batch(

@@ -15,7 +15,7 @@ from jobkit.config import ConfigStore
 from jobkit.events import EventPublisher
 from jobkit.health import ClientHealth
 from jobkit.observability import log_request_counts, logger, metrics, tracer
-from jobkit.processing import Dependencies, Processor
+from jobkit.processing import Dependencies, Processor, TimeBudget
 from jobkit.queue import DeadLetterQueue, WorkQueue
 from jobkit.runs import RunStore
 from jobkit.settings import ProcessorSettings, load_settings
@@ -48,6 +48,7 @@ processor = Processor(
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         events=EventPublisher(events_client, settings.event_bus_name),
         chaos=chaos,
+        budget=TimeBudget.from_settings(settings),
     )
 )
 

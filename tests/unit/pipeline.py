@@ -31,6 +31,38 @@ RETRY_GROUP = "jobkit-test-schedules"  # the stack's own group, as the template 
 RETRY_DLQ = "arn:aws:sqs:us-east-1:123456789012:jobkit-schedule-dlq"
 
 
+class FakeClock:
+    """Time that passes only when something says so: a slow external system, a sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+@dataclass
+class ClockedContext(LambdaContext):
+    """A Lambda context whose remaining time runs on a fake clock, from ``timeout_seconds``
+    at the invocation's start (the template's processor Timeout by default)."""
+
+    clock: FakeClock = field(default_factory=FakeClock)
+    timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.started_at = self.clock.now
+
+    def get_remaining_time_in_millis(self) -> int:
+        deadline = self.started_at + self.timeout_seconds
+        return max(0, int((deadline - self.clock.now) * 1000))
+
+    def seconds_used(self) -> float:
+        return self.clock.now - self.started_at
+
+
 @dataclass
 class Delivery:
     """What the simulated event source did, for assertions."""
@@ -168,6 +200,16 @@ class Pipeline:
             VisibilityTimeout=30,
         )
         return list(response.get("Messages", []))
+
+    def receive_batch(self, size: int = 50) -> list[dict[str, Any]]:
+        """Up to ``size`` messages, gathered as Lambda's poller does on AWS (10 per receive)."""
+        messages: list[dict[str, Any]] = []
+        while len(messages) < size:
+            received = self.receive(min(10, size - len(messages)))
+            if not received:
+                break
+            messages += received
+        return messages
 
     def invoke(
         self, messages: list[dict[str, Any]], context: LambdaContext | None = None

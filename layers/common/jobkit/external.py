@@ -28,6 +28,27 @@ if TYPE_CHECKING:
     import httpx
 
 RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
+# The retry policy's shape (``jobkit.http_client`` builds it), here so that the processor can
+# reckon a call's worst case without importing httpx.
+MAX_BACKOFF_SECONDS = 5.0  # the longest sleep between attempts, a Retry-After's included
+MAX_CONNECT_SECONDS = 2.0
+
+
+def longest_attempt_seconds(timeout_seconds: float) -> float:
+    """The longest one HTTP attempt may take: its connect, then its answer, each bounded (a
+    server that trickles its answer byte by byte could take longer: httpx bounds each read)."""
+    return min(timeout_seconds, MAX_CONNECT_SECONDS) + timeout_seconds
+
+
+def call_worst_case_seconds(
+    timeout_seconds: float, max_attempts: int, patience_seconds: float
+) -> float:
+    """The longest one call may take as configured, outside of a time budget: every attempt
+    waits its token up to the bucket's patience and runs to its timeout, with the longest
+    backoff between attempts. A 401 reads the credential again and calls once more (twice
+    this); under a time budget the whole, retry included, is cut to the budget."""
+    per_attempt = patience_seconds + longest_attempt_seconds(timeout_seconds)
+    return max_attempts * per_attempt + (max_attempts - 1) * MAX_BACKOFF_SECONDS
 
 
 class ExternalSystem:

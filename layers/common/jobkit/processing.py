@@ -10,6 +10,10 @@ dead-lettered with their reason, and the external system is acknowledged per cli
 succeeded. Permanent errors dead-letter at once; transient ones are retried with exponential
 backoff (message visibility) and dead-lettered by us on the last allowed attempt, so every
 dead letter is counted on its run and carries its envelope and reason.
+
+Every batch returns before the function's timeout (``TimeBudget``): a message starts only while
+the time left covers its worst case and the settling of the batch, and one that does not (or
+an acknowledgement that does not) goes back to the queue for a later invocation.
 """
 
 import functools
@@ -19,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -56,11 +60,16 @@ from jobkit.errors import (
     UnknownJobTypeError,
 )
 from jobkit.events import EventPublisher, StatusChanged, event_id
-from jobkit.external import ExternalSystem
+from jobkit.external import ExternalSystem, call_worst_case_seconds, longest_attempt_seconds
 from jobkit.job import AckRef, Job, Skip, Transition, raw_record_id
 from jobkit.observability import logger
 from jobkit.queue import MAX_MESSAGE_BYTES, DeadLetterQueue, WorkQueue, receive_count
-from jobkit.ratelimit import RateLimitedError
+from jobkit.ratelimit import (
+    DEFAULT_PATIENCE_SECONDS,
+    OutOfTimeError,
+    RateLimitedError,
+    time_budget,
+)
 from jobkit.retries import ClientRetries
 from jobkit.runs import ItemOutcome, Outcome, PageSnapshot, RunStatus, RunStore
 from jobkit.workflow import (
@@ -72,6 +81,9 @@ from jobkit.workflow import (
     WorkflowStore,
     transition_id,
 )
+
+if TYPE_CHECKING:
+    from jobkit.settings import ProcessorSettings
 
 _BACKOFF_BASE_SECONDS = 2
 _BACKOFF_MAX_SECONDS = 300
@@ -109,6 +121,66 @@ class PageResult(BaseModel):
     oversized: list[tuple[str, str, str]] = []  # (envelope_id, record_id, item_key)
 
 
+@dataclass(frozen=True)
+class TimeBudget:
+    """What an invocation keeps time for, in seconds, so that it always returns (its batch
+    settled) before the function's timeout.
+
+    One external call as configured (``jobkit.http_client``) may take, per attempt, a token
+    wait up to the bucket's patience (10 s), a connect (up to 2 s) and an answer (up to
+    EXTERNAL_TIMEOUT_SECONDS), and up to 5 s of backoff between attempts (a Retry-After's
+    included): with 3 attempts, 3 x (10 + 2 + 5) + 2 x 5 = 61 s on AWS (5 s timeout) and
+    3 x (10 + 2 + 2) + 2 x 5 = 52 s locally (2 s), twice that when a 401 calls again with a
+    fresh credential. Neither fits a 30 s invocation. So a call is given ``call_seconds``
+    (EXTERNAL_CALL_BUDGET_SECONDS, 10 s, when its worst case is longer) and its waits are cut
+    to it (``jobkit.ratelimit.time_budget``): the token wait and the backoff leave room for a
+    whole attempt, and no attempt starts without that room. A message then starts only while
+    the time left covers its worst case, its AWS requests and the settling of the batch:
+      page item:   10 (its fetch) + 1 (its requests) + 3 (settling) = 14 s left,
+      record item: 1 + 3 + 10 (one acknowledgement when the batch settles) = 14 s,
+      page item once the batch owes an acknowledgement: 10 + 1 + 3 + 10 = 24 s;
+    and an acknowledgement is attempted while 10 + 3 = 13 s are left.
+    """
+
+    call_seconds: float = 10.0  # one external call at its worst, as cut to the budget
+    item_seconds: float = 1.0  # the AWS requests of one item (a page's enqueueing included)
+    settle_seconds: float = 3.0  # the AWS requests of settling a batch (counts, copies, events)
+
+    @classmethod
+    def from_settings(cls, settings: "ProcessorSettings") -> "TimeBudget":
+        timeout = settings.external_timeout_seconds
+        attempt = longest_attempt_seconds(timeout)
+        if settings.external_call_budget_seconds < attempt:
+            # Shorter than one attempt, a call could never be made.
+            raise ValueError(
+                f"EXTERNAL_CALL_BUDGET_SECONDS ({settings.external_call_budget_seconds:g}) "
+                f"must cover one attempt ({attempt:g} s: its connect, then "
+                f"EXTERNAL_TIMEOUT_SECONDS for its answer)"
+            )
+        worst = call_worst_case_seconds(
+            timeout, settings.external_max_attempts, DEFAULT_PATIENCE_SECONDS
+        )
+        return cls(
+            call_seconds=min(worst, settings.external_call_budget_seconds),
+            item_seconds=settings.item_reserve_seconds,
+            settle_seconds=settings.settle_reserve_seconds,
+        )
+
+    def after_call(self, owes_ack: bool) -> float:
+        """What a page's fetch must leave: its own requests, the settling, perhaps an ack."""
+        return self.item_seconds + self.settle_seconds + (self.call_seconds if owes_ack else 0)
+
+    def to_start(self, item: PageItem | RecordItem, owes_ack: bool) -> float:
+        """The time left a message needs to be started; ``owes_ack``: the batch already owes
+        an acknowledgement (a record item keeps room for the one it may owe itself)."""
+        if isinstance(item, PageItem):
+            return self.call_seconds + self.after_call(owes_ack)
+        return self.item_seconds + self.settle_seconds + self.call_seconds
+
+    def to_acknowledge(self) -> float:
+        return self.call_seconds + self.settle_seconds
+
+
 @dataclass
 class _Failure:
     message: SQSRecord
@@ -134,6 +206,11 @@ class _Batch:
     retry: list[_Failure] = field(default_factory=list)
     unsettled: set[str] = field(default_factory=set)  # message ids to report as failures
     deferred: set[str] = field(default_factory=set)  # put back on the queue as a delayed copy
+    # Out of time: not started, or processed but not acknowledged; put back as copies.
+    unstarted: list[tuple[SQSRecord, PageItem | RecordItem]] = field(default_factory=list)
+    unacknowledged: list[tuple[SQSRecord, RecordItem, AckRef]] = field(default_factory=list)
+    started: int = 0
+    stopped_at_ms: int | None = None  # the time left when a message was first not started
 
 
 @dataclass
@@ -155,6 +232,7 @@ class Dependencies:
     idempotency_ttl_seconds: int
     events: EventPublisher | None = None
     chaos: Chaos = NO_CHAOS
+    budget: TimeBudget = field(default_factory=TimeBudget)
 
 
 class Processor:
@@ -184,11 +262,13 @@ class Processor:
         self._client_cache: dict[tuple[str, str], ClientConfig] = {}
         self._cancelled: dict[str, bool] = {}
         self._executed: set[str] = set()  # envelopes whose unit ran in this invocation
+        self._context: LambdaContext | None = None
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # In-progress idempotency records expire with this invocation, so an item left
         # IN_PROGRESS by a timeout becomes retryable.
         self._idempotency.register_lambda_context(context)
+        self._context = context
         self._client_cache.clear()
         self._cancelled.clear()
         self._executed.clear()
@@ -203,7 +283,47 @@ class Processor:
         failed_ids = {str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]}
         self._settle(batch)
         failed_ids |= batch.unsettled
+        if batch.unstarted or batch.unacknowledged:
+            logger.warning(
+                "time budget: batch stopped early",
+                extra={
+                    "unstarted": len(batch.unstarted),
+                    "unacknowledged": len(batch.unacknowledged),
+                    "started": batch.started,
+                    "ms_left_at_stop": batch.stopped_at_ms,
+                    "ms_left": context.get_remaining_time_in_millis(),
+                },
+            )
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in sorted(failed_ids)]}
+
+    def _seconds_left(self) -> float:
+        assert self._context is not None  # set by handle, before any message
+        return self._context.get_remaining_time_in_millis() / 1000
+
+    def _may_start(self, item: PageItem | RecordItem, batch: _Batch) -> bool:
+        """A message starts only while the time left covers its worst case and the settling
+        of the batch: once started, it always has its time."""
+        left = self._seconds_left()
+        if left >= self._deps.budget.to_start(item, owes_ack=bool(batch.acks)):
+            return True
+        if batch.started == 0:
+            # A timeout too short for one message would put every batch back forever: the
+            # first one starts, its calls still cut to the time left.
+            logger.error(
+                "time budget: the invocation cannot cover one item's worst case",
+                extra={"ms_left": int(left * 1000), "kind": item.kind},
+            )
+            return True
+        if batch.stopped_at_ms is None:
+            batch.stopped_at_ms = int(left * 1000)
+        return False
+
+    def _time_for_a_call(self, reserve: float) -> Callable[[], float]:
+        """The budget of one external call starting now: the call budget, or less when the
+        invocation must keep ``reserve`` seconds for what follows the call."""
+        start = self._seconds_left()
+        end = start - min(self._deps.budget.call_seconds, max(0.0, start - reserve))
+        return lambda: self._seconds_left() - end
 
     # -- one message ------------------------------------------------------------------------
 
@@ -217,6 +337,10 @@ class Processor:
             )
             batch.dead.append(_Failure(message, str(exc), type(exc).__name__, None))
             return
+        if not self._may_start(item, batch):
+            batch.unstarted.append((message, item))
+            return
+        batch.started += 1
         logger.append_keys(
             correlation_id=item.correlation_id,
             run_id=item.run_id,
@@ -230,12 +354,7 @@ class Processor:
             return
         try:
             if isinstance(item, PageItem):
-                try:
-                    page = self._fetch_page(item=item)
-                except _CLIENT_LEVEL_ERRORS as exc:
-                    self._client_failed(item, exc)
-                    return
-                batch.pages.append((message, item, page))
+                self._page(message, item, batch)
             else:
                 self._record(message, item, batch)
         except PermanentError as exc:
@@ -260,6 +379,22 @@ class Processor:
             raise
         finally:
             logger.remove_keys(["correlation_id", "run_id", "client_id", "group_id", "item_id"])
+
+    def _page(self, message: SQSRecord, item: PageItem, batch: _Batch) -> None:
+        reserve = self._deps.budget.after_call(owes_ack=bool(batch.acks))
+        try:
+            with time_budget(self._time_for_a_call(reserve)):
+                page = self._fetch_page(item=item)
+        except OutOfTimeError as exc:
+            # Nothing was sent (the first request found no time): not the client's failure,
+            # and no attempt of the item's. It goes back, as if not started.
+            logger.info("page not fetched: out of time", extra={"reason": str(exc)})
+            batch.unstarted.append((message, item))
+            return
+        except _CLIENT_LEVEL_ERRORS as exc:
+            self._client_failed(item, exc)
+            return
+        batch.pages.append((message, item, page))
 
     def _client_failed(self, item: PageItem, exc: Exception) -> None:
         """The page failed as a whole: the client's work is retried later, on a schedule."""
@@ -513,6 +648,7 @@ class Processor:
         self._publish_events(batch)
         self._count_pages(batch)
         self._acknowledge(batch)
+        self._put_back(batch)
         counted = self._count_outcomes(batch)
         self._dead_letter(batch)
         self._back_off(batch)
@@ -651,17 +787,27 @@ class Processor:
                 batch.unsettled.add(message_id)
 
     def _acknowledge(self, batch: _Batch) -> None:
-        """Acknowledge per client what committed; failed acks are retried, not reprocessed."""
+        """Acknowledge per client what committed; failed acks are retried, not reprocessed.
+        An ack there is no time for is not attempted: its items go back unacknowledged, and
+        their next delivery acknowledges them from the idempotency record."""
+        budget = self._deps.budget
         for (job_type, client_id), entries in batch.acks.items():
+            if self._seconds_left() < budget.to_acknowledge():
+                batch.unacknowledged.extend(entries)
+                continue
             job, client = self._deps.jobs[job_type], self._client(job_type, client_id)
             refs = list({ref.record_id: ref for _, _, ref in entries}.values())
             acknowledge = functools.partial(
                 job.acknowledge, self._deps.external(client), client, refs
             )
             try:
-                result = self._deps.circuits.call(client_id, acknowledge)
+                with time_budget(self._time_for_a_call(budget.settle_seconds)):
+                    result = self._deps.circuits.call(client_id, acknowledge)
             except CircuitBreakerOpenError:
                 self._defer(batch, client_id, entries)
+                continue
+            except OutOfTimeError:  # nothing was sent: not the external system's failure
+                batch.unacknowledged.extend(entries)
                 continue
             except Exception as exc:  # noqa: BLE001 - the ack is retried without reprocessing
                 self._ack_failed(batch, entries, f"{type(exc).__name__}: {exc}")
@@ -671,6 +817,50 @@ class Processor:
                     "acknowledgement rejected",
                     extra={"client_id": client_id, "rejected": result.rejected},
                 )
+
+    def _put_back(self, batch: _Batch) -> None:
+        """What this invocation had no time for goes back to the queue as identical copies
+        (same envelope, so counted once), visible at once.
+
+        Not as batch item failures: a failure waits out the queue's 180 s visibility timeout,
+        and each return uses up a receive, so items that only lacked our time would come
+        closer to being dead-lettered, and one at maxReceiveCount would be moved to the DLQ by
+        the queue's redrive, without our reason or its count on the run. A copy costs what a
+        visibility change would (one request per ten); should this invocation die after
+        sending it, the original comes back too, and idempotency makes that a duplicate."""
+        entries: list[tuple[SQSRecord, PageItem | RecordItem]] = [
+            *batch.unstarted,
+            *((message, item) for message, item, _ in batch.unacknowledged),
+        ]
+        failed: list[SQSRecord] = []
+        for start in range(0, len(entries), 10):
+            chunk = entries[start : start + 10]
+            try:
+                self._deps.queue.send_bodies(
+                    [(item.message_group_id, message.body) for message, item in chunk]
+                )
+            except Exception:  # noqa: BLE001 - returned as failures instead, visible at once
+                logger.exception("putting back items out of time failed")
+                failed += [message for message, _ in chunk]
+            else:
+                batch.deferred.update(message.message_id for message, _ in chunk)
+        if failed:
+            batch.unsettled.update(message.message_id for message in failed)
+            self._release(failed)
+
+    def _release(self, messages: list[SQSRecord]) -> None:
+        """Failures made visible again at once rather than after the visibility timeout."""
+        for start in range(0, len(messages), 10):
+            try:
+                self._deps.sqs().change_message_visibility_batch(
+                    QueueUrl=self._deps.queue_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                        for n, m in enumerate(messages[start : start + 10])
+                    ],
+                )
+            except Exception:  # noqa: BLE001 - the queue's own timeout applies then
+                logger.exception("could not make items visible again")
 
     def _defer(
         self, batch: _Batch, client_id: str, entries: list[tuple[SQSRecord, RecordItem, AckRef]]
@@ -773,6 +963,8 @@ class Processor:
         per_job: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for _, page_item, page in batch.pages:
             per_job[page_item.job_type]["RecordsReceived"] += page.records
+        for job_type, values in _returned(batch).items():
+            per_job[job_type].update(values)
         for entries in batch.outcomes.values():
             for message, item, outcome in entries:
                 if message.message_id not in counted:
@@ -826,6 +1018,16 @@ class Processor:
                         name="RecordLatency", unit=MetricUnit.Milliseconds, value=value
                     )
                 latency.flush_metrics()
+
+
+def _returned(batch: _Batch) -> dict[str, dict[str, int]]:
+    """Per job type, the items put back for lack of time."""
+    returned: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for _, item in batch.unstarted:
+        returned[item.job_type]["ItemsReturnedUnstarted"] += 1
+    for _, record_item, _ in batch.unacknowledged:
+        returned[record_item.job_type]["ItemsReturnedUnacknowledged"] += 1
+    return returned
 
 
 def _outcome(

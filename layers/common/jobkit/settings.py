@@ -84,6 +84,13 @@ class ProcessorSettings(TableSettings, QueueSettings, ExternalSettings, RetrySet
     # In-progress idempotency records expire after the invocation's remaining time;
     # completed ones are kept this long to absorb late redeliveries.
     idempotency_ttl_seconds: int = Field(7 * 24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS", ge=60)
+    # The time budget of an invocation (jobkit.processing.TimeBudget): the most one external
+    # call (a page's fetch, an acknowledgement) may take, retries and rate-limit waits
+    # included, when its worst case as configured is longer; what one item's own AWS requests
+    # and the settling of a batch are given. Checked against one attempt at cold start.
+    external_call_budget_seconds: float = Field(10.0, alias="EXTERNAL_CALL_BUDGET_SECONDS", gt=0)
+    item_reserve_seconds: float = Field(1.0, alias="ITEM_RESERVE_SECONDS", ge=0)
+    settle_reserve_seconds: float = Field(3.0, alias="SETTLE_RESERVE_SECONDS", ge=0)
 
 
 class AuthorizerSettings(_Env):
