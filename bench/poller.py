@@ -22,7 +22,7 @@ from jobkit_cli.stack import Stack
 
 BATCH_SIZE = 50  # template.yaml, the processor's Work event
 BATCHING_WINDOW_SECONDS = 1.0
-VISIBILITY_TIMEOUT = 180
+VISIBILITY_TIMEOUT = 360  # the work queue's (template.yaml)
 
 
 def _lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

@@ -12,6 +12,27 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def processor_env(**overrides: str) -> dict[str, str]:
+    """What the processor's settings need (ProcessorSettings), with placeholder names."""
+    env = {
+        "CONFIG_TABLE": "c",
+        "RUNS_TABLE": "r",
+        "WORK_QUEUE_URL": "q",
+        "CONTROL_TABLE": "t",
+        "EXTERNAL_BASE_URL": "https://external.example.com",
+        "CREDENTIALS_SECRET_PREFIX": "jobkit/external",
+        "RETRY_FUNCTION_ARN": "arn",
+        "RETRY_ROLE_ARN": "arn",
+        "RETRY_SCHEDULE_GROUP": "jobkit-schedules",
+        "RECORDS_TABLE": "rec",
+        "EVENT_BUS_NAME": "bus",
+        "IDEMPOTENCY_TABLE": "idem",
+        "WORK_DLQ_URL": "dlq",
+        "EXTERNAL_TIMEOUT_SECONDS": "5",
+    }
+    return {**env, **overrides}
+
+
 def load_event(name: str) -> dict[str, Any]:
     """A sample event from events/, the same files `sam local invoke -e` uses."""
     return json.loads((ROOT / "events" / f"{name}.json").read_text())

@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from jobkit import settings as settings_module
-from tests.support import template, transformed_template
+from tests.support import processor_env, template, transformed_template
 
 # The longest stack name CloudFormation accepts: every name derived from it must still fit.
 LONGEST_STACK_NAME = "j" + "x" * 127
@@ -385,3 +385,27 @@ def test_parameters_refuse_what_aws_or_the_functions_would_refuse() -> None:
     email = re.compile(parameters["AlertEmail"]["AllowedPattern"])
     assert email.fullmatch("") and email.fullmatch("ops@example.com")
     assert not email.fullmatch("ops")
+
+
+def test_the_processors_timeout_covers_its_largest_start_threshold_at_every_allowed_timeout() -> (
+    None
+):
+    from jobkit.processing import TimeBudget
+    from jobkit.settings import ProcessorSettings
+
+    processor = template()["Resources"]["Processor"]["Properties"]
+    parameters = template()["Parameters"]
+    queue = template()["Resources"]["WorkQueue"]["Properties"]
+    # AWS's guidance: the queue's visibility timeout at least 6 x the function's timeout
+    assert queue["VisibilityTimeout"] >= 6 * processor["Timeout"]
+    low = parameters["ExternalTimeoutSeconds"]["MinValue"]
+    high = parameters["ExternalTimeoutSeconds"]["MaxValue"]
+    for timeout in range(low, high + 1):
+        # The template's own variables over placeholders for the names
+        variables = {k: v for k, v in processor["Environment"]["Variables"].items()}
+        env = processor_env(EXTERNAL_TIMEOUT_SECONDS=str(timeout), **variables)
+        # Every allowed per-attempt timeout leaves the processor able to make one attempt
+        budget = TimeBudget.from_settings(ProcessorSettings.model_validate(env))
+        # And a page item, even in a batch that owes an acknowledgement, can start at all
+        worst = budget.call_seconds + budget.after_call(owes_ack=True)
+        assert worst <= processor["Timeout"], (timeout, worst)

@@ -21,6 +21,7 @@ from jobkit.processing import Processor, TimeBudget
 from jobkit.ratelimit import OutOfTimeError, TokenBucket, time_budget
 from jobkit.runs import RunStatus
 from jobkit.settings import ProcessorSettings
+from tests.support import processor_env
 from tests.unit.conftest import FakeExternalSystem
 from tests.unit.pipeline import ClockedContext, FakeClock, Pipeline
 
@@ -168,7 +169,7 @@ def test_a_calls_worst_case_as_configured_does_not_fit_the_invocation_so_it_gets
     assert call_worst_case_seconds(5.0, 3, 10.0) == 3 * (10 + 2 + 5) + 2 * 5 == 61
     assert call_worst_case_seconds(2.0, 3, 10.0) == 3 * (10 + 2 + 2) + 2 * 5 == 52
     # When the processor reads its settings
-    settings = ProcessorSettings.model_validate(_processor_env())
+    settings = ProcessorSettings.model_validate(processor_env())
     # Then a call is given the 10 s budget and a message starts only with its worst case left
     budget = TimeBudget.from_settings(settings)
     assert budget == TimeBudget(call_seconds=10.0, item_seconds=1.0, settle_seconds=3.0)
@@ -181,7 +182,7 @@ def test_a_calls_worst_case_as_configured_does_not_fit_the_invocation_so_it_gets
 
 def test_a_call_budget_shorter_than_one_attempt_is_refused_at_cold_start() -> None:
     settings = ProcessorSettings.model_validate(
-        _processor_env(EXTERNAL_CALL_BUDGET_SECONDS="6", EXTERNAL_TIMEOUT_SECONDS="5")
+        processor_env(EXTERNAL_CALL_BUDGET_SECONDS="6", EXTERNAL_TIMEOUT_SECONDS="5")
     )
     with pytest.raises(ValueError, match=r"must cover one attempt \(7 s"):
         TimeBudget.from_settings(settings)
@@ -483,22 +484,3 @@ def _items() -> tuple[PageItem, RecordItem]:
         correlation_id="run-1",
     )
     return page, new_record_item(page, "r1", {"id": "r1"})
-
-
-def _processor_env(**overrides: str) -> dict[str, str]:
-    env = {
-        "CONFIG_TABLE": "c",
-        "RUNS_TABLE": "r",
-        "WORK_QUEUE_URL": "q",
-        "CONTROL_TABLE": "t",
-        "EXTERNAL_BASE_URL": "https://external.example.com",
-        "CREDENTIALS_SECRET_PREFIX": "jobkit/external",
-        "RETRY_FUNCTION_ARN": "arn",
-        "RETRY_ROLE_ARN": "arn",
-        "RECORDS_TABLE": "rec",
-        "EVENT_BUS_NAME": "bus",
-        "IDEMPOTENCY_TABLE": "idem",
-        "WORK_DLQ_URL": "dlq",
-        "EXTERNAL_TIMEOUT_SECONDS": "5",
-    }
-    return {**env, **overrides}
