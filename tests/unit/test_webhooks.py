@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobkit.webhooks import Verdict, backoff_seconds, classify, sign, verify
+from jobkit.backoff import backoff_seconds
+from jobkit.webhooks import Verdict, classify, sign, verify
 
 SECRET = "whsec-test-only"
 
@@ -66,7 +67,9 @@ def test_backoff_grows_exponentially_within_its_cap() -> None:
     rng = random.Random(1)
     ceilings = [min(300.0, 2.0 * 2 ** (attempt - 1)) for attempt in range(1, 9)]
     for attempt, ceiling in enumerate(ceilings, start=1):
-        assert 0 <= backoff_seconds(attempt, 2.0, 300.0, rng) <= ceiling
+        assert 0 <= backoff_seconds(attempt, 2.0, 300.0, rng=rng) <= ceiling
+        # A floor keeps at least that share of the wait (client and item retries use half)
+        assert ceiling / 2 <= backoff_seconds(attempt, 2.0, 300.0, floor=0.5, rng=rng) <= ceiling
     assert ceilings[-1] == 256.0
 
 

@@ -6,7 +6,6 @@ ours), so every AWS request a function makes is counted at the SDK, by service a
 """
 
 import os
-import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -18,7 +17,9 @@ import boto3
 from boto3.dynamodb.table import BatchWriter
 from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
+from jobkit.backoff import backoff_seconds
 from jobkit.errors import ThrottledError
 from jobkit.permissions import permissions_needed
 
@@ -48,6 +49,32 @@ CAPACITY_UNITS: defaultdict[str, float] = defaultdict(float)
 # The IAM permissions requests needed ("<action> <kind> <resource>", ``jobkit.permissions``),
 # noted only while requests are logged: the local stack, where IAM is not enforced.
 PERMISSIONS: Counter[str] = Counter()
+
+
+def error_code(exc: BaseException) -> str:
+    """botocore's modelled error code of a failed AWS request ("" for any other exception)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def condition_failed(exc: BaseException) -> bool:
+    """A conditional write refused because its condition did not hold."""
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+def transaction_cancelled(exc: BaseException) -> bool:
+    """A transaction refused as a whole: a condition of one item, or a conflicting write."""
+    return error_code(exc) in ("TransactionCanceledException", "TransactionConflictException")
+
+
+def failed_conditions(exc: BaseException) -> list[bool]:
+    """Per item of a cancelled transaction, whether its own condition failed; empty when
+    DynamoDB gave no reasons."""
+    if not isinstance(exc, ClientError):
+        return []
+    reasons = exc.response.get("CancellationReasons") or []
+    return [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]
 
 
 def dynamodb_units(operation: str, params: dict[str, Any]) -> float:
@@ -231,7 +258,7 @@ def batch_get(
             if not request:
                 break
             if round_ + 1 < _UNPROCESSED_ROUNDS:
-                time.sleep(random.uniform(0, 0.05 * 2**round_))  # noqa: S311 - jitter, not crypto
+                time.sleep(backoff_seconds(round_ + 1, 0.05, 1.0))
         else:
             left = len(request.get(table_name, {}).get("Keys", []))
             raise ThrottledError(f"{table_name}: {left} key(s) still unprocessed (throttled)")

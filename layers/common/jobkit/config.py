@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobkit.aws import batch_get
+from jobkit.aws import batch_get, condition_failed
 from jobkit.envelope import Identifier, JobType, describe_validation_error
 from jobkit.errors import ConfigNotFoundError, PromotionRefusedError
 
@@ -240,7 +240,9 @@ class ConfigStore:
                 Key={"job_type": job_type, "client_id": client_id},
                 ConditionExpression="attribute_exists(client_id)",
             )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
             raise ConfigNotFoundError(
                 f"no configuration for client {client_id!r} of {job_type!r}"
             ) from exc
@@ -272,7 +274,9 @@ class ConfigStore:
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",  # UPDATED_NEW would not tell a removed streak
             )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
             return None
         return int(response["Attributes"].get("failure_streak", 0))
 
@@ -303,7 +307,9 @@ class ConfigStore:
                     **({} if force else {":runs": PILOT_HEALTHY_RUNS}),
                 },
             )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
             raise PromotionRefusedError(
                 f"client {client_id!r} of {job_type!r} changed while being promoted (a run"
                 " closed, or it was edited): look at it again"
@@ -321,7 +327,9 @@ class ConfigStore:
                     ":now": datetime.now(UTC).isoformat(),
                 },
             )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
             raise ConfigNotFoundError(
                 f"no configuration for client {client_id!r} of {job_type!r}"
             ) from exc

@@ -29,6 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from jobkit.aws import SQSClient
+from jobkit.backoff import backoff_seconds
 from jobkit.envelope import describe_validation_error
 from jobkit.events import BusEvent, StatusChanged
 from jobkit.observability import logger
@@ -40,7 +41,6 @@ from jobkit.webhooks import (
     MAX_ATTEMPTS,
     SIGNATURE_HEADER,
     Verdict,
-    backoff_seconds,
     classify,
     sign,
 )

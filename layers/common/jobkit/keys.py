@@ -14,7 +14,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
+
+from jobkit.aws import condition_failed
 
 _KEY = re.compile(r"^jk_(?P<key_id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_\-]{43})$")
 
@@ -162,6 +165,8 @@ class KeyStore:
                 ConditionExpression="attribute_exists(key_id)",
                 ExpressionAttributeValues={":now": datetime.now(UTC).isoformat()},
             )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
             return False
         return True

@@ -17,7 +17,6 @@ an acknowledgement that does not) goes back to the queue for a later invocation.
 """
 
 import functools
-import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -39,6 +38,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from jobkit.aws import SQSClient
+from jobkit.backoff import backoff_seconds
 from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.circuits import Circuits
 from jobkit.config import ClientConfig, ConfigStore
@@ -933,12 +933,14 @@ class Processor:
         entries: list[dict[str, Any]] = []
         for failure in batch.retry:
             attempts = receive_count(failure.message)
-            delay = min(_BACKOFF_MAX_SECONDS, _BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
+            delay = backoff_seconds(
+                attempts, _BACKOFF_BASE_SECONDS, _BACKOFF_MAX_SECONDS, floor=0.5
+            )
             entries.append(
                 {
                     "Id": str(len(entries)),
                     "ReceiptHandle": failure.message.receipt_handle,
-                    "VisibilityTimeout": int(random.uniform(delay / 2, delay)) + 1,  # noqa: S311
+                    "VisibilityTimeout": int(delay) + 1,
                 }
             )
         for start in range(0, len(entries), 10):

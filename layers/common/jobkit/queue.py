@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jobkit.aws import SQSClient
+from jobkit.backoff import backoff_seconds
 from jobkit.chaos import NO_CHAOS, Chaos
 from jobkit.envelope import PageItem, RecordItem
 from jobkit.errors import EnqueueError
@@ -88,7 +89,7 @@ class WorkQueue:
             entries = {f["Id"]: entries[f["Id"]] for f in failures}
             if all(f.get("SenderFault") for f in failures):
                 break  # our request is wrong: resending the same entries cannot help
-            time.sleep(0.1 * 2**attempt)
+            time.sleep(backoff_seconds(attempt + 1, 0.1, 1.0, floor=0.5))
         codes = sorted({str(f.get("Code")) for f in failures})
         raise EnqueueError(f"{len(failures)} message(s) not enqueued: {', '.join(codes)}")
 

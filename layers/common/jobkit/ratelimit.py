@@ -28,6 +28,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from jobkit.aws import condition_failed
 from jobkit.errors import TransientError
 
 _MS = 1000
@@ -157,7 +158,7 @@ class TokenBucket:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
             if "tat" in old:

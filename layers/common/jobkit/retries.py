@@ -8,7 +8,6 @@ client's page where it failed. Past the cap the client is marked poison on its r
 
 import hashlib
 import json
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobkit.backoff import backoff_seconds
 from jobkit.circuits import Circuits
 from jobkit.envelope import Identifier, JobType, PageItem, RunId, new_page_item
 from jobkit.observability import logger
@@ -51,8 +51,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> int:
         """Backoff before retry ``attempt`` (1-based): doubling, with jitter, capped."""
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
-        return max(1, int(random.uniform(ceiling / 2, ceiling)))  # noqa: S311
+        wait = backoff_seconds(attempt, self.base_seconds, self.max_seconds, floor=0.5)
+        return max(1, int(wait))
 
     def exhausted(self, attempt: int) -> bool:
         """True when retry ``attempt`` (0 = the first try) was the last one allowed."""

@@ -13,7 +13,6 @@ every received item has an outcome; the run closes when its last client does, an
 header's totals are the sum of its clients'.
 """
 
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,7 +25,14 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobkit.aws import batch_get
+from jobkit.aws import (
+    batch_get,
+    condition_failed,
+    error_code,
+    failed_conditions,
+    transaction_cancelled,
+)
+from jobkit.backoff import backoff_seconds
 from jobkit.errors import ConcurrentUpdateError
 from jobkit.observability import logger
 
@@ -167,10 +173,6 @@ def _expires_at() -> int:
     return int((datetime.now(UTC) + RETENTION).timestamp())
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 class RunStore:
     def __init__(
         self, table: Any, on_client_closed: Callable[[str, ClientRun], object] | None = None
@@ -188,7 +190,7 @@ class RunStore:
         try:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(run_id)")
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             existing = self.header(header.run_id)
             if existing is None:  # pragma: no cover - deleted between the two calls
@@ -210,7 +212,7 @@ class RunStore:
                     ConditionExpression="attribute_not_exists(sk)",
                 )
             except ClientError as exc:
-                if _error_code(exc) != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
 
     def _client_item(self, run_id: str, row: ClientRun) -> dict[str, Any]:
@@ -242,7 +244,7 @@ class RunStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return  # another planner of the same run got there first
             raise
         self._maybe_finish(RunHeader.model_validate(response["Attributes"]))
@@ -277,7 +279,7 @@ class RunStore:
                 self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
                 return snapshot
             except ClientError as exc:
-                if _error_code(exc) != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
         stored = self._table.get_item(Key={"run_id": run_id, "sk": sk}, ConsistentRead=True)["Item"]
         return PageSnapshot(
@@ -402,15 +404,11 @@ class RunStore:
         self, exc: ClientError, run_id: str, pending: list[tuple[str, ItemOutcome]]
     ) -> list[tuple[str, ItemOutcome]] | None:
         """What is left to count after a cancelled transaction; None if it cannot tell."""
-        if _error_code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
+        if not transaction_cancelled(exc):
             raise exc
-        reasons = exc.response.get("CancellationReasons") or []
+        reasons = failed_conditions(exc)
         if reasons:
-            duplicates = {
-                index
-                for index, reason in enumerate(reasons[: len(pending)])
-                if reason.get("Code") == "ConditionalCheckFailed"
-            }
+            duplicates = {index for index, failed in enumerate(reasons[: len(pending)]) if failed}
         elif len(pending) == 1:
             counted = self._exists(run_id, f"ITEM#{pending[0][1].envelope_id}")
             duplicates = {0} if counted else set()
@@ -452,7 +450,7 @@ class RunStore:
                 ]
             )
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 return  # not a failed outcome (a plain duplicate), or already recounted
             raise
         logger.info(
@@ -564,13 +562,10 @@ class RunStore:
                 )
                 return True
             except ClientError as exc:
-                reasons = exc.response.get("CancellationReasons") or []
-                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                reasons = failed_conditions(exc)
+                if reasons[:1] == [True]:
                     return False
-                if _error_code(exc) not in (
-                    "TransactionCanceledException",
-                    "TransactionConflictException",
-                ):
+                if not transaction_cancelled(exc):
                     raise
                 if not reasons and self._exists(run_id, sk):
                     return False
@@ -706,7 +701,7 @@ class RunStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         row = ClientRun.model_validate(response["Attributes"])
@@ -758,7 +753,7 @@ class RunStore:
                 },
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return  # closed by someone else
             raise
         started = header.started_at or header.created_at
@@ -828,7 +823,7 @@ class RunStore:
                 },
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         logger.info("run cancelled", extra={"run_id": run_id})
@@ -961,4 +956,4 @@ def _transaction_chunks(
 
 def _backoff(attempt: int) -> None:
     # Transaction conflicts are not retried by botocore; jittered, bounded backoff.
-    time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
+    time.sleep(backoff_seconds(attempt + 1, 0.05, 1.0))

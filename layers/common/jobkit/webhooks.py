@@ -8,7 +8,6 @@ so a captured request cannot be replayed later.
 
 import hashlib
 import hmac
-import random
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -81,11 +80,3 @@ def _seconds(value: str | None) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
-
-
-def backoff_seconds(
-    attempt: int, base: float, cap: float, rng: random.Random | None = None
-) -> float:
-    """Exponential backoff with full jitter before attempt ``attempt + 1``."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return (rng or random).uniform(0, ceiling)  # noqa: S311 - jitter, not crypto

@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from jobkit.aws import transaction_cancelled
 from jobkit.errors import ConcurrentUpdateError, RecordNotFoundError
 from jobkit.job import NEW, Transition
 
@@ -189,8 +190,7 @@ class WorkflowStore:
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("TransactionCanceledException", "TransactionConflictException"):
+            if transaction_cancelled(exc):
                 # Another writer moved the record between our read and our write.
                 raise ConcurrentUpdateError(f"record {pk!r} changed concurrently") from exc
             raise
