@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from jobkit.aws import batch_get, condition_failed
 from jobkit.envelope import Identifier, JobType, describe_validation_error
 from jobkit.errors import ConfigNotFoundError, PromotionRefusedError
+from jobkit.update_expression import UpdateExpression
 
 SettingValue = str | int | float | bool
 KEY_FIELDS = ("job_type", "client_id")
@@ -207,31 +208,19 @@ class ConfigStore:
         row (sync cursor, failure streak, healthy runs) is kept: editing a client's page
         size must not restart its sync from the beginning, nor end its pilot's count."""
         item = config.to_item()
-        sets: list[str] = []
-        removes: list[str] = []
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        for index, field in enumerate(ClientConfig.model_fields):
+        update = UpdateExpression()
+        for field in ClientConfig.model_fields:
             if field in KEY_FIELDS or field in RUN_WRITTEN_FIELDS:
                 continue
-            if field in STATE_FIELDS and field not in item:
-                continue
-            name, value = f"#f{index}", f":f{index}"
-            names[name] = field
             if field in STATE_FIELDS:
-                sets.append(f"{name} = if_not_exists({name}, {value})")
-            elif field not in item:
-                removes.append(name)  # unset now: gone from the row too
-                continue
+                if field in item:
+                    update.set(field, item[field], if_absent=True)
+            elif field in item:
+                update.set(field, item[field])
             else:
-                sets.append(f"{name} = {value}")
-            values[value] = item[field]
+                update.remove(field)  # unset now: gone from the row too
         self._table.update_item(
-            Key={field: item[field] for field in KEY_FIELDS},
-            UpdateExpression=f"SET {', '.join(sets)}"
-            + (f" REMOVE {', '.join(removes)}" if removes else ""),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            Key={field: item[field] for field in KEY_FIELDS}, **update.arguments()
         )
 
     def delete(self, job_type: str, client_id: str) -> None:

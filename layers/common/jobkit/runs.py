@@ -35,6 +35,7 @@ from jobkit.aws import (
 from jobkit.backoff import backoff_seconds
 from jobkit.errors import ConcurrentUpdateError
 from jobkit.observability import logger
+from jobkit.update_expression import UpdateExpression
 
 HEADER = "RUN"
 RETENTION = timedelta(days=90)
@@ -354,14 +355,11 @@ class RunStore:
 
     def add_to_client(self, run_id: str, client_id: str, **deltas: int) -> None:
         """Informational counters (retries, ack failures) that do not decide closing."""
-        names = {f"#c{i}": name for i, name in enumerate(deltas)}
-        values = {f":c{i}": value for i, value in enumerate(deltas.values())}
+        update = UpdateExpression()
+        for name, delta in deltas.items():
+            update.add(name, delta)
         self._table.update_item(
-            Key={"run_id": run_id, "sk": f"CLIENT#{client_id}"},
-            UpdateExpression="ADD "
-            + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            Key={"run_id": run_id, "sk": f"CLIENT#{client_id}"}, **update.arguments()
         )
 
     def _count_chunk(self, run_id: str, outcomes: list[tuple[str, ItemOutcome]]) -> Counter[str]:
@@ -505,26 +503,19 @@ class RunStore:
         error: str | None = None,
         sets: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        names = {f"#c{i}": name for i, name in enumerate(deltas)}
-        values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(deltas.values())}
-        expression = "ADD " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True))
+        update = UpdateExpression()
+        for name, delta in deltas.items():
+            update.add(name, delta)
         sets = dict(sets or {})
         if error is not None:
             sets["error"] = error[:500]
-        if sets:
-            assignments = []
-            for i, (name, value) in enumerate(sets.items()):
-                names[f"#s{i}"] = name
-                values[f":s{i}"] = value
-                assignments.append(f"#s{i} = :s{i}")
-            expression = f"SET {', '.join(assignments)} {expression}"
+        for name, value in sets.items():
+            update.set(name, value)
         return {
             "Update": {
                 "TableName": self._table.name,
                 "Key": {"run_id": run_id, "sk": f"CLIENT#{client_id}"},
-                "UpdateExpression": expression,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
+                **update.arguments(),
             }
         }
 
@@ -712,15 +703,11 @@ class RunStore:
         totals = {name: getattr(row, name) for name in COUNTERS}
         totals["clients_done"] = 1
         totals["clients_failed"] = 1 if row.result == "FAILED" else 0
-        names = {f"#t{i}": name for i, name in enumerate(totals)}
-        values = {f":t{i}": value for i, value in enumerate(totals.values())}
+        update = UpdateExpression()
+        for name, total in totals.items():
+            update.add(name, total)
         response = self._table.update_item(
-            Key={"run_id": run_id, "sk": HEADER},
-            UpdateExpression="ADD "
-            + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
+            Key={"run_id": run_id, "sk": HEADER}, ReturnValues="ALL_NEW", **update.arguments()
         )
         header = RunHeader.model_validate(response["Attributes"])
         self.client_closed(header.job_type, row)
