@@ -86,16 +86,18 @@ def _alarms(stack: Stack) -> Check:
         for r in resources["StackResources"]
         if r["ResourceType"] == "AWS::CloudWatch::Alarm"
     ]
-    cloudwatch = stack.client("cloudwatch")
+    states = _alarm_states(stack.client("cloudwatch"), names)
+    firing = sorted(name for name, state in states.items() if state == "ALARM")
+    missing = sorted(set(names) - set(states))
+    detail = f"{len(names)} alarms, {len(firing)} in ALARM"
+    detail += f": {', '.join(firing)}" if firing else ""
+    detail += f"; not found: {', '.join(missing)}" if missing else ""
+    return Check("alarms", not firing and not missing and bool(names), detail)
+
+
+def _alarm_states(cloudwatch: Any, names: list[str]) -> dict[str, str]:
     states: dict[str, str] = {}
     for start in range(0, len(names), 100):  # DescribeAlarms takes 100 names at most
         described = cloudwatch.describe_alarms(AlarmNames=names[start : start + 100])
         states |= {a["AlarmName"]: a["StateValue"] for a in described["MetricAlarms"]}
-    firing = sorted(name for name, state in states.items() if state == "ALARM")
-    missing = sorted(set(names) - set(states))
-    detail = f"{len(names)} alarms, {len(firing)} in ALARM"
-    if firing:
-        detail += ": " + ", ".join(firing)
-    if missing:
-        detail += f"; not found: {', '.join(missing)}"
-    return Check("alarms", not firing and not missing and bool(names), detail)
+    return states
