@@ -41,9 +41,9 @@ from rich.table import Table
 
 from bench.cost import Batching, Usage, naive
 from bench.poller import AwsSizedPoller
-from jobkit.config import ClientConfig
-from jobkit.keys import KeyStore, Scope
-from jobkit.runs import FINAL_STATUSES, RunStore
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.keys import KeyStore, Scope
+from jobkit.runs.ledger import FINAL_STATUSES, RunStore
 from jobkit_cli import localstack
 from jobkit_cli.api_client import api_url
 from jobkit_cli.logs import function_log_groups, log_events

@@ -6,7 +6,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from jobkit.api_models import RunOut
+from jobkit.api.models import RunOut
 from jobkit_cli.stack import Stack
 
 

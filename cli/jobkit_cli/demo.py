@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from rich.panel import Panel
 
-from jobkit.api_models import RunOut
-from jobkit.runs import RunView
+from jobkit.api.models import RunOut
+from jobkit.runs.ledger import RunView
 from jobkit_cli import localstack
 from jobkit_cli.runs_view import (
     client_table,

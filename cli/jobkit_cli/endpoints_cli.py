@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jobkit.credentials import ExternalCredential, secret_name
+from jobkit.adapters.credentials import ExternalCredential, secret_name
 from jobkit_cli.runs_view import console
 from jobkit_cli.stack import Stack
 

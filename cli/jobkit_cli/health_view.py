@@ -3,9 +3,9 @@
 from rich.table import Table
 from rich.text import Text
 
-from jobkit.config import ConfigStore
-from jobkit.health import RATIO_THRESHOLD, STREAK_THRESHOLD
-from jobkit.health_page import DEFAULT_CLIENTS, HealthOut, build_health
+from jobkit.adapters.config import ConfigStore
+from jobkit.ops.health_page import DEFAULT_CLIENTS, HealthOut, build_health
+from jobkit.runs.client_health import RATIO_THRESHOLD, STREAK_THRESHOLD
 from jobkit_cli.runs_view import run_store
 from jobkit_cli.stack import Stack
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jobkit.keys import KeyStore, Scope
+from jobkit.adapters.keys import KeyStore, Scope
 from jobkit_cli.runs_view import console
 from jobkit_cli.stack import Stack
 

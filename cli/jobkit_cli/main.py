@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jobkit.api_models import RunOut
-from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig
-from jobkit.health_page import DEFAULT_CLIENTS
+from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig
+from jobkit.api.models import RunOut
+from jobkit.ops.health_page import DEFAULT_CLIENTS
 from jobkit_cli import localstack
 from jobkit_cli.api_client import ApiClient, ApiError, api_url
 from jobkit_cli.dlq import dlq_app
@@ -213,7 +213,7 @@ def clients_list(job_type: str) -> None:
 
 
 def _set_enabled(job_type: str, client_id: str, enabled: bool) -> None:
-    from jobkit.errors import ConfigNotFoundError
+    from jobkit.domain.errors import ConfigNotFoundError
 
     try:
         ConfigStore(Stack.current().table("ConfigTableName")).set_enabled(
@@ -246,7 +246,7 @@ def clients_promote(
     ] = False,
 ) -> None:
     """End a client's pilot: expects two healthy runs in a row first (the rollout rule)."""
-    from jobkit.errors import ConfigNotFoundError, PromotionRefusedError
+    from jobkit.domain.errors import ConfigNotFoundError, PromotionRefusedError
 
     try:
         config = ConfigStore(Stack.current().table("ConfigTableName")).promote(

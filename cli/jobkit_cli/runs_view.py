@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jobkit.api_models import ClientRunOut, RunOut
-from jobkit.runs import FINAL_STATUSES, RunStore, RunView
+from jobkit.api.models import ClientRunOut, RunOut
+from jobkit.runs.ledger import FINAL_STATUSES, RunStore, RunView
 from jobkit_cli.stack import Stack
 
 # Wide enough for the tables when output is captured (CI, pipes); a terminal sets its own.

@@ -5,9 +5,9 @@ from typing import Any
 
 import httpx
 
-from jobkit.config import ClientConfig, ConfigStore
-from jobkit.credentials import ExternalCredential, secret_name
-from jobkit.workflow import STATE, record_pk
+from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.credentials import ExternalCredential, secret_name
+from jobkit.adapters.records import STATE, record_pk
 from jobkit_cli.stack import Stack
 
 TABLE_OUTPUTS = (

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jobkit.subscriptions import EVENT_TYPES, DeliveryLog, SubscriptionStore
+from jobkit.webhooks.subscriptions import EVENT_TYPES, DeliveryLog, SubscriptionStore
 from jobkit_cli.runs_view import console
 from jobkit_cli.stack import Stack
 

@@ -19,7 +19,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from jobkit.api_models import (
+from jobkit.adapters.aws import dynamodb_table, lambda_client, secrets_client, sqs_client
+from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.keys import Grant, Scope
+from jobkit.adapters.records import WorkflowStore
+from jobkit.api.models import (
     LIVE_CLIENT_ROWS,
     ClientConfigIn,
     ClientRunOut,
@@ -35,18 +39,14 @@ from jobkit.api_models import (
     SubscriptionOut,
     run_out,
 )
-from jobkit.api_urls import public_url
-from jobkit.aws import dynamodb_table, lambda_client, secrets_client, sqs_client
-from jobkit.config import ClientConfig, ConfigStore
-from jobkit.envelope import Identifier, describe_validation_error
-from jobkit.errors import ConfigNotFoundError
-from jobkit.health_page import DEFAULT_CLIENTS, HealthOut, build_health, job_status_health
-from jobkit.keys import Grant, Scope
+from jobkit.api.urls import public_url
+from jobkit.domain.envelope import Identifier, describe_validation_error
+from jobkit.domain.errors import ConfigNotFoundError
 from jobkit.observability import log_request_counts, logger, metrics, tracer
-from jobkit.runs import RunHeader, RunStore, Trigger
+from jobkit.ops.health_page import DEFAULT_CLIENTS, HealthOut, build_health, job_status_health
+from jobkit.runs.ledger import RunHeader, RunStore, Trigger
 from jobkit.settings import ApiSettings, load_settings
-from jobkit.subscriptions import DeliveryLog, Subscription, SubscriptionStore
-from jobkit.workflow import WorkflowStore
+from jobkit.webhooks.subscriptions import DeliveryLog, Subscription, SubscriptionStore
 
 settings = load_settings(ApiSettings)
 DASHBOARD = (Path(__file__).parent / "dashboard.html").read_text()

@@ -13,8 +13,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_table
-from jobkit.keys import KeyStore
+from jobkit.adapters.aws import dynamodb_table
+from jobkit.adapters.keys import KeyStore
 from jobkit.observability import log_request_counts, logger, tracer
 from jobkit.settings import AuthorizerSettings, load_settings
 

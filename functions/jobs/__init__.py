@@ -4,7 +4,7 @@ Each is named with the module that declares it, and imported on first use: the s
 processor pays at cold start for none of them, and later only for those it meets.
 """
 
-from jobkit.job import JobRegistry
+from jobkit.domain.job import JobRegistry
 
 JOBS = JobRegistry(
     {

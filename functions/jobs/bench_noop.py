@@ -7,8 +7,8 @@ and the status event). Its planner exists on the local stack only (template cond
 IsLocal): acknowledging records without applying them would lose them on a real system.
 """
 
-from jobkit.config import ClientConfig
-from jobkit.job import Job, Skip
+from jobkit.adapters.config import ClientConfig
+from jobkit.domain.job import Job, Skip
 from jobs.sync_completed_records import CompletedRecord, acknowledge, fetch_page
 
 

@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from jobkit.config import ClientConfig
-from jobkit.external import ExternalSystem
-from jobkit.job import AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.external import ExternalSystem
+from jobkit.domain.job import AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
 
 OPEN_STATUSES = frozenset({"OPEN", "PENDING", "IN_PROGRESS"})
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from jobkit.config import ClientConfig
-from jobkit.envelope import content_hash
-from jobkit.external import ExternalSystem
-from jobkit.job import NEW, AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.external import ExternalSystem
+from jobkit.domain.envelope import content_hash
+from jobkit.domain.job import NEW, AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
 
 SYNCED = "SYNCED"
 

@@ -5,13 +5,13 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_table, sqs_client
-from jobkit.config import ConfigStore
-from jobkit.health import ClientHealth
+from jobkit.adapters.aws import dynamodb_table, sqs_client
+from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.queue import WorkQueue
 from jobkit.observability import log_request_counts, logger, metrics, tracer
-from jobkit.planning import Planner, parse_plan_request
-from jobkit.queue import WorkQueue
-from jobkit.runs import RunStore
+from jobkit.pipeline.plan import Planner, parse_plan_request
+from jobkit.runs.client_health import ClientHealth
+from jobkit.runs.ledger import RunStore
 from jobkit.settings import PlannerSettings, load_settings
 from jobkit.wiring import build_chaos, build_circuits, build_retries
 

@@ -4,10 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_table
-from jobkit.config import ConfigStore
+from jobkit.adapters.aws import dynamodb_table
+from jobkit.adapters.config import ConfigStore
 from jobkit.observability import log_request_counts, logger, metrics, tracer
-from jobkit.probe import HealthProbe, ProbeRequest
+from jobkit.ops.probe import HealthProbe, ProbeRequest
 from jobkit.settings import ProbeSettings, load_settings
 from jobkit.wiring import build_circuits, build_connections
 

@@ -10,17 +10,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_client, dynamodb_table, events_client, sqs_client
-from jobkit.config import ConfigStore
-from jobkit.events import EventPublisher
-from jobkit.health import ClientHealth
+from jobkit.adapters.aws import dynamodb_client, dynamodb_table, events_client, sqs_client
+from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.events import EventPublisher
+from jobkit.adapters.queue import DeadLetterQueue, WorkQueue
+from jobkit.adapters.records import WorkflowStore
 from jobkit.observability import log_request_counts, logger, metrics, tracer
-from jobkit.processing import Dependencies, Processor, TimeBudget
-from jobkit.queue import DeadLetterQueue, WorkQueue
-from jobkit.runs import RunStore
+from jobkit.pipeline.process import Dependencies, Processor, TimeBudget
+from jobkit.runs.client_health import ClientHealth
+from jobkit.runs.ledger import RunStore
 from jobkit.settings import ProcessorSettings, load_settings
 from jobkit.wiring import build_chaos, build_circuits, build_connections, build_retries
-from jobkit.workflow import WorkflowStore
 from jobs import JOBS
 
 settings = load_settings(ProcessorSettings)

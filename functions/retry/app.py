@@ -4,13 +4,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_table, sqs_client
-from jobkit.config import ConfigStore
-from jobkit.health import ClientHealth
+from jobkit.adapters.aws import dynamodb_table, sqs_client
+from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.queue import WorkQueue
 from jobkit.observability import log_request_counts, logger, metrics, tracer
-from jobkit.queue import WorkQueue
-from jobkit.retries import RetryRequest, RetryWorker
-from jobkit.runs import RunStore
+from jobkit.pipeline.retry import RetryRequest, RetryWorker
+from jobkit.runs.client_health import ClientHealth
+from jobkit.runs.ledger import RunStore
 from jobkit.settings import RetryWorkerSettings, load_settings
 from jobkit.wiring import build_chaos, build_circuits, build_retries
 

@@ -4,9 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import secrets_client
+from jobkit.adapters.aws import secrets_client
 from jobkit.observability import log_request_counts, logger, metrics, tracer
-from jobkit.rotation import CredentialRotator, RotateRequest, RotationEvent
+from jobkit.ops.rotation import CredentialRotator, RotateRequest, RotationEvent
 from jobkit.settings import RotationSettings, load_settings
 from jobkit.wiring import build_connections
 

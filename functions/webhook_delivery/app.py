@@ -8,12 +8,12 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_client, dynamodb_table, secrets_client, sqs_client
-from jobkit.delivery import DeliveryWorker, EndpointPacer, WorkerDeps
+from jobkit.adapters.aws import dynamodb_client, dynamodb_table, secrets_client, sqs_client
+from jobkit.adapters.queue import DeadLetterQueue
 from jobkit.observability import log_request_counts, logger, metrics, tracer
-from jobkit.queue import DeadLetterQueue
 from jobkit.settings import DeliverySettings, load_settings
-from jobkit.subscriptions import DeliveryLog, SubscriptionStore
+from jobkit.webhooks.delivery import DeliveryWorker, EndpointPacer, WorkerDeps
+from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
 
 settings = load_settings(DeliverySettings)
 

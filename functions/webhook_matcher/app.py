@@ -6,12 +6,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.aws import dynamodb_table, secrets_client, sqs_client
-from jobkit.delivery import Matcher
+from jobkit.adapters.aws import dynamodb_table, secrets_client, sqs_client
+from jobkit.adapters.queue import WorkQueue
 from jobkit.observability import log_request_counts, logger, metrics, tracer
-from jobkit.queue import WorkQueue
 from jobkit.settings import MatcherSettings, load_settings
-from jobkit.subscriptions import SubscriptionStore
+from jobkit.webhooks.delivery import Matcher
+from jobkit.webhooks.subscriptions import SubscriptionStore
 
 settings = load_settings(MatcherSettings)
 matcher = Matcher(

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.runs import RunStore, RunView
+from jobkit.runs.ledger import RunStore, RunView
 from jobkit_cli import localstack
 from jobkit_cli.logs import log_events
 from jobkit_cli.runs_view import is_final
@@ -128,7 +128,7 @@ def make_key(stack: Stack, issued_keys: list[str]) -> Callable[..., str]:
     """Create a real key in the Keys table; returns the plaintext (never printed)."""
     from datetime import datetime
 
-    from jobkit.keys import KeyStore, Scope
+    from jobkit.adapters.keys import KeyStore, Scope
 
     store = KeyStore(stack.table("KeysTableName"))
 

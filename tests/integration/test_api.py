@@ -9,8 +9,8 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from jobkit.config import ConfigStore
-from jobkit.keys import KeyStore, Scope, parse_key
+from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.keys import KeyStore, Scope, parse_key
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import JOB, wait_until
 

@@ -20,7 +20,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from jobkit.keys import KeyStore, Scope
+from jobkit.adapters.keys import KeyStore, Scope
 from jobkit_cli.stack import Stack
 
 pytestmark = pytest.mark.integration

@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.chaos import CHAOS_KEY
-from jobkit.envelope import RecordItem, parse_work_item
-from jobkit.runs import RunStore
-from jobkit.workflow import STATE, record_pk
+from jobkit.adapters.records import STATE, record_pk
+from jobkit.domain.envelope import RecordItem, parse_work_item
+from jobkit.runs.ledger import RunStore
+from jobkit.tooling.chaos import CHAOS_KEY
 from jobkit_cli.dlq import Filter, redrive
 from jobkit_cli.runs_view import peek_dead_letters
 from jobkit_cli.seed import record_ids, seed_client

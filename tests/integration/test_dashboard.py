@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.keys import Scope
+from jobkit.adapters.keys import Scope
 from tests.integration.conftest import JOB, wait_until
 from tests.support import ROOT
 
@@ -90,7 +90,7 @@ def test_jobkit_health_lists_a_page_of_clients_and_finds_any_by_prefix(
 ) -> None:
     from typer.testing import CliRunner
 
-    from jobkit.config import ConfigStore
+    from jobkit.adapters.config import ConfigStore
     from jobkit_cli.main import app
 
     client = new_client("health", records=1)

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from jobkit.runs import RunStatus, RunStore
-from jobkit.workflow import STATE, record_pk
+from jobkit.adapters.records import STATE, record_pk
+from jobkit.runs.ledger import RunStatus, RunStore
 from jobkit_cli.dlq import Filter, redrive
 from jobkit_cli.runs_view import peek_dead_letters
 from jobkit_cli.stack import Stack

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jobkit.runs import RunStore
+from jobkit.runs.ledger import RunStore
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import fire, wait_for_run
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.envelope import new_page_item, new_record_item
-from jobkit.runs import RunStatus, RunStore
-from jobkit.workflow import STATE, record_pk
+from jobkit.adapters.records import STATE, record_pk
+from jobkit.domain.envelope import new_page_item, new_record_item
+from jobkit.runs.ledger import RunStatus, RunStore
 from jobkit_cli.runs_view import peek_dead_letters
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import acks, fire, log_lines, wait_for_run, wait_until

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.config import ClientConfig, ConfigStore
-from jobkit.runs import ClientRun, RunStatus, RunStore
+from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.runs.ledger import ClientRun, RunStatus, RunStore
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import acks, fire, log_lines, wait_for_run, wait_until
 

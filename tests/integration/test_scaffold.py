@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.runs import RunStatus, RunStore
+from jobkit.runs.ledger import RunStatus, RunStore
 from jobkit_cli import localstack
 from jobkit_cli.scaffold import scaffold
 from jobkit_cli.seed import seed_client

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobkit.keys import Scope
+from jobkit.adapters.keys import Scope
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import JOB
 from tests.support import ROOT

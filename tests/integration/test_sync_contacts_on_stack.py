@@ -5,8 +5,8 @@ import uuid
 import httpx
 import pytest
 
-from jobkit.config import ClientConfig, ConfigStore
-from jobkit.runs import RunStore
+from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.runs.ledger import RunStore
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import wait_for_run
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bench.poller import AwsSizedPoller
-from jobkit.runs import FINAL_STATUSES, RunStatus, RunStore
+from jobkit.runs.ledger import FINAL_STATUSES, RunStatus, RunStore
 from jobkit_cli.logs import log_events
 from jobkit_cli.runs_view import peek_dead_letters
 from jobkit_cli.stack import Stack

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jobkit.runs import RunStatus, RunStore
+from jobkit.runs.ledger import RunStatus, RunStore
 from jobkit_cli import localstack
 from jobkit_cli.seed import seed_client
 from jobkit_cli.stack import Stack, load_local_state

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from jobkit.delivery import delivery_id
-from jobkit.events import event_id
-from jobkit.runs import RunStore
-from jobkit.subscriptions import DeliveryLog, SubscriptionStore
-from jobkit.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
-from jobkit.workflow import transition_id
+from jobkit.adapters.events import event_id
+from jobkit.adapters.records import transition_id
+from jobkit.runs.ledger import RunStore
+from jobkit.webhooks.delivery import delivery_id
+from jobkit.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
+from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import fire, wait_for_run, wait_until
 from tests.integration.receiver import Receiver, running_receiver
@@ -203,7 +203,7 @@ def test_subscriptions_and_deliveries_through_the_api(
 ) -> None:
     import httpx
 
-    from jobkit.keys import Scope
+    from jobkit.adapters.keys import Scope
 
     client = new_client("hook-api", records=2)
     admin = httpx.Client(

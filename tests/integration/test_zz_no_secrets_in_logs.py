@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobkit.credentials import ExternalCredential
-from jobkit.keys import parse_key
+from jobkit.adapters.credentials import ExternalCredential
+from jobkit.adapters.keys import parse_key
 from jobkit_cli.paths import state_dir
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import log_messages

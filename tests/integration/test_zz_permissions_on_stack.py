@@ -1,7 +1,7 @@
 """Runs last: every AWS request any function made during the suite is one its deployed role
-allows. MiniStack does not enforce IAM, AWS does: a request missing from a function's policy
-passes every other test here and fails as AccessDenied once deployed. Each function logs the
-permissions its requests needed (``jobkit.permissions``); IAM's policy simulator, asked about
+allows. MiniStack does not enforce IAM, AWS does: a request missing from a function's policy passes
+every other test here and fails as AccessDenied once deployed. Each function logs the permissions
+its requests needed (``jobkit.tooling.permissions``); IAM's policy simulator, asked about
 the roles as deployed (SAM's policy templates and managed policies included), decides."""
 
 import json
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jobkit.permissions import (
+from jobkit.tooling.permissions import (
     ANY,
     BUS,
     FUNCTION,

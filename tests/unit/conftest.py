@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
-from jobkit.external import ExternalSystem
+from jobkit.adapters.external import ExternalSystem
 from tests.support import LambdaContext, table_definitions
 
 os.environ.update(
@@ -43,11 +43,11 @@ class Aws:
 
 @pytest.fixture
 def aws() -> Iterator[Aws]:
-    from jobkit import aws as clients
+    from jobkit.adapters import aws as clients
 
     with mock_aws():
-        # The tables as the functions get them (jobkit.aws.dynamodb_table), on a client made
-        # inside this mock.
+        # The tables as the functions get them (jobkit.adapters.aws.dynamodb_table), on a client
+        # made inside this mock.
         clients.dynamodb_table_client.cache_clear()
         tables = {}
         for logical_id, definition in table_definitions().items():
@@ -120,7 +120,7 @@ class FakeExternalSystem(ExternalSystem):
         return ids
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        from jobkit.errors import ExternalUnavailableError
+        from jobkit.domain.errors import ExternalUnavailableError
 
         self.calls.append(f"GET {path}")
         if path.split("/")[3] in self.down:
@@ -137,7 +137,7 @@ class FakeExternalSystem(ExternalSystem):
         return {"records": page, "next_cursor": page[-1]["id"] if more else None}
 
     def post(self, path: str, body: Any) -> Any:
-        from jobkit.errors import ExternalUnavailableError
+        from jobkit.domain.errors import ExternalUnavailableError
 
         self.calls.append(f"POST {path}")
         if path.split("/")[3] in self.down:

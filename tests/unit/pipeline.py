@@ -10,17 +10,23 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 )
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-from jobkit.chaos import NO_CHAOS, Chaos
-from jobkit.circuits import Circuits
-from jobkit.config import ClientConfig, ConfigStore
-from jobkit.events import EventPublisher, StatusChanged
-from jobkit.health import ClientHealth
-from jobkit.planning import Planner, PlanRequest
-from jobkit.processing import Dependencies, Processor
-from jobkit.queue import DeadLetterQueue, WorkQueue
-from jobkit.retries import ClientRetries, RetryPolicy, RetryRequest, RetryScheduler, RetryWorker
-from jobkit.runs import RunHeader, RunStore, RunView
-from jobkit.workflow import STATE, WorkflowStore, record_pk
+from jobkit.adapters.circuits import Circuits
+from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.events import EventPublisher, StatusChanged
+from jobkit.adapters.queue import DeadLetterQueue, WorkQueue
+from jobkit.adapters.records import STATE, WorkflowStore, record_pk
+from jobkit.pipeline.plan import Planner, PlanRequest
+from jobkit.pipeline.process import Dependencies, Processor
+from jobkit.pipeline.retry import (
+    ClientRetries,
+    RetryPolicy,
+    RetryRequest,
+    RetryScheduler,
+    RetryWorker,
+)
+from jobkit.runs.client_health import ClientHealth
+from jobkit.runs.ledger import RunHeader, RunStore, RunView
+from jobkit.tooling.chaos import NO_CHAOS, Chaos
 from jobs import JOBS
 from tests.support import LambdaContext
 

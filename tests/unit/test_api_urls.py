@@ -5,7 +5,7 @@ from urllib.parse import urljoin
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from jobkit.api_urls import public_url
+from jobkit.api.urls import public_url
 
 RUN = "/runs/sync-contacts.20261201T100000Z.1a2b3c4d"
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from jobkit.envelope import new_page_item, new_record_item
-from jobkit.runs import RunStatus
+from jobkit.domain.envelope import new_page_item, new_record_item
+from jobkit.runs.ledger import RunStatus
 from tests.unit.pipeline import JOB
 
 GARBAGE_BODIES = [

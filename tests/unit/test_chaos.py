@@ -5,8 +5,8 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from jobkit.chaos import CHAOS_KEY
-from jobkit.runs import RunStatus
+from jobkit.runs.ledger import RunStatus
+from jobkit.tooling.chaos import CHAOS_KEY
 from tests.unit.pipeline import Pipeline
 
 

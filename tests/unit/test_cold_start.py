@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.config import ClientConfig
-from jobkit.credentials import ExternalCredential
-from jobkit.external import Connections
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.credentials import ExternalCredential
+from jobkit.adapters.external import Connections
 from tests.support import ROOT
 
 ENV = {
@@ -39,7 +39,7 @@ ENV = {
 PROBE = """
 import importlib, json, sys
 importlib.import_module(sys.argv[1])
-from jobkit import aws
+from jobkit.adapters import aws
 print(json.dumps({
     "modules": sorted(sys.modules),
     "scheduler_clients": aws.scheduler_client.cache_info().currsize,
@@ -52,9 +52,9 @@ print(json.dumps({
 NOT_AT_COLD_START = (
     "httpx",
     "httpx_retries",
-    "jobkit.http_client",
-    "jobkit.api_models",
-    "jobkit.health_page",
+    "jobkit.adapters.http_client",
+    "jobkit.api.models",
+    "jobkit.ops.health_page",
     "aws_lambda_powertools.utilities.parameters",
     "aws_lambda_powertools.utilities.parser",
 )
@@ -92,8 +92,8 @@ def test_a_cold_start_loads_only_what_every_invocation_needs(module: str) -> Non
 def test_a_job_type_is_imported_on_first_use_and_must_be_the_one_registered(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobkit.errors import JobModuleError, UnknownJobTypeError
-    from jobkit.job import JobRegistry
+    from jobkit.domain.errors import JobModuleError, UnknownJobTypeError
+    from jobkit.domain.job import JobRegistry
     from jobs import sync_contacts
 
     (tmp_path / "broken_job.py").write_text('import os\nTOKEN = os.environ["NOT_SET_ANYWHERE"]\n')

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobkit.config import ClientConfig, ConfigStore, InvalidClientConfig, parse_config_item
-from jobkit.errors import ConfigNotFoundError
+from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig, parse_config_item
+from jobkit.domain.errors import ConfigNotFoundError
 
 VALID = {"job_type": "sync-completed-records", "client_id": "acme", "group_id": "north"}
 

@@ -10,12 +10,12 @@ import httpx
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from jobkit.config import ClientConfig
-from jobkit.credentials import CredentialSource, ExternalCredential
-from jobkit.errors import ExternalAuthError
-from jobkit.external import Connections
-from jobkit.http_client import build_http_client
-from jobkit.rotation import CredentialRotator, RotateRequest
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.credentials import CredentialSource, ExternalCredential
+from jobkit.adapters.external import Connections
+from jobkit.adapters.http_client import build_http_client
+from jobkit.domain.errors import ExternalAuthError
+from jobkit.ops.rotation import CredentialRotator, RotateRequest
 
 PREFIX = "jobkit-test/external"
 FIRST = "first-token-0123456789abcdef"

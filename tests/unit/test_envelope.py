@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobkit.envelope import (
+from jobkit.domain.envelope import (
     PageItem,
     RecordItem,
     content_hash,
@@ -16,7 +16,7 @@ from jobkit.envelope import (
     parse_work_item,
     record_item_key,
 )
-from jobkit.errors import InvalidEnvelopeError
+from jobkit.domain.errors import InvalidEnvelopeError
 from tests.support import load_event
 
 

@@ -3,8 +3,8 @@
 import json
 from typing import Any
 
-from jobkit.events import EventPublisher, StatusChanged, event_id
-from jobkit.workflow import transition_id
+from jobkit.adapters.events import EventPublisher, StatusChanged, event_id
+from jobkit.adapters.records import transition_id
 
 
 def test_each_committed_transition_publishes_one_event(pipeline: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobkit.errors import PermanentError
+from jobkit.domain.errors import PermanentError
 from tests.support import LambdaContext, load_event
 
 
@@ -40,7 +40,7 @@ def handler_env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 def _fresh(module: str) -> ModuleType:
     """Import a handler module anew: settings and clients are built at import (cold start)."""
     sys.modules.pop(module, None)
-    from jobkit import aws as aws_clients
+    from jobkit.adapters import aws as aws_clients
 
     aws_clients.dynamodb_table_client.cache_clear()
     aws_clients.sqs_client.cache_clear()
@@ -104,8 +104,8 @@ def test_retry_worker_schedules_its_next_attempt_at_itself_in_the_stacks_group(
         CircuitBreakerDynamoDBPersistence,
     )
 
-    from jobkit.circuits import circuit_name
-    from jobkit.config import ClientConfig, ConfigStore
+    from jobkit.adapters.circuits import circuit_name
+    from jobkit.adapters.config import ClientConfig, ConfigStore
 
     scheduler = boto3.client("scheduler")
     scheduler.create_schedule_group(Name="jobkit-schedules")

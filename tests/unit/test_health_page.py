@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from jobkit import api_models
-from jobkit.api_models import run_out
-from jobkit.health_page import HealthOut, JobHealthOut, build_health
-from jobkit.permissions import permissions_needed
-from jobkit.runs import RunStatus
+from jobkit.api import models as api_models
+from jobkit.api.models import run_out
+from jobkit.ops.health_page import HealthOut, JobHealthOut, build_health
+from jobkit.runs.ledger import RunStatus
+from jobkit.tooling.permissions import permissions_needed
 from tests.unit.pipeline import JOB
 
 

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from jobkit.config import ClientConfig
-from jobkit.external import ExternalSystem
-from jobkit.runs import RunStatus
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.external import ExternalSystem
+from jobkit.runs.ledger import RunStatus
 from jobs import JOBS
 from jobs.sync_contacts import JOB
 

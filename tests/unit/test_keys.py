@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from jobkit.keys import KeyStore, Scope, parse_key
+from jobkit.adapters.keys import KeyStore, Scope, parse_key
 
 
 @pytest.fixture

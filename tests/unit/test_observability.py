@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from jobkit.health import processed_ratio, ratio_unhealthy
+from jobkit.runs.client_health import processed_ratio, ratio_unhealthy
 from tests.support import template
 
 
@@ -100,7 +100,7 @@ def test_a_run_that_received_nothing_is_healthy() -> None:
 def test_every_aws_request_is_counted_and_logged_per_invocation(
     aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from jobkit import aws as clients
+    from jobkit.adapters import aws as clients
     from jobkit.observability import log_request_counts
 
     clients.sqs_client.cache_clear()
@@ -122,7 +122,7 @@ def test_every_aws_request_is_counted_and_logged_per_invocation(
 def test_dynamodb_capacity_units_are_estimated_per_request_and_logged(
     aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from jobkit import aws as clients
+    from jobkit.adapters import aws as clients
     from jobkit.observability import log_request_counts
 
     clients.dynamodb_client.cache_clear()
@@ -162,7 +162,7 @@ def test_dynamodb_capacity_units_are_estimated_per_request_and_logged(
 def test_the_iam_permissions_each_request_needed_are_logged_per_invocation(
     aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from jobkit import aws as clients
+    from jobkit.adapters import aws as clients
     from jobkit.observability import log_request_counts
 
     monkeypatch.setenv("JOBKIT_LOG_REQUESTS", "true")
@@ -227,7 +227,7 @@ def test_a_malformed_request_is_refused_by_botocore_not_by_the_permission_notes(
 ) -> None:
     from botocore.exceptions import ParamValidationError
 
-    from jobkit import aws as clients
+    from jobkit.adapters import aws as clients
 
     monkeypatch.setenv("JOBKIT_LOG_REQUESTS", "true")
     clients.dynamodb_client.cache_clear()

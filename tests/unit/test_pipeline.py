@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from jobkit.processing import Processor
-from jobkit.runs import ClientStatus, RunStatus
+from jobkit.pipeline.process import Processor
+from jobkit.runs.ledger import ClientStatus, RunStatus
 from tests.unit.pipeline import JOB
 
 

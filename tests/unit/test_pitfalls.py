@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
-from jobkit.envelope import PageItem, new_page_item
-from jobkit.errors import EnqueueError
-from jobkit.queue import WorkQueue
-from jobkit.runs import RunStatus
+from jobkit.adapters.queue import WorkQueue
+from jobkit.domain.envelope import PageItem, new_page_item
+from jobkit.domain.errors import EnqueueError
+from jobkit.runs.ledger import RunStatus
 from tests.support import LambdaContext
 
 

@@ -9,12 +9,12 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
     CircuitBreakerDynamoDBPersistence,
 )
 
-from jobkit.circuits import Circuits
-from jobkit.config import ClientConfig, ConfigStore
-from jobkit.credentials import CredentialSource
-from jobkit.external import Connections
-from jobkit.http_client import build_http_client
-from jobkit.probe import HealthProbe
+from jobkit.adapters.circuits import Circuits
+from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.credentials import CredentialSource
+from jobkit.adapters.external import Connections
+from jobkit.adapters.http_client import build_http_client
+from jobkit.ops.probe import HealthProbe
 
 
 def _probe(aws: Any, provider: httpx.Client) -> HealthProbe:
@@ -61,8 +61,8 @@ def test_probe_records_status_latency_and_drives_the_circuit(aws: Any, provider:
 
 
 def test_the_functions_circuits_share_their_state_through_the_table(aws: Any) -> None:
-    from jobkit import aws as aws_clients
-    from jobkit.errors import ExternalUnavailableError
+    from jobkit.adapters import aws as aws_clients
+    from jobkit.domain.errors import ExternalUnavailableError
     from jobkit.settings import CircuitSettings
     from jobkit.wiring import build_circuits
 

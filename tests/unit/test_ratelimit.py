@@ -7,10 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.delivery import EndpointPacer
-from jobkit.http_client import RateLimitedTransport
-from jobkit.ratelimit import RateLimitedError, TokenBucket
-from jobkit.subscriptions import Subscription
+from jobkit.adapters.http_client import RateLimitedTransport
+from jobkit.adapters.ratelimit import RateLimitedError, TokenBucket
+from jobkit.webhooks.delivery import EndpointPacer
+from jobkit.webhooks.subscriptions import Subscription
 
 
 class FakeClock:

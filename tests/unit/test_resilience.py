@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitState
 
-from jobkit.circuits import circuit_name
-from jobkit.runs import ClientStatus, RunStatus
+from jobkit.adapters.circuits import circuit_name
+from jobkit.runs.ledger import ClientStatus, RunStatus
 from tests.unit.pipeline import Pipeline
 
 COOLDOWN = 4
@@ -166,7 +166,7 @@ def test_planning_reads_many_circuits_a_hundred_at_a_time(aws: Any) -> None:
         CircuitBreakerDynamoDBPersistence,
     )
 
-    from jobkit.circuits import Circuits
+    from jobkit.adapters.circuits import Circuits
 
     client = boto3.client("dynamodb")
     calls: list[str] = []
@@ -202,7 +202,7 @@ class _ThrottledTable:
 
 
 def test_throttled_batch_reads_ask_again_after_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from jobkit.aws import batch_get
+    from jobkit.adapters.aws import batch_get
 
     waits: list[float] = []
     monkeypatch.setattr(time, "sleep", waits.append)
@@ -218,8 +218,8 @@ def test_throttled_batch_reads_ask_again_after_waiting(monkeypatch: pytest.Monke
 def test_a_table_that_stays_throttled_gives_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from jobkit.aws import batch_get
-    from jobkit.errors import ThrottledError
+    from jobkit.adapters.aws import batch_get
+    from jobkit.domain.errors import ThrottledError
 
     monkeypatch.setattr(time, "sleep", lambda _: None)
     with pytest.raises(ThrottledError, match=r"t: 94 key\(s\) still unprocessed"):

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from jobkit.errors import ConfigNotFoundError, PromotionRefusedError
+from jobkit.domain.errors import ConfigNotFoundError, PromotionRefusedError
 
 JOB = "sync-completed-records"
 

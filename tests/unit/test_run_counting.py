@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from jobkit.runs import (
+from jobkit.runs.ledger import (
     ClientRun,
     ClientStatus,
     ItemOutcome,

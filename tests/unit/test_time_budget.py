@@ -13,13 +13,13 @@ import httpx
 import httpx_retries.retry
 import pytest
 
-from jobkit.envelope import PageItem, RecordItem, parse_work_item
-from jobkit.errors import ExternalUnavailableError
-from jobkit.external import ExternalSystem, call_worst_case_seconds
-from jobkit.http_client import build_http_client
-from jobkit.processing import Processor, TimeBudget
-from jobkit.ratelimit import OutOfTimeError, TokenBucket, time_budget
-from jobkit.runs import RunStatus
+from jobkit.adapters.external import ExternalSystem, call_worst_case_seconds
+from jobkit.adapters.http_client import build_http_client
+from jobkit.adapters.ratelimit import OutOfTimeError, TokenBucket, time_budget
+from jobkit.domain.envelope import PageItem, RecordItem, parse_work_item
+from jobkit.domain.errors import ExternalUnavailableError
+from jobkit.pipeline.process import Processor, TimeBudget
+from jobkit.runs.ledger import RunStatus
 from jobkit.settings import ProcessorSettings
 from tests.support import processor_env
 from tests.unit.conftest import FakeExternalSystem
@@ -474,7 +474,7 @@ def _external(
 
 
 def _items() -> tuple[PageItem, RecordItem]:
-    from jobkit.envelope import new_page_item, new_record_item
+    from jobkit.domain.envelope import new_page_item, new_record_item
 
     page = new_page_item(
         job_type="sync-completed-records",

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from jobkit.update_expression import UpdateExpression
+from jobkit.adapters.update_expression import UpdateExpression
 
 
 def test_sets_counters_removals_and_first_values_in_one_write(aws: Any) -> None:

@@ -6,10 +6,10 @@ from typing import Any
 
 import boto3
 
-from jobkit.delivery import Matcher
-from jobkit.events import StatusChanged
-from jobkit.queue import WorkQueue
-from jobkit.subscriptions import Subscription, SubscriptionStore
+from jobkit.adapters.events import StatusChanged
+from jobkit.adapters.queue import WorkQueue
+from jobkit.webhooks.delivery import Matcher
+from jobkit.webhooks.subscriptions import Subscription, SubscriptionStore
 from tests.support import LambdaContext
 
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobkit.backoff import backoff_seconds
-from jobkit.webhooks import Verdict, classify, sign, verify
+from jobkit.domain.backoff import backoff_seconds
+from jobkit.webhooks.signing import Verdict, classify, sign, verify
 
 SECRET = "whsec-test-only"
 
@@ -87,7 +87,7 @@ def test_backoff_grows_exponentially_within_its_cap() -> None:
     ],
 )
 def test_endpoint_rules(url: str, loopback_ok: bool, accepted: bool) -> None:
-    from jobkit.subscriptions import check_endpoint
+    from jobkit.webhooks.subscriptions import check_endpoint
 
     if accepted:
         assert check_endpoint(url, loopback_ok) == url

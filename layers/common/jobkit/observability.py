@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-from jobkit.aws import CAPACITY_UNITS, PERMISSIONS, REQUESTS
+from jobkit.adapters.aws import CAPACITY_UNITS, PERMISSIONS, REQUESTS
 
 # Service and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
 # set in template.yaml Globals, so tests and the CLI get the same names.

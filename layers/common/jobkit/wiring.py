@@ -14,15 +14,15 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
     CircuitBreakerDynamoDBPersistence,
 )
 
-from jobkit.aws import dynamodb_client, dynamodb_table, scheduler_client
-from jobkit.chaos import NO_CHAOS, Chaos
-from jobkit.circuits import Circuits
-from jobkit.credentials import CredentialSource
-from jobkit.external import Connections
-from jobkit.ratelimit import TokenBucket
-from jobkit.retries import ClientRetries, RetryPolicy, RetryScheduler
-from jobkit.runs import RunStore
+from jobkit.adapters.aws import dynamodb_client, dynamodb_table, scheduler_client
+from jobkit.adapters.circuits import Circuits
+from jobkit.adapters.credentials import CredentialSource
+from jobkit.adapters.external import Connections
+from jobkit.adapters.ratelimit import TokenBucket
+from jobkit.pipeline.retry import ClientRetries, RetryPolicy, RetryScheduler
+from jobkit.runs.ledger import RunStore
 from jobkit.settings import CircuitSettings, ExternalSettings, RetrySettings
+from jobkit.tooling.chaos import NO_CHAOS, Chaos
 
 if TYPE_CHECKING:
     import httpx
@@ -83,7 +83,7 @@ def build_connections(settings: ExternalSettings) -> Connections:
 def _http_client(settings: ExternalSettings) -> "httpx.Client":
     # Imported on the first external call, not at cold start: httpx, its retries and its TLS
     # context are a large share of an import that many invocations never need.
-    from jobkit.http_client import build_http_client
+    from jobkit.adapters.http_client import build_http_client
 
     bucket = TokenBucket(
         dynamodb_table(settings.control_table),

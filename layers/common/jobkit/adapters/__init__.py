@@ -1,0 +1,2 @@
+"""AWS and the external system behind small interfaces: DynamoDB stores, SQS, EventBridge, HTTP,
+rate limit, circuits, credentials."""

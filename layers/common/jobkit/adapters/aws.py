@@ -1,0 +1,265 @@
+"""boto3 clients, created once per container and reused across invocations.
+
+Every client is made here (Powertools' persistence layers and parameter providers are given
+ours), so every AWS request a function makes is counted at the SDK, by service and operation
+(``REQUESTS``): the benchmark reads those counts to price a record.
+"""
+
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from functools import cache
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.table import BatchWriter
+from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from jobkit.domain.backoff import backoff_seconds
+from jobkit.domain.errors import ThrottledError
+from jobkit.tooling.permissions import permissions_needed
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+else:
+    SQSClient = Any
+
+__all__ = [
+    "SQSClient",
+    "batch_get",
+    "dynamodb_client",
+    "Table",
+    "dynamodb_table",
+    "events_client",
+    "lambda_client",
+    "scheduler_client",
+    "secrets_client",
+    "sqs_client",
+]
+
+REQUESTS: Counter[str] = Counter()
+# DynamoDB capacity units by table and operation ("<table>.<Operation>"), estimated from
+# each request (items under 1 KB, as ours are): what on-demand DynamoDB bills, where a request
+# count alone under-prices transactions.
+CAPACITY_UNITS: defaultdict[str, float] = defaultdict(float)
+# The IAM permissions requests needed ("<action> <kind> <resource>",
+# ``jobkit.tooling.permissions``), noted only while requests are logged: the local stack, where IAM
+# is not enforced.
+PERMISSIONS: Counter[str] = Counter()
+
+
+def error_code(exc: BaseException) -> str:
+    """botocore's modelled error code of a failed AWS request ("" for any other exception)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def condition_failed(exc: BaseException) -> bool:
+    """A conditional write refused because its condition did not hold."""
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+def transaction_cancelled(exc: BaseException) -> bool:
+    """A transaction refused as a whole: a condition of one item, or a conflicting write."""
+    return error_code(exc) in ("TransactionCanceledException", "TransactionConflictException")
+
+
+def failed_conditions(exc: BaseException) -> list[bool]:
+    """Per item of a cancelled transaction, whether its own condition failed; empty when
+    DynamoDB gave no reasons."""
+    if not isinstance(exc, ClientError):
+        return []
+    reasons = exc.response.get("CancellationReasons") or []
+    return [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]
+
+
+def dynamodb_units(operation: str, params: dict[str, Any]) -> float:
+    """The capacity units (write units for a write, read units for a read) one DynamoDB
+    request consumes, for items of at most 1 KB."""
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        return 1.0
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        return 2.0 * len(params.get("TransactItems", []))
+    if operation == "BatchWriteItem":
+        return float(sum(len(v) for v in params.get("RequestItems", {}).values()))
+    if operation in ("GetItem", "Query", "Scan"):
+        return 1.0 if params.get("ConsistentRead") else 0.5
+    if operation == "BatchGetItem":
+        return 0.5 * sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
+    return 0.0
+
+
+def _table_of(params: dict[str, Any]) -> str:
+    if "TableName" in params:
+        return str(params["TableName"])
+    for entry in params.get("TransactItems", []):  # ours never span tables
+        for action in entry.values():
+            return str(action.get("TableName", "?"))
+    return ",".join(sorted(params.get("RequestItems", {}))) or "?"
+
+
+def _counted[ClientT](client: ClientT) -> ClientT:
+    meta: Any = getattr(client, "meta")  # noqa: B009 - typed stubs differ per service
+    service = meta.service_model.service_name
+
+    def count(model: Any, **_: Any) -> None:
+        REQUESTS[f"{service}.{model.name}"] += 1
+
+    def count_units(params: dict[str, Any], model: Any, **_: Any) -> None:
+        CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += dynamodb_units(model.name, params)
+
+    def note_permissions(params: dict[str, Any], model: Any, **_: Any) -> None:
+        try:
+            PERMISSIONS.update(p.key() for p in permissions_needed(service, model.name, params))
+        except Exception:  # noqa: BLE001, S110 - a local aid: botocore judges the request
+            pass
+
+    meta.events.register("before-call", count)
+    if service == "dynamodb":
+        meta.events.register("before-parameter-build.dynamodb", count_units)
+    if os.environ.get("JOBKIT_LOG_REQUESTS") == "true":
+        meta.events.register("before-parameter-build", note_permissions)
+    return client
+
+
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10
+)
+
+
+class Table:
+    """One DynamoDB table, in plain Python values: the part of boto3's Table resource the
+    platform uses (``name``, ``meta.client``, item reads and writes, ``batch_writer``).
+
+    Why not ``boto3.resource("dynamodb").Table(name)``: building the resource took about 14 ms
+    of every cold start (boto3 loads the resource model, lists botocore's data directory to
+    find it, and generates its classes), for a wrapper whose methods only add ``TableName``.
+    The conversion itself stays boto3's: the client carries the same transformation handlers
+    the resource registers on its own client, and batches go through boto3's BatchWriter.
+    """
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.name = name
+        self.meta = SimpleNamespace(client=client)
+
+    def get_item(self, **kwargs: Any) -> Any:
+        return self.meta.client.get_item(TableName=self.name, **kwargs)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        return self.meta.client.put_item(TableName=self.name, **kwargs)
+
+    def update_item(self, **kwargs: Any) -> Any:
+        return self.meta.client.update_item(TableName=self.name, **kwargs)
+
+    def delete_item(self, **kwargs: Any) -> Any:
+        return self.meta.client.delete_item(TableName=self.name, **kwargs)
+
+    def query(self, **kwargs: Any) -> Any:
+        return self.meta.client.query(TableName=self.name, **kwargs)
+
+    def scan(self, **kwargs: Any) -> Any:
+        return self.meta.client.scan(TableName=self.name, **kwargs)
+
+    def batch_writer(self, overwrite_by_pkeys: list[str] | None = None) -> BatchWriter:
+        return BatchWriter(self.name, self.meta.client, overwrite_by_pkeys=overwrite_by_pkeys)
+
+
+def dynamodb_table(name: str) -> Table:
+    """A table whose client takes and returns plain Python values in every operation."""
+    return Table(dynamodb_table_client(), name)
+
+
+@cache
+def dynamodb_table_client() -> Any:
+    client = boto3.client("dynamodb", config=_CONFIG)
+    events = client.meta.events
+    injector = TransformationInjector()
+    # The handlers boto3's DynamoDB resource registers on its client, in the same order.
+    events.register(
+        "provide-client-params.dynamodb",
+        copy_dynamodb_params,
+        unique_id="dynamodb-create-params-copy",
+    )
+    events.register(
+        "before-parameter-build.dynamodb",
+        injector.inject_condition_expressions,
+        unique_id="dynamodb-condition-expression",
+    )
+    events.register(
+        "before-parameter-build.dynamodb",
+        injector.inject_attribute_value_input,
+        unique_id="dynamodb-attr-value-input",
+    )
+    events.register(
+        "after-call.dynamodb",
+        injector.inject_attribute_value_output,
+        unique_id="dynamodb-attr-value-output",
+    )
+    return _counted(client)
+
+
+@cache
+def dynamodb_client() -> Any:
+    """A plain DynamoDB client (typed attribute values), for libraries that build their own
+    requests: the plain-values client would serialize their values a second time."""
+    return _counted(boto3.client("dynamodb", config=_CONFIG))
+
+
+@cache
+def sqs_client() -> "SQSClient":
+    return _counted(boto3.client("sqs", config=_CONFIG))
+
+
+@cache
+def events_client() -> Any:
+    return _counted(boto3.client("events", config=_CONFIG))
+
+
+@cache
+def secrets_client() -> Any:
+    return _counted(boto3.client("secretsmanager", config=_CONFIG))
+
+
+@cache
+def lambda_client() -> Any:
+    return _counted(boto3.client("lambda", config=_CONFIG))
+
+
+@cache
+def scheduler_client() -> Any:
+    return _counted(boto3.client("scheduler", config=_CONFIG))
+
+
+BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
+_UNPROCESSED_ROUNDS = 6
+
+
+def batch_get(
+    client: Any, table_name: str, keys: Sequence[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """Every item of ``table_name`` found under these keys, 100 keys per BatchGetItem.
+
+    A throttled table answers with some keys left unprocessed, and botocore does not ask for
+    them again: they are asked again here, after a jittered wait that grows each round, as
+    AWS advises (asking at once would only be throttled again). Keys still unprocessed after
+    that raise ``ThrottledError``. Works with either client: a table's (plain values)
+    or a plain one (typed values), since keys and items pass through untouched.
+    """
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        request: dict[str, Any] = {table_name: {"Keys": list(keys[start : start + BATCH_GET_KEYS])}}
+        for round_ in range(_UNPROCESSED_ROUNDS):
+            response = client.batch_get_item(RequestItems=request)
+            yield from response.get("Responses", {}).get(table_name, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            if round_ + 1 < _UNPROCESSED_ROUNDS:
+                time.sleep(backoff_seconds(round_ + 1, 0.05, 1.0))
+        else:
+            left = len(request.get(table_name, {}).get("Keys", []))
+            raise ThrottledError(f"{table_name}: {left} key(s) still unprocessed (throttled)")

@@ -1,0 +1,204 @@
+"""Guarded status transitions with an append-only history, written in one transaction.
+
+Read the current state, decide, persist with a guard: the state write is conditioned on the
+version we read, and the history row is written in the same transaction, so a transition is
+either entirely there or not at all.
+
+A transition's workflow triggers are registered on its history row, inside that transaction, and
+fired by the domain event its commit owes (``jobkit.adapters.events``). They are not rows of their
+own: a separate trigger row per transition cost a third of the transaction (2 of its 6 write units)
+and nothing ever read it, since the event is what subscribers act on.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from jobkit.adapters.aws import transaction_cancelled
+from jobkit.domain.errors import ConcurrentUpdateError, RecordNotFoundError
+from jobkit.domain.job import NEW, Transition
+
+STATE = "STATE"
+
+
+def record_pk(client_id: str, record_id: str) -> str:
+    """Records are keyed by client first: an item of one client cannot address another's."""
+    return f"{client_id}#{record_id}"
+
+
+def transition_id(client_id: str, record_id: str, revision: str, to_status: str) -> str:
+    """Stable across retries: the same record revision moving to the same status."""
+    return hashlib.sha256(f"{client_id}#{record_id}#{revision}#{to_status}".encode()).hexdigest()[
+        :32
+    ]
+
+
+@dataclass(frozen=True)
+class TransitionContext:
+    """Where a transition comes from, written on its history row."""
+
+    run_id: str
+    envelope_id: str
+    correlation_id: str
+    job_type: str
+
+
+@dataclass(frozen=True)
+class Applied:
+    from_status: str
+    version: int
+    occurred_at: str
+
+
+@dataclass(frozen=True)
+class AlreadyApplied:
+    """This transition was committed before, by the item named here."""
+
+    run_id: str
+    envelope_id: str
+    from_status: str
+    occurred_at: str
+
+
+@dataclass(frozen=True)
+class NotAllowed:
+    current_status: str
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """The record already holds this content: nothing written."""
+
+
+ApplyResult = Applied | AlreadyApplied | NotAllowed | Unchanged
+
+
+class WorkflowStore:
+    """The Records table: ``pk`` = client#record, ``sk`` = STATE | HIST#<version>."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._client = table.meta.client
+
+    def apply(
+        self,
+        client_id: str,
+        record_id: str,
+        transition: Transition,
+        tid: str,
+        context: TransitionContext,
+    ) -> ApplyResult:
+        pk = record_pk(client_id, record_id)
+        state = self._table.get_item(Key={"pk": pk, "sk": STATE}, ConsistentRead=True).get("Item")
+        if state is None and NEW in transition.allowed_from:
+            state = {"status": NEW, "version": 0, "new": True}
+        if state is None:
+            raise RecordNotFoundError(f"record {record_id!r} of client {client_id!r} is unknown")
+        if transition.content_hash is not None and (
+            state.get("content_hash") == transition.content_hash
+        ):
+            return Unchanged()
+        if state.get("last_transition_id") == tid:
+            return AlreadyApplied(
+                run_id=str(state.get("last_run_id", "")),
+                envelope_id=str(state.get("last_envelope_id", "")),
+                from_status=str(state.get("last_from_status", "")),
+                occurred_at=str(state.get("updated_at", "")),
+            )
+        current = str(state["status"])
+        if current not in transition.allowed_from:
+            return NotAllowed(current_status=current)
+        version = int(state.get("version", 0))
+        now = datetime.now(UTC).isoformat()
+        self._commit(pk, state, version, transition, tid, context, now)
+        return Applied(from_status=current, version=version + 1, occurred_at=now)
+
+    def _commit(
+        self,
+        pk: str,
+        state: dict[str, Any],
+        version: int,
+        transition: Transition,
+        tid: str,
+        context: TransitionContext,
+        now: str,
+    ) -> None:
+        update = (
+            "SET #status = :to, version = :next, last_transition_id = :tid, "
+            "last_run_id = :run, last_envelope_id = :env, updated_at = :now, "
+            "last_from_status = :from"
+        )
+        names = {"#status": "status"}
+        values: dict[str, Any] = {}
+        for index, (name, value) in enumerate((transition.fields or {}).items()):
+            update += f", #f{index} = :f{index}"
+            names[f"#f{index}"], values[f":f{index}"] = name, value
+        if transition.content_hash is not None:
+            update += ", content_hash = :hash"
+            values[":hash"] = transition.content_hash
+        if transition.clear_pending:
+            update += " REMOVE pending_items"
+        guard = "attribute_not_exists(pk)" if state.get("new") else "version = :version"
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": {"pk": pk, "sk": STATE},
+                    "UpdateExpression": update,
+                    "ConditionExpression": guard,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {
+                        ":to": transition.to_status,
+                        ":next": version + 1,
+                        **({} if state.get("new") else {":version": version}),
+                        ":tid": tid,
+                        ":run": context.run_id,
+                        ":env": context.envelope_id,
+                        ":now": now,
+                        ":from": state["status"],
+                        **values,
+                    },
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table.name,
+                    "Item": {
+                        "pk": pk,
+                        "sk": f"HIST#{version + 1:010d}",
+                        "transition_id": tid,
+                        "from_status": state["status"],
+                        "to_status": transition.to_status,
+                        "reason": transition.reason,
+                        "cleared_pending": list(state.get("pending_items", []))
+                        if transition.clear_pending
+                        else [],
+                        "triggers": list(transition.triggers),
+                        "job_type": context.job_type,
+                        "run_id": context.run_id,
+                        "envelope_id": context.envelope_id,
+                        "correlation_id": context.correlation_id,
+                        "occurred_at": now,
+                    },
+                    "ConditionExpression": "attribute_not_exists(sk)",
+                }
+            },
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if transaction_cancelled(exc):
+                # Another writer moved the record between our read and our write.
+                raise ConcurrentUpdateError(f"record {pk!r} changed concurrently") from exc
+            raise
+
+    def history(self, client_id: str, record_id: str) -> list[dict[str, Any]]:
+        """The record's transitions, oldest first."""
+        response = self._table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :hist)",
+            ExpressionAttributeValues={":pk": record_pk(client_id, record_id), ":hist": "HIST#"},
+        )
+        return list(response.get("Items", []))

@@ -1,0 +1,1 @@
+"""The runs API: its bodies and the URLs it answers with."""

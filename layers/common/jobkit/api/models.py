@@ -1,0 +1,234 @@
+"""Bodies of the runs API, shared by the API function and the CLI."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobkit.adapters.config import ClientConfig, SettingValue
+from jobkit.domain.envelope import Identifier
+from jobkit.runs.ledger import COUNTERS, ClientRun, RunHeader, RunStatus, RunStore, RunView
+
+# Up to this many clients, a run's counts are summed live over its client rows; beyond it,
+# reading every row on each request would outgrow API Gateway's 29 s (and the rows Lambda's
+# 6 MB response), so a run shows the totals its clients rolled up as they closed.
+LIVE_CLIENT_ROWS = 1000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartRun(_Body):
+    client_ids: Annotated[list[Identifier], Field(max_length=1000)] | None = Field(
+        None, alias="clientIds"
+    )
+    dry_run: bool = Field(False, alias="dryRun")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _Counters(BaseModel):
+    """The run counters (jobkit.runs.ledger.COUNTERS), as the API shows them."""
+
+    received: int
+    processed: int
+    failed: int
+    skipped: int
+    dead_lettered: int
+    retries: int
+    ack_failed: int
+
+
+class Counts(_Counters):
+    clients: int
+
+
+class ClientRunOut(_Counters):
+    client_id: str
+    result: str
+    error: str | None = None
+    attempt: int = Field(0, description="Client-level retries so far.")
+    next_retry_at: str | None = Field(None, description="While WAITING_RETRY: when.")
+    last_error: str | None = Field(None, description="Why the last attempt failed.")
+
+    @classmethod
+    def of(cls, row: ClientRun) -> "ClientRunOut":
+        counters = {name: getattr(row, name) for name in COUNTERS}
+        return cls(
+            client_id=row.client_id,
+            result=row.result,
+            error=row.error,
+            attempt=row.attempt,
+            next_retry_at=row.next_retry_at,
+            last_error=row.last_error,
+            **counters,
+        )
+
+
+class RunOut(BaseModel):
+    run_id: str
+    job_type: str
+    status: str
+    trigger: str
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: Counts
+    issues: list[str]
+    eta_seconds: float | None = Field(None, description="From the average item time so far.")
+    clients: list[ClientRunOut] = Field(
+        [],
+        description=(
+            f"Per-client rows: every one for a run of up to {LIVE_CLIENT_ROWS} clients; for a"
+            f" bigger run, the first {LIVE_CLIENT_ROWS} by client id. GET /runs/{{id}}/clients"
+            " pages through them all."
+        ),
+    )
+
+    @classmethod
+    def of(cls, view: RunView, *, with_clients: bool = True) -> "RunOut":
+        """Live: totals summed over the client rows, right while the run is open."""
+        totals = view.live_totals
+        clients = [ClientRunOut.of(c) for c in view.clients] if with_clients else []
+        return cls._build(view.header, totals, clients)
+
+    @classmethod
+    def of_header(cls, header: RunHeader, clients: Sequence[ClientRun] = ()) -> "RunOut":
+        """From the header alone: totals as rolled up so far (complete once it is final)."""
+        totals = {name: getattr(header, name) for name in COUNTERS}
+        return cls._build(header, totals, [ClientRunOut.of(c) for c in clients])
+
+    @classmethod
+    def _build(
+        cls, header: RunHeader, totals: dict[str, int], clients: list[ClientRunOut]
+    ) -> "RunOut":
+        return cls(
+            run_id=header.run_id,
+            job_type=header.job_type,
+            status=header.status.value,
+            trigger=header.trigger.value,
+            requested_by=header.requested_by,
+            created_at=header.created_at,
+            started_at=header.started_at,
+            finished_at=header.finished_at,
+            counts=Counts(clients=header.clients, **totals),
+            issues=header.issues,
+            eta_seconds=_eta(header, totals),
+            clients=clients,
+        )
+
+
+def _eta(header: RunHeader, totals: dict[str, int]) -> float | None:
+    if header.finished_at is not None or header.started_at is None:
+        return None
+    done = totals["processed"] + totals["skipped"] + totals["failed"]
+    remaining = totals["received"] - done
+    if done == 0 or remaining <= 0:
+        return None
+    elapsed = (datetime.now(UTC) - header.started_at).total_seconds()
+    return round(elapsed / done * remaining, 1)
+
+
+class ItemOut(BaseModel):
+    envelope_id: str
+    client_id: str
+    record_id: str
+    outcome: str
+    reason: str
+    at: datetime
+
+
+class Page[T](BaseModel):
+    items: list[T]
+    next: str | None = Field(None, description="Pass as ?next= for the following page.")
+
+
+class JobOut(BaseModel):
+    job_type: str
+    schedule: str
+    last_run: RunOut | None
+    health: str = Field(description="healthy, degraded, failing or unknown, from the last run")
+
+
+class ClientConfigIn(_Body):
+    """A client's configuration, as written through the API (state fields are the platform's)."""
+
+    group_id: Identifier
+    route: str = "/v1"
+    script: str = "GET_COMPLETED"
+    days: int = 7
+    year: int | None = None
+    frequency_minutes: int = 30
+    page_size: int = 50
+    enabled: bool = True
+    pilot: bool = False
+    settings: dict[str, SettingValue] = {}
+    credentials: bool = Field(
+        False, description="Call with the bearer token stored for this client (Secrets Manager)."
+    )
+
+    def to_config(self, job_type: str, client_id: str, created_by: str) -> ClientConfig:
+        return ClientConfig(
+            job_type=job_type, client_id=client_id, created_by=created_by, **self.model_dump()
+        )
+
+
+class HistoryEntry(BaseModel):
+    transition_id: str
+    from_status: str
+    to_status: str
+    reason: str
+    run_id: str
+    occurred_at: datetime
+    triggers: list[str] = []
+
+
+class NewSubscription(_Body):
+    client_id: Identifier
+    url: str = Field(max_length=2048)
+    event_types: list[str] = Field(default_factory=lambda: ["record.status_changed"], min_length=1)
+    rate_per_second: float = Field(5.0, gt=0, le=1000)
+
+
+class SubscriptionOut(BaseModel):
+    client_id: str
+    subscription_id: str
+    url: str
+    event_types: list[str]
+    enabled: bool
+    rate_per_second: float
+    disabled_reason: str | None = None
+    signing_secret: str | None = Field(None, description="Only in the creation answer.")
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: str
+    event_id: str
+    subscription_id: str
+    status: str
+    attempts: int
+    last_http_status: int | None
+    latency_ms: float | None
+    last_error: str
+    updated_at: datetime
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+def run_out(runs: RunStore, header: RunHeader, client_rows: int) -> RunOut:
+    """A run as the API shows it, read within bounds whatever its size: live counts and up to
+    ``client_rows`` client rows for a run of at most LIVE_CLIENT_ROWS clients; otherwise (and
+    while it is still planning, its client count not yet known) the rolled-up totals and its
+    first ``client_rows`` client rows by id."""
+    if header.status is RunStatus.PLANNING or header.clients > LIVE_CLIENT_ROWS:
+        rows = runs.clients_page(header.run_id, client_rows, None)[0] if client_rows else []
+        return RunOut.of_header(header, rows)
+    view = runs.view(header.run_id)
+    if view is None:
+        return RunOut.of_header(header)
+    return RunOut.of(view, with_clients=client_rows > 0)

@@ -1,0 +1,1 @@
+"""What travels and what it means: work envelopes, the job contract, typed errors, backoff."""

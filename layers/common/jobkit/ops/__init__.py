@@ -1,0 +1,1 @@
+"""Operations: the health probe, credential rotation, the job-health page."""

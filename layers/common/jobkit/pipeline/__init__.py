@@ -1,0 +1,1 @@
+"""The steps a record meets, in order: plan, process (route, fetch, apply, settle), retry."""

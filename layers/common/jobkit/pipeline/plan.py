@@ -1,0 +1,234 @@
+"""Planning a run: read the job type's clients, open the run, enqueue one page item each.
+
+A schedule fired twice for the same time opens one run: the run id is derived from the
+scheduled time, and a planner that finds its run already planned does nothing more. A planner
+that died half-way is resumed by the next attempt (client rows kept, page items re-sent and
+deduplicated downstream).
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobkit.adapters.circuits import Circuits, OpenCircuit
+from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig
+from jobkit.adapters.queue import WorkQueue
+from jobkit.domain.envelope import Identifier, describe_validation_error, new_page_item
+from jobkit.domain.errors import PermanentError
+from jobkit.observability import logger
+from jobkit.pipeline.retry import ClientRetries, RetryRequest
+from jobkit.runs.ledger import ClientRun, ClientStatus, RunHeader, RunStatus, RunStore, Trigger
+
+_UNSUBSTITUTED = "<aws.scheduler.scheduled-time>"
+
+
+class PlanRequest(BaseModel):
+    """The planner's input: from the schedule, the API or the CLI."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trigger: Trigger = Trigger.SCHEDULE
+    scheduled_time: datetime | None = None
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+    requested_by: str = Field("scheduler", max_length=128)
+    client_ids: list[Identifier] | None = None
+    correlation_id: str | None = Field(None, max_length=128)
+    dry_run: bool = False
+
+
+class _ScheduledEvent(BaseModel):
+    """The classic EventBridge scheduled-rule payload, accepted too."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+    time: datetime
+    id: str
+
+
+def parse_plan_request(event: dict[str, Any]) -> PlanRequest:
+    """Parse a planner event; a bad one fails with the offending field named."""
+    try:
+        if "detail-type" in event:
+            scheduled = _ScheduledEvent.model_validate(event)
+            return PlanRequest(scheduled_time=scheduled.time, correlation_id=scheduled.id)
+        if event.get("scheduled_time") == _UNSUBSTITUTED:
+            # Emulators may not substitute Scheduler's context attributes.
+            event = {**event, "scheduled_time": None}
+        return PlanRequest.model_validate(event)
+    except ValidationError as exc:
+        raise PermanentError(f"invalid planner event: {describe_validation_error(exc)}") from exc
+
+
+def schedule_run_id(job_type: str, scheduled_time: datetime) -> str:
+    return f"{job_type}.{scheduled_time.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def _run_id(job_type: str, request: PlanRequest, now: datetime) -> str:
+    if request.run_id:
+        return request.run_id
+    if request.trigger is Trigger.SCHEDULE:
+        # Scheduler's own time when it gave one; else the minute it fired in.
+        when = request.scheduled_time or now.replace(second=0, microsecond=0)
+        return schedule_run_id(job_type, when)
+    return f"{job_type}.{now:%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:8]}"
+
+
+class Planner:
+    def __init__(
+        self,
+        job_type: str,
+        configs: ConfigStore,
+        runs: RunStore,
+        queue: WorkQueue,
+        *,
+        circuits: Circuits,
+        retries: ClientRetries,
+    ):
+        self._job_type = job_type
+        self._configs = configs
+        self._runs = runs
+        self._queue = queue
+        self._circuits = circuits
+        self._retries = retries
+
+    def plan(self, request: PlanRequest) -> RunHeader:
+        now = datetime.now(UTC)
+        run_id = _run_id(self._job_type, request, now)
+        header, created = self._runs.open_run(
+            RunHeader(
+                run_id=run_id,
+                job_type=self._job_type,
+                trigger=request.trigger,
+                requested_by=request.requested_by,
+                scheduled_for=request.scheduled_time,
+                correlation_id=request.correlation_id or run_id,
+                created_at=now,
+            )
+        )
+        if not created and header.status is not RunStatus.PLANNING:
+            logger.info("run already planned", extra={"run_id": run_id, "status": header.status})
+            return header
+        logger.info(
+            "run started",
+            extra={
+                "run_id": run_id,
+                "job_type": self._job_type,
+                "trigger": request.trigger.value,
+                "time": now.isoformat(),
+                "resumed": not created,
+            },
+        )
+        clients, invalid, issues = self._select_clients(request)
+        if request.dry_run:
+            names = ", ".join(c.client_id for c in clients) or "none"
+            issues.append(f"dry run: {len(clients)} client(s) would run: {names}")
+            self._runs.close_dry_run(run_id, len(clients) + len(invalid), issues)
+            logger.info("dry run planned", extra={"run_id": run_id, "clients": len(clients)})
+            return self._runs.header(run_id) or header
+        # A client whose endpoint's circuit is open is not fetched now: it waits for a retry
+        # scheduled when the circuit lets a trial call through.
+        blocked = self._circuits.open_circuits([c.client_id for c in clients])
+        waiting = [c for c in clients if c.client_id in blocked]
+        clients = [c for c in clients if c.client_id not in blocked]
+        retry_at = {
+            c.client_id: self._schedule_retry(run_id, header, c, blocked[c.client_id])
+            for c in waiting
+        }
+        issues += [
+            f"client {c.client_id}: circuit open, retry scheduled at {retry_at[c.client_id]}"
+            for c in waiting
+        ]
+        rows = [
+            ClientRun(client_id=c.client_id, group_id=c.group_id, pages_open=1) for c in clients
+        ]
+        rows += [
+            ClientRun(
+                client_id=c.client_id,
+                group_id=c.group_id,
+                status=ClientStatus.WAITING,
+                next_retry_at=retry_at[c.client_id],
+                last_error="circuit open",
+            )
+            for c in waiting
+        ]
+        rows += [
+            ClientRun(client_id=bad.client_id, status=ClientStatus.INVALID_CONFIG, error=bad.reason)
+            for bad in invalid
+        ]
+        self._runs.add_clients(run_id, rows, resume=not created)
+        self._queue.send(
+            [
+                new_page_item(
+                    job_type=self._job_type,
+                    run_id=run_id,
+                    client_id=c.client_id,
+                    group_id=c.group_id,
+                    correlation_id=header.correlation_id,
+                    now=now,
+                    cursor=c.cursor,  # change feeds resume where the last run stopped
+                )
+                for c in clients
+            ]
+        )
+        self._runs.mark_running(run_id, clients=len(rows), invalid=len(invalid), issues=issues)
+        if created:
+            for row in rows[len(clients) + len(waiting) :]:  # invalid: closed as they open
+                self._runs.client_closed(self._job_type, row)
+        logger.info(
+            "run planned",
+            extra={
+                "run_id": run_id,
+                "clients": len(clients),
+                "waiting_clients": len(waiting),
+                "invalid_clients": len(invalid),
+                "issues": issues,
+            },
+        )
+        return self._runs.header(run_id) or header
+
+    def _schedule_retry(
+        self, run_id: str, header: RunHeader, client: ClientConfig, circuit: OpenCircuit | None
+    ) -> str:
+        return self._retries.schedule(
+            RetryRequest(
+                job_type=self._job_type,
+                run_id=run_id,
+                client_id=client.client_id,
+                group_id=client.group_id,
+                correlation_id=header.correlation_id,
+                attempt=1,
+                cursor=client.cursor,
+                reason="circuit open",
+            ),
+            wait_at_least=circuit.retry_in_seconds if circuit else 0,
+        )
+
+    def _select_clients(
+        self, request: PlanRequest
+    ) -> tuple[list[ClientConfig], list[InvalidClientConfig], list[str]]:
+        wanted = set(request.client_ids) if request.client_ids is not None else None
+        clients: list[ClientConfig] = []
+        invalid: list[InvalidClientConfig] = []
+        issues: list[str] = []
+        seen: set[str] = set()
+        for config in self._configs.clients(self._job_type):
+            seen.add(config.client_id)
+            if wanted is not None and config.client_id not in wanted:
+                continue
+            if isinstance(config, InvalidClientConfig):
+                logger.error(
+                    "invalid client configuration",
+                    extra={"client_id": config.client_id, "reason": config.reason},
+                )
+                invalid.append(config)
+                issues.append(f"client {config.client_id}: invalid configuration: {config.reason}")
+            elif config.enabled:
+                clients.append(config)
+        for missing in sorted((wanted or set()) - seen):
+            issues.append(f"client {missing}: not configured for {self._job_type}")
+        if not clients and not invalid:
+            issues.append(f"no enabled clients configured for {self._job_type}")
+        return clients, invalid, issues

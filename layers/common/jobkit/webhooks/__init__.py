@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, signing, matching and delivery."""

@@ -1,0 +1,334 @@
+"""Webhook delivery: match events to subscriptions, then POST each delivery, signed.
+
+Matcher: one delivery per matching subscription (delivery id = event id + subscription id)
+on the webhook queue. Worker: Powertools idempotency on the delivery id (a duplicate event
+never delivers twice), the body signed with the subscription's secret, the answer classified:
+2xx delivered; 410 disables the subscription; other 4xx (but 408/429) dead-letter at once;
+the rest retries with exponential backoff and jitter through message visibility (429 honours
+Retry-After), and the 8th failed attempt dead-letters with a failure record.
+"""
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from jobkit.adapters.aws import SQSClient
+from jobkit.adapters.events import BusEvent, StatusChanged
+from jobkit.adapters.queue import DeadLetterQueue, WorkQueue, receive_count
+from jobkit.adapters.ratelimit import RateLimitedError, TokenBucket
+from jobkit.domain.backoff import backoff_seconds
+from jobkit.domain.envelope import describe_validation_error
+from jobkit.observability import logger
+from jobkit.webhooks.signing import (
+    DELIVERY_HEADER,
+    MAX_ATTEMPTS,
+    SIGNATURE_HEADER,
+    Verdict,
+    classify,
+    sign,
+)
+from jobkit.webhooks.subscriptions import DeliveryLog, Subscription, SubscriptionStore
+
+
+class Delivery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delivery_id: str
+    subscription_id: str
+    client_id: str
+    event_id: str
+    event_type: str
+    event: dict[str, Any]
+
+
+def delivery_id(event_id: str, subscription_id: str) -> str:
+    return hashlib.sha256(f"{event_id}#{subscription_id}".encode()).hexdigest()[:32]
+
+
+class Matcher:
+    """Domain events in, one delivery per matching subscription out, a queue batch at a time.
+
+    A client's subscriptions are read once per batch: a batch of a run's events (mostly one
+    client's) costs one query, not one per event. A subscription made mid-batch is matched
+    from the next batch on.
+    """
+
+    def __init__(self, subscriptions: SubscriptionStore, queue: WorkQueue) -> None:
+        self._subscriptions = subscriptions
+        self._queue = queue
+        self._batch = BatchProcessor(event_type=EventType.SQS)
+        self._by_client: dict[str, list[Subscription]] = {}
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """An SQS batch of bus events; a message that fails is retried alone, then
+        dead-lettered by the queue's redrive policy."""
+        self._by_client.clear()
+        response = process_partial_response(
+            event=event, record_handler=self._match_message, processor=self._batch, context=context
+        )
+        return dict(response)
+
+    def _match_message(self, record: SQSRecord) -> int:
+        try:
+            domain_event = BusEvent.model_validate_json(record.body).detail
+        except ValidationError as exc:
+            logger.error(
+                "invalid bus event",
+                extra={"message_id": record.message_id, "reason": describe_validation_error(exc)},
+            )
+            raise
+        logger.append_keys(correlation_id=domain_event.correlation_id)
+        try:
+            return self.match(domain_event)
+        finally:
+            logger.remove_keys(["correlation_id"])
+
+    def match(self, event: StatusChanged) -> int:
+        if event.client_id not in self._by_client:
+            self._by_client[event.client_id] = self._subscriptions.for_client(event.client_id)
+        wanted = [s for s in self._by_client[event.client_id] if s.wants(event.type)]
+        self._queue.send_bodies(
+            [
+                (
+                    s.subscription_id,
+                    Delivery(
+                        delivery_id=delivery_id(event.event_id, s.subscription_id),
+                        subscription_id=s.subscription_id,
+                        client_id=event.client_id,
+                        event_id=event.event_id,
+                        event_type=event.type,
+                        event=event.model_dump(mode="json"),
+                    ).model_dump_json(),
+                )
+                for s in wanted
+            ]
+        )
+        return len(wanted)
+
+
+class DeliveryOutcome(BaseModel):
+    """Kept in the idempotency record: a final answer for this delivery."""
+
+    status: str
+    http_status: int | None = None
+
+
+class RetryDelivery(Exception):  # noqa: N818 - a signal, not an error condition
+    def __init__(self, reason: str, http_status: int | None, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+class EndpointPacer:
+    """Each endpoint's ``rate_per_second``, held by every delivery container together: one
+    token bucket per subscription, in the Control table with the external system's, and
+    requests spaced evenly (no burst)."""
+
+    def __init__(
+        self,
+        table: Any,
+        max_wait_seconds: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._table = table
+        self._max_wait = max_wait_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[tuple[str, float], TokenBucket] = {}
+
+    def wait(self, subscription: Subscription, max_wait_seconds: float | None = None) -> None:
+        """Return once the endpoint may take one more request; RateLimitedError past the
+        patience (this pacer's, or shorter when given; the delivery is then retried later)."""
+        key = (subscription.subscription_id, subscription.rate_per_second)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(
+                self._table,
+                f"webhook:{subscription.subscription_id}",
+                rate=subscription.rate_per_second,
+                burst=1,
+                max_wait_seconds=self._max_wait,
+                clock=self._clock,
+                sleep=self._sleep,
+            )
+        bucket.acquire(max_wait_seconds)
+
+
+@dataclass
+class WorkerDeps:
+    subscriptions: SubscriptionStore
+    log: DeliveryLog
+    secret: Callable[[str], str]
+    http: httpx.Client
+    sqs: SQSClient
+    queue_url: str
+    dead_letters: DeadLetterQueue
+    persistence: BasePersistenceLayer
+    backoff_base: float
+    backoff_cap: float
+    pacer: EndpointPacer
+    post_timeout_seconds: float
+    max_attempts: int = MAX_ATTEMPTS
+    key_prefix: str = "jobkit.webhook"
+
+
+class DeliveryWorker:
+    def __init__(self, deps: WorkerDeps) -> None:
+        self._deps = deps
+        self._pacing_ends = float("inf")  # set by each invocation
+        self._config = IdempotencyConfig(
+            event_key_jmespath="delivery_id",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=7 * 24 * 3600,
+        )
+        self._deliver = idempotent_function(
+            self._deliver_once,
+            data_keyword_argument="delivery",
+            persistence_store=deps.persistence,
+            config=self._config,
+            output_serializer=PydanticSerializer(DeliveryOutcome),
+            key_prefix=deps.key_prefix,
+        )
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        self._config.register_lambda_context(context)
+        # A slow endpoint's pace must not run the invocation into its timeout: waiting for
+        # the endpoint stops in time for the request itself (its timeout) and a margin.
+        self._pacing_ends = (
+            time.monotonic()
+            + context.get_remaining_time_in_millis() / 1000
+            - self._deps.post_timeout_seconds
+            - 1.0
+        )
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+        def handle_message(record: SQSRecord) -> None:  # BatchProcessor passes `record=`
+            self._handle(record)
+
+        with processor(records=event.get("Records", []), handler=handle_message):
+            processor.process()
+        return dict(processor.response())
+
+    def _handle(self, message: SQSRecord) -> None:
+        attempt = receive_count(message)
+        try:
+            delivery = Delivery.model_validate_json(message.body)
+        except ValidationError as exc:
+            self._dead_letter(message, None, f"invalid delivery: {describe_validation_error(exc)}")
+            return
+        try:
+            self._deliver(delivery=delivery)
+        except RetryDelivery as retry:
+            if attempt >= self._deps.max_attempts:
+                reason = f"gave up after {attempt} attempts: {retry}"
+                self._deps.log.give_up(delivery.delivery_id, reason)
+                self._dead_letter(message, delivery, reason)
+                return
+            delay = retry.retry_after or backoff_seconds(
+                attempt, self._deps.backoff_base, self._deps.backoff_cap
+            )
+            self._deps.sqs.change_message_visibility(
+                QueueUrl=self._deps.queue_url,
+                ReceiptHandle=message.receipt_handle,
+                VisibilityTimeout=max(1, int(delay)),
+            )
+            raise
+
+    def _deliver_once(self, delivery: Delivery) -> DeliveryOutcome:
+        subscription = self._deps.subscriptions.get(delivery.client_id, delivery.subscription_id)
+        if subscription is None or not subscription.enabled:
+            logger.info(
+                "delivery skipped: subscription gone or disabled",
+                extra={"delivery_id": delivery.delivery_id},
+            )
+            return DeliveryOutcome(status="skipped")
+        # Paced first: a delivery refused by its endpoint's pace reads no secret, and the
+        # signature's timestamp is the sending time, not the start of the wait.
+        try:
+            self._deps.pacer.wait(subscription, self._pacing_ends - time.monotonic())
+        except RateLimitedError as exc:
+            raise RetryDelivery(f"endpoint busy: {exc}", None, None) from exc
+        body = json.dumps(delivery.event, sort_keys=True, separators=(",", ":")).encode()
+        headers = {
+            "content-type": "application/json",
+            DELIVERY_HEADER: delivery.delivery_id,
+            SIGNATURE_HEADER: sign(self._deps.secret(subscription.secret_name), body),
+        }
+        started = time.perf_counter()
+        status: int | None
+        try:
+            response = self._deps.http.post(subscription.url, content=body, headers=headers)
+            status, retry_after = response.status_code, response.headers.get("retry-after")
+            error = None if response.is_success else f"HTTP {status}"
+        except httpx.HTTPError as exc:  # timeouts and refused connections are failed attempts
+            status, retry_after, error = None, None, type(exc).__name__
+        latency = 1000 * (time.perf_counter() - started)
+        answer = classify(status, retry_after)
+        keys = self._log_keys(delivery)
+        if answer.verdict is Verdict.RETRY:
+            self._deps.log.attempt(
+                **keys, status="retrying", http_status=status, latency_ms=latency, error=error
+            )
+            raise RetryDelivery(error or "retry", status, answer.retry_after)
+        if answer.verdict is Verdict.GONE:
+            self._deps.subscriptions.disable(
+                delivery.client_id, delivery.subscription_id, "endpoint answered 410 Gone"
+            )
+        final = {
+            Verdict.DELIVERED: "delivered",
+            Verdict.GONE: "gone",
+            Verdict.PERMANENT: "dead_lettered",
+        }[answer.verdict]
+        self._deps.log.attempt(
+            **keys, status=final, http_status=status, latency_ms=latency, error=error
+        )
+        if answer.verdict is Verdict.PERMANENT:
+            self._deps.dead_letters.send(
+                json.dumps(delivery.model_dump(mode="json")),
+                reason=f"receiver refused: {error}",
+                error_type="DeliveryRefused",
+                source_message_id=delivery.delivery_id,
+                attempts=1,
+                client_id=delivery.client_id,
+            )
+        return DeliveryOutcome(status=final, http_status=status)
+
+    @staticmethod
+    def _log_keys(delivery: Delivery) -> dict[str, str]:
+        return {
+            "delivery_id": delivery.delivery_id,
+            "client_id": delivery.client_id,
+            "subscription_id": delivery.subscription_id,
+            "event_id": delivery.event_id,
+        }
+
+    def _dead_letter(self, message: SQSRecord, delivery: Delivery | None, reason: str) -> None:
+        logger.error(
+            "delivery dead-lettered", extra={"reason": reason, "message_id": message.message_id}
+        )
+        self._deps.dead_letters.send(
+            message.body,
+            reason=reason,
+            error_type="DeliveryFailed",
+            source_message_id=message.message_id,
+            attempts=receive_count(message),
+            client_id=delivery.client_id if delivery else "",
+        )
