@@ -42,10 +42,11 @@ from jobkit.api.models import (
 from jobkit.api.urls import public_url
 from jobkit.domain.envelope import Identifier, describe_validation_error
 from jobkit.domain.errors import ConfigNotFoundError
-from jobkit.observability import log_request_counts, logger, metrics, tracer
+from jobkit.observability import logger, metrics, tracer
 from jobkit.ops.health_page import DEFAULT_CLIENTS, HealthOut, build_health, job_status_health
 from jobkit.runs.ledger import RunHeader, RunStore, Trigger
 from jobkit.settings import ApiSettings, load_settings
+from jobkit.tooling.request_log import log_request_counts
 from jobkit.webhooks.subscriptions import DeliveryLog, Subscription, SubscriptionStore
 
 settings = load_settings(ApiSettings)

@@ -15,8 +15,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.adapters.aws import dynamodb_table
 from jobkit.adapters.keys import KeyStore
-from jobkit.observability import log_request_counts, logger, tracer
+from jobkit.observability import logger, tracer
 from jobkit.settings import AuthorizerSettings, load_settings
+from jobkit.tooling.request_log import log_request_counts
 
 settings = load_settings(AuthorizerSettings)
 keys = KeyStore(dynamodb_table(settings.keys_table))

@@ -8,11 +8,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobkit.adapters.aws import dynamodb_table, sqs_client
 from jobkit.adapters.config import ConfigStore
 from jobkit.adapters.queue import WorkQueue
-from jobkit.observability import log_request_counts, logger, metrics, tracer
+from jobkit.observability import logger, metrics, tracer
 from jobkit.pipeline.plan import Planner, parse_plan_request
 from jobkit.runs.client_health import ClientHealth
 from jobkit.runs.ledger import RunStore
 from jobkit.settings import PlannerSettings, load_settings
+from jobkit.tooling.request_log import log_request_counts
 from jobkit.wiring import build_chaos, build_circuits, build_retries
 
 settings = load_settings(PlannerSettings)

@@ -6,9 +6,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.adapters.aws import dynamodb_table
 from jobkit.adapters.config import ConfigStore
-from jobkit.observability import log_request_counts, logger, metrics, tracer
+from jobkit.observability import logger, metrics, tracer
 from jobkit.ops.probe import HealthProbe, ProbeRequest
 from jobkit.settings import ProbeSettings, load_settings
+from jobkit.tooling.request_log import log_request_counts
 from jobkit.wiring import build_circuits, build_connections
 
 settings = load_settings(ProbeSettings)

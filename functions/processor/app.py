@@ -15,11 +15,12 @@ from jobkit.adapters.config import ConfigStore
 from jobkit.adapters.events import EventPublisher
 from jobkit.adapters.queue import DeadLetterQueue, WorkQueue
 from jobkit.adapters.records import WorkflowStore
-from jobkit.observability import log_request_counts, logger, metrics, tracer
+from jobkit.observability import logger, metrics, tracer
 from jobkit.pipeline.process import Dependencies, Processor, TimeBudget
 from jobkit.runs.client_health import ClientHealth
 from jobkit.runs.ledger import RunStore
 from jobkit.settings import ProcessorSettings, load_settings
+from jobkit.tooling.request_log import log_request_counts
 from jobkit.wiring import build_chaos, build_circuits, build_connections, build_retries
 from jobs import JOBS
 

@@ -5,9 +5,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.adapters.aws import secrets_client
-from jobkit.observability import log_request_counts, logger, metrics, tracer
+from jobkit.observability import logger, metrics, tracer
 from jobkit.ops.rotation import CredentialRotator, RotateRequest, RotationEvent
 from jobkit.settings import RotationSettings, load_settings
+from jobkit.tooling.request_log import log_request_counts
 from jobkit.wiring import build_connections
 
 settings = load_settings(RotationSettings)

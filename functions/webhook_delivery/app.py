@@ -10,8 +10,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.adapters.aws import dynamodb_client, dynamodb_table, secrets_client, sqs_client
 from jobkit.adapters.queue import DeadLetterQueue
-from jobkit.observability import log_request_counts, logger, metrics, tracer
+from jobkit.observability import logger, metrics, tracer
 from jobkit.settings import DeliverySettings, load_settings
+from jobkit.tooling.request_log import log_request_counts
 from jobkit.webhooks.delivery import DeliveryWorker, EndpointPacer, WorkerDeps
 from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
 

@@ -8,8 +8,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.adapters.aws import dynamodb_table, secrets_client, sqs_client
 from jobkit.adapters.queue import WorkQueue
-from jobkit.observability import log_request_counts, logger, metrics, tracer
+from jobkit.observability import logger, metrics, tracer
 from jobkit.settings import MatcherSettings, load_settings
+from jobkit.tooling.request_log import log_request_counts
 from jobkit.webhooks.delivery import Matcher
 from jobkit.webhooks.subscriptions import SubscriptionStore
 

@@ -101,7 +101,7 @@ def test_every_aws_request_is_counted_and_logged_per_invocation(
     aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from jobkit.adapters import aws as clients
-    from jobkit.observability import log_request_counts
+    from jobkit.tooling.request_log import log_request_counts
 
     clients.sqs_client.cache_clear()
     clients.dynamodb_client.cache_clear()
@@ -123,7 +123,7 @@ def test_dynamodb_capacity_units_are_estimated_per_request_and_logged(
     aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from jobkit.adapters import aws as clients
-    from jobkit.observability import log_request_counts
+    from jobkit.tooling.request_log import log_request_counts
 
     clients.dynamodb_client.cache_clear()
     monkeypatch.setenv("JOBKIT_LOG_REQUESTS", "true")
@@ -163,7 +163,7 @@ def test_the_iam_permissions_each_request_needed_are_logged_per_invocation(
     aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from jobkit.adapters import aws as clients
-    from jobkit.observability import log_request_counts
+    from jobkit.tooling.request_log import log_request_counts
 
     monkeypatch.setenv("JOBKIT_LOG_REQUESTS", "true")
     clients.sqs_client.cache_clear()

@@ -1,13 +1,11 @@
 """boto3 clients, created once per container and reused across invocations.
 
 Every client is made here (Powertools' persistence layers and parameter providers are given
-ours), so every AWS request a function makes is counted at the SDK, by service and operation
-(``REQUESTS``): the benchmark reads those counts to price a record.
+ours), so that on the local stack every AWS request a function makes can be counted at the SDK
+(``jobkit.tooling.request_log``, the one seam to local tooling; nothing is hooked on AWS).
 """
 
-import os
 import time
-from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from functools import cache
 from types import SimpleNamespace
@@ -21,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from jobkit.domain.backoff import backoff_seconds
 from jobkit.domain.errors import ThrottledError
-from jobkit.tooling.permissions import permissions_needed
+from jobkit.tooling.request_log import instrument
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -40,16 +38,6 @@ __all__ = [
     "secrets_client",
     "sqs_client",
 ]
-
-REQUESTS: Counter[str] = Counter()
-# DynamoDB capacity units by table and operation ("<table>.<Operation>"), estimated from
-# each request (items under 1 KB, as ours are): what on-demand DynamoDB bills, where a request
-# count alone under-prices transactions.
-CAPACITY_UNITS: defaultdict[str, float] = defaultdict(float)
-# The IAM permissions requests needed ("<action> <kind> <resource>",
-# ``jobkit.tooling.permissions``), noted only while requests are logged: the local stack, where IAM
-# is not enforced.
-PERMISSIONS: Counter[str] = Counter()
 
 
 def error_code(exc: BaseException) -> str:
@@ -76,55 +64,6 @@ def failed_conditions(exc: BaseException) -> list[bool]:
         return []
     reasons = exc.response.get("CancellationReasons") or []
     return [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]
-
-
-def dynamodb_units(operation: str, params: dict[str, Any]) -> float:
-    """The capacity units (write units for a write, read units for a read) one DynamoDB
-    request consumes, for items of at most 1 KB."""
-    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
-        return 1.0
-    if operation in ("TransactWriteItems", "TransactGetItems"):
-        return 2.0 * len(params.get("TransactItems", []))
-    if operation == "BatchWriteItem":
-        return float(sum(len(v) for v in params.get("RequestItems", {}).values()))
-    if operation in ("GetItem", "Query", "Scan"):
-        return 1.0 if params.get("ConsistentRead") else 0.5
-    if operation == "BatchGetItem":
-        return 0.5 * sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
-    return 0.0
-
-
-def _table_of(params: dict[str, Any]) -> str:
-    if "TableName" in params:
-        return str(params["TableName"])
-    for entry in params.get("TransactItems", []):  # ours never span tables
-        for action in entry.values():
-            return str(action.get("TableName", "?"))
-    return ",".join(sorted(params.get("RequestItems", {}))) or "?"
-
-
-def _counted[ClientT](client: ClientT) -> ClientT:
-    meta: Any = getattr(client, "meta")  # noqa: B009 - typed stubs differ per service
-    service = meta.service_model.service_name
-
-    def count(model: Any, **_: Any) -> None:
-        REQUESTS[f"{service}.{model.name}"] += 1
-
-    def count_units(params: dict[str, Any], model: Any, **_: Any) -> None:
-        CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += dynamodb_units(model.name, params)
-
-    def note_permissions(params: dict[str, Any], model: Any, **_: Any) -> None:
-        try:
-            PERMISSIONS.update(p.key() for p in permissions_needed(service, model.name, params))
-        except Exception:  # noqa: BLE001, S110 - a local aid: botocore judges the request
-            pass
-
-    meta.events.register("before-call", count)
-    if service == "dynamodb":
-        meta.events.register("before-parameter-build.dynamodb", count_units)
-    if os.environ.get("JOBKIT_LOG_REQUESTS") == "true":
-        meta.events.register("before-parameter-build", note_permissions)
-    return client
 
 
 _CONFIG = Config(
@@ -200,39 +139,39 @@ def dynamodb_table_client() -> Any:
         injector.inject_attribute_value_output,
         unique_id="dynamodb-attr-value-output",
     )
-    return _counted(client)
+    return instrument(client)
 
 
 @cache
 def dynamodb_client() -> Any:
     """A plain DynamoDB client (typed attribute values), for libraries that build their own
     requests: the plain-values client would serialize their values a second time."""
-    return _counted(boto3.client("dynamodb", config=_CONFIG))
+    return instrument(boto3.client("dynamodb", config=_CONFIG))
 
 
 @cache
 def sqs_client() -> "SQSClient":
-    return _counted(boto3.client("sqs", config=_CONFIG))
+    return instrument(boto3.client("sqs", config=_CONFIG))
 
 
 @cache
 def events_client() -> Any:
-    return _counted(boto3.client("events", config=_CONFIG))
+    return instrument(boto3.client("events", config=_CONFIG))
 
 
 @cache
 def secrets_client() -> Any:
-    return _counted(boto3.client("secretsmanager", config=_CONFIG))
+    return instrument(boto3.client("secretsmanager", config=_CONFIG))
 
 
 @cache
 def lambda_client() -> Any:
-    return _counted(boto3.client("lambda", config=_CONFIG))
+    return instrument(boto3.client("lambda", config=_CONFIG))
 
 
 @cache
 def scheduler_client() -> Any:
-    return _counted(boto3.client("scheduler", config=_CONFIG))
+    return instrument(boto3.client("scheduler", config=_CONFIG))
 
 
 BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem

@@ -1,0 +1,116 @@
+"""What each invocation asked of AWS, logged on the local stack (JOBKIT_LOG_REQUESTS=true).
+
+`make bench` adds up the requests and DynamoDB capacity units per record, and the integration
+tier checks the IAM permissions the requests needed against the deployed roles
+(``jobkit.tooling.permissions``; MiniStack does not enforce IAM). On AWS the variable is
+false: ``instrument`` hooks nothing and ``log_request_counts`` only calls the handler.
+
+The one seam between the production path and this tooling: ``jobkit.adapters.aws`` passes
+every client it makes through ``instrument``.
+"""
+
+import functools
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from jobkit.tooling.permissions import permissions_needed
+
+REQUESTS: Counter[str] = Counter()
+# DynamoDB capacity units by table and operation ("<table>.<Operation>"), estimated from
+# each request (items under 1 KB, as ours are): what on-demand DynamoDB bills, where a request
+# count alone under-prices transactions.
+CAPACITY_UNITS: defaultdict[str, float] = defaultdict(float)
+# The IAM permissions requests needed ("<action> <kind> <resource>").
+PERMISSIONS: Counter[str] = Counter()
+
+
+def logging_requests() -> bool:
+    return os.environ.get("JOBKIT_LOG_REQUESTS") == "true"
+
+
+def dynamodb_units(operation: str, params: dict[str, Any]) -> float:
+    """The capacity units (write units for a write, read units for a read) one DynamoDB
+    request consumes, for items of at most 1 KB."""
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        return 1.0
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        return 2.0 * len(params.get("TransactItems", []))
+    if operation == "BatchWriteItem":
+        return float(sum(len(v) for v in params.get("RequestItems", {}).values()))
+    if operation in ("GetItem", "Query", "Scan"):
+        return 1.0 if params.get("ConsistentRead") else 0.5
+    if operation == "BatchGetItem":
+        return 0.5 * sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
+    return 0.0
+
+
+def _table_of(params: dict[str, Any]) -> str:
+    if "TableName" in params:
+        return str(params["TableName"])
+    for entry in params.get("TransactItems", []):  # ours never span tables
+        for action in entry.values():
+            return str(action.get("TableName", "?"))
+    return ",".join(sorted(params.get("RequestItems", {}))) or "?"
+
+
+def instrument[ClientT](client: ClientT) -> ClientT:
+    """Count the client's requests (and their units and permissions) while requests are
+    logged; otherwise the client as it is."""
+    if not logging_requests():
+        return client
+    meta: Any = getattr(client, "meta")  # noqa: B009 - typed stubs differ per service
+    service = meta.service_model.service_name
+
+    def count(model: Any, **_: Any) -> None:
+        REQUESTS[f"{service}.{model.name}"] += 1
+
+    def count_units(params: dict[str, Any], model: Any, **_: Any) -> None:
+        CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += dynamodb_units(model.name, params)
+
+    def note_permissions(params: dict[str, Any], model: Any, **_: Any) -> None:
+        try:
+            PERMISSIONS.update(p.key() for p in permissions_needed(service, model.name, params))
+        except Exception:  # noqa: BLE001, S110 - a local aid: botocore judges the request
+            pass
+
+    meta.events.register("before-call", count)
+    if service == "dynamodb":
+        meta.events.register("before-parameter-build.dynamodb", count_units)
+    meta.events.register("before-parameter-build", note_permissions)
+    return client
+
+
+def log_request_counts[**P, R](handler: Callable[P, R]) -> Callable[P, R]:
+    """While requests are logged, one line per invocation: the AWS requests it made, by service
+    and operation, their capacity units and the IAM permissions they needed."""
+
+    @functools.wraps(handler)
+    def counted(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not logging_requests():
+            return handler(*args, **kwargs)
+        # Here, not at the top: importing jobkit.observability builds Powertools' logger and
+        # metrics, which read their POWERTOOLS_* variables then, and jobkit.adapters.aws
+        # (which imports this module) is also used where those are not set yet (the CLI).
+        from jobkit.observability import logger
+
+        before, units_before = REQUESTS.copy(), dict(CAPACITY_UNITS)
+        permissions_before = PERMISSIONS.copy()
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            logger.info(
+                "aws requests",
+                extra={
+                    "requests": dict(REQUESTS - before),
+                    "capacity_units": {
+                        key: units - units_before.get(key, 0.0)
+                        for key, units in CAPACITY_UNITS.items()
+                        if units != units_before.get(key, 0.0)
+                    },
+                    "permissions": sorted(PERMISSIONS - permissions_before),
+                },
+            )
+
+    return counted
