@@ -21,6 +21,23 @@ from jobkit_cli.stack import Stack, load_local_state
 
 JOB = "sync-completed-records"
 
+AT_FINISH = "at_finish"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{AT_FINISH}: the session-finish stage: runs after every other test of the session, "
+        "to check what the whole run left behind (its logs, the requests its functions made)",
+    )
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection and any other reordering
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The session-finish stage: tests marked ``at_finish`` run last, in their collected order,
+    whatever their files are called; every other test keeps its place."""
+    items.sort(key=lambda item: item.get_closest_marker(AT_FINISH) is not None)
+
 
 _DEPLOYED_FROM_MS: list[int] = []
 
@@ -119,7 +136,8 @@ def api_base(stack: Stack) -> str:
 
 @pytest.fixture(scope="session")
 def issued_keys() -> list[str]:
-    """Every key the suite issues, so the last test can prove none of them reached a log."""
+    """Every key the suite issues, so the session-finish stage can prove none of them reached
+    a log."""
     return []
 
 

@@ -46,25 +46,54 @@ def test_row_missing_its_group_is_invalid_not_a_crash() -> None:
     assert parsed.reason == "group_id: Field required"
 
 
-@given(
-    st.dictionaries(
-        st.sampled_from(
-            [
-                "job_type",
-                "client_id",
-                "group_id",
-                "days",
-                "enabled",
-                "page_size",
-                "settings",
-                "route",
-            ]
-        ),
-        st.none() | st.integers() | st.text(max_size=12) | st.booleans(),
-    )
+FIELDS = ["job_type", "client_id", "group_id", "days", "enabled", "page_size", "settings", "route"]
+values = (
+    st.none()
+    | st.integers()
+    | st.text(max_size=12)
+    | st.booleans()
+    | st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=2)
 )
-def test_parsing_any_row_never_raises(row: dict[str, Any]) -> None:
-    assert isinstance(parse_config_item(row), ClientConfig | InvalidClientConfig)
+any_fields = st.dictionaries(st.sampled_from(FIELDS), values)
+# Rows a client could really have: the valid ones, so both answers are exercised
+well_formed = st.fixed_dictionaries(
+    {
+        "job_type": st.just(VALID["job_type"]),
+        "client_id": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}", fullmatch=True),
+        "group_id": st.sampled_from(["north", "south"]),
+    },
+    optional={
+        "days": st.integers(min_value=1, max_value=366),
+        "enabled": st.booleans(),
+        "page_size": st.integers(min_value=1, max_value=500),
+        "route": st.sampled_from(["/v1", "/v2/records"]),
+        "settings": st.dictionaries(
+            st.text(max_size=5), st.integers() | st.text(max_size=5) | st.booleans(), max_size=3
+        ),
+    },
+)
+
+
+@given(any_fields | well_formed)
+def test_any_row_parses_to_a_config_that_round_trips_or_a_reason_naming_its_field(
+    row: dict[str, Any],
+) -> None:
+    parsed = parse_config_item(row)
+    if isinstance(parsed, ClientConfig):
+        assert (parsed.job_type, parsed.client_id, parsed.group_id) == (
+            row["job_type"],
+            row["client_id"],
+            row["group_id"],
+        )
+        # What the store writes reads back as the same configuration
+        assert parse_config_item(parsed.to_item()) == parsed
+    else:
+        assert isinstance(parsed, InvalidClientConfig)
+        assert parsed.client_id == str(row.get("client_id", "?"))
+        # "<field>: <reason>", the field one of the row's or one a row must have
+        field, reason = parsed.reason.split(": ", 1)
+        assert reason
+        assert field.split(".", 1)[0] in {*row, "job_type", "client_id", "group_id"}
 
 
 def test_store_round_trips_settings_and_state(aws: Any) -> None:

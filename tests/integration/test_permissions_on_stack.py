@@ -1,8 +1,9 @@
-"""Runs last: every AWS request any function made during the suite is one its deployed role
-allows. MiniStack does not enforce IAM, AWS does: a request missing from a function's policy passes
-every other test here and fails as AccessDenied once deployed. Each function logs the permissions
-its requests needed (``jobkit.tooling.permissions``); IAM's policy simulator, asked about
-the roles as deployed (SAM's policy templates and managed policies included), decides."""
+"""At the session's finish (``at_finish``, after every other test): every AWS request any
+function made during the suite is one its deployed role allows. MiniStack does not enforce IAM,
+AWS does: a request missing from a function's policy passes every other test here and fails as
+AccessDenied once deployed. Each function logs the permissions its requests needed
+(``jobkit.tooling.permissions``); IAM's policy simulator, asked about the roles as deployed
+(SAM's policy templates and managed policies included), decides."""
 
 import json
 from collections import defaultdict
@@ -63,7 +64,7 @@ def _functions(stack: Stack) -> dict[str, str]:
 
 
 def _permissions_used(stack: Stack, function_name: str, since_ms: int) -> set[Permission]:
-    used = set()
+    used: set[Permission] = set()
     for event in log_events(stack.client("logs"), f"/aws/lambda/{function_name}", since_ms):
         message = event["message"]
         if '"aws requests"' in message:
@@ -95,6 +96,7 @@ def _whole_suite(request: pytest.FixtureRequest) -> bool:
     return {path.name for path in Path(__file__).parent.glob("test_*.py")} <= collected
 
 
+@pytest.mark.at_finish
 def test_every_request_a_function_made_is_allowed_by_its_deployed_role(
     stack: Stack, deployed_from_ms: int, request: pytest.FixtureRequest
 ) -> None:

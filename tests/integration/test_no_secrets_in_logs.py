@@ -1,4 +1,5 @@
-"""Runs last: no key issued during the suite appears in any log the stack wrote."""
+"""At the session's finish (``at_finish``, after every other test): no key issued during the
+suite appears in any log the stack wrote."""
 
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ from jobkit_cli.paths import state_dir
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import log_messages
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.at_finish]
 
 
 def _cloudwatch_messages(stack: Stack) -> Iterator[str]:
