@@ -16,7 +16,8 @@ from jobkit.adapters.events import EventPublisher
 from jobkit.adapters.queue import DeadLetterQueue, WorkQueue
 from jobkit.adapters.records import WorkflowStore
 from jobkit.observability import logger, metrics, tracer
-from jobkit.pipeline.process import Dependencies, Processor, TimeBudget
+from jobkit.pipeline.budget import TimeBudget
+from jobkit.pipeline.process import Dependencies, Processor
 from jobkit.runs.client_health import ClientHealth
 from jobkit.runs.ledger import RunStore
 from jobkit.settings import ProcessorSettings, load_settings

@@ -390,7 +390,7 @@ def test_parameters_refuse_what_aws_or_the_functions_would_refuse() -> None:
 def test_the_processors_timeout_covers_its_largest_start_threshold_at_every_allowed_timeout() -> (
     None
 ):
-    from jobkit.pipeline.process import TimeBudget
+    from jobkit.pipeline.budget import TimeBudget
     from jobkit.settings import ProcessorSettings
 
     processor = template()["Resources"]["Processor"]["Properties"]

@@ -18,7 +18,8 @@ from jobkit.adapters.http_client import build_http_client
 from jobkit.adapters.ratelimit import OutOfTimeError, TokenBucket, time_budget
 from jobkit.domain.envelope import PageItem, RecordItem, parse_work_item
 from jobkit.domain.errors import ExternalUnavailableError
-from jobkit.pipeline.process import Processor, TimeBudget
+from jobkit.pipeline.budget import TimeBudget
+from jobkit.pipeline.process import Processor
 from jobkit.runs.ledger import RunStatus
 from jobkit.settings import ProcessorSettings
 from tests.support import processor_env

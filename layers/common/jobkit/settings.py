@@ -84,7 +84,7 @@ class ProcessorSettings(TableSettings, QueueSettings, ExternalSettings, RetrySet
     # In-progress idempotency records expire after the invocation's remaining time;
     # completed ones are kept this long to absorb late redeliveries.
     idempotency_ttl_seconds: int = Field(7 * 24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS", ge=60)
-    # The time budget of an invocation (jobkit.pipeline.process.TimeBudget): the most one external
+    # The time budget of an invocation (jobkit.pipeline.budget.TimeBudget): the most one external
     # call (a page's fetch, an acknowledgement) may take, retries and rate-limit waits
     # included, when its worst case as configured is longer; what one item's own AWS requests
     # and the settling of a batch are given. Checked against one attempt at cold start.

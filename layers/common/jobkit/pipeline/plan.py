@@ -7,6 +7,7 @@ deduplicated downstream).
 """
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -15,7 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from jobkit.adapters.circuits import Circuits, OpenCircuit
 from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig
 from jobkit.adapters.queue import WorkQueue
-from jobkit.domain.envelope import Identifier, describe_validation_error, new_page_item
+from jobkit.domain.envelope import (
+    Identifier,
+    PageItem,
+    describe_validation_error,
+    new_page_item,
+)
 from jobkit.domain.errors import PermanentError
 from jobkit.observability import logger
 from jobkit.pipeline.retry import ClientRetries, RetryRequest
@@ -121,73 +127,79 @@ class Planner:
                 "resumed": not created,
             },
         )
-        clients, invalid, issues = self._select_clients(request)
+        selection = self._select_clients(request)
         if request.dry_run:
-            names = ", ".join(c.client_id for c in clients) or "none"
-            issues.append(f"dry run: {len(clients)} client(s) would run: {names}")
-            self._runs.close_dry_run(run_id, len(clients) + len(invalid), issues)
-            logger.info("dry run planned", extra={"run_id": run_id, "clients": len(clients)})
-            return self._runs.header(run_id) or header
-        # A client whose endpoint's circuit is open is not fetched now: it waits for a retry
-        # scheduled when the circuit lets a trial call through.
-        blocked = self._circuits.open_circuits([c.client_id for c in clients])
-        waiting = [c for c in clients if c.client_id in blocked]
-        clients = [c for c in clients if c.client_id not in blocked]
-        retry_at = {
-            c.client_id: self._schedule_retry(run_id, header, c, blocked[c.client_id])
-            for c in waiting
-        }
-        issues += [
-            f"client {c.client_id}: circuit open, retry scheduled at {retry_at[c.client_id]}"
-            for c in waiting
+            self._close_dry_run(run_id, selection)
+        else:
+            self._start(header, selection, created, now)
+        return self._runs.header(run_id) or header
+
+    def _close_dry_run(self, run_id: str, selection: "_Selection") -> None:
+        names = ", ".join(c.client_id for c in selection.clients) or "none"
+        issues = [
+            *selection.issues,
+            f"dry run: {len(selection.clients)} client(s) would run: {names}",
         ]
-        rows = [
-            ClientRun(client_id=c.client_id, group_id=c.group_id, pages_open=1) for c in clients
+        self._runs.close_dry_run(run_id, len(selection.clients) + len(selection.invalid), issues)
+        logger.info("dry run planned", extra={"run_id": run_id, "clients": len(selection.clients)})
+
+    def _start(
+        self, header: RunHeader, selection: "_Selection", created: bool, now: datetime
+    ) -> None:
+        """Client rows, then one page item per ready client, then the run is running."""
+        run_id = header.run_id
+        ready, waiting = self._hold_back_open_circuits(header, selection.clients)
+        issues = selection.issues + [
+            f"client {c.client_id}: circuit open, retry scheduled at {at}" for c, at in waiting
         ]
-        rows += [
-            ClientRun(
-                client_id=c.client_id,
-                group_id=c.group_id,
-                status=ClientStatus.WAITING,
-                next_retry_at=retry_at[c.client_id],
-                last_error="circuit open",
-            )
-            for c in waiting
-        ]
-        rows += [
+        invalid_rows = [
             ClientRun(client_id=bad.client_id, status=ClientStatus.INVALID_CONFIG, error=bad.reason)
-            for bad in invalid
+            for bad in selection.invalid
         ]
+        rows = _ready_rows(ready) + _waiting_rows(waiting) + invalid_rows
         self._runs.add_clients(run_id, rows, resume=not created)
-        self._queue.send(
-            [
-                new_page_item(
-                    job_type=self._job_type,
-                    run_id=run_id,
-                    client_id=c.client_id,
-                    group_id=c.group_id,
-                    correlation_id=header.correlation_id,
-                    now=now,
-                    cursor=c.cursor,  # change feeds resume where the last run stopped
-                )
-                for c in clients
-            ]
-        )
-        self._runs.mark_running(run_id, clients=len(rows), invalid=len(invalid), issues=issues)
+        self._queue.send([self._first_page(header, c, now) for c in ready])
+        invalid = len(selection.invalid)
+        self._runs.mark_running(run_id, clients=len(rows), invalid=invalid, issues=issues)
         if created:
-            for row in rows[len(clients) + len(waiting) :]:  # invalid: closed as they open
+            for row in invalid_rows:  # closed as they open
                 self._runs.client_closed(self._job_type, row)
         logger.info(
             "run planned",
             extra={
                 "run_id": run_id,
-                "clients": len(clients),
+                "clients": len(ready),
                 "waiting_clients": len(waiting),
-                "invalid_clients": len(invalid),
+                "invalid_clients": invalid,
                 "issues": issues,
             },
         )
-        return self._runs.header(run_id) or header
+
+    def _hold_back_open_circuits(
+        self, header: RunHeader, clients: list[ClientConfig]
+    ) -> tuple[list[ClientConfig], list[tuple[ClientConfig, str]]]:
+        """A client whose endpoint's circuit is open is not fetched now: it waits for a retry
+        scheduled when the circuit lets a trial call through. Returns the ready clients, and
+        the waiting ones with when they are retried."""
+        blocked = self._circuits.open_circuits([c.client_id for c in clients])
+        ready = [c for c in clients if c.client_id not in blocked]
+        waiting = [
+            (c, self._schedule_retry(header.run_id, header, c, blocked[c.client_id]))
+            for c in clients
+            if c.client_id in blocked
+        ]
+        return ready, waiting
+
+    def _first_page(self, header: RunHeader, client: ClientConfig, now: datetime) -> PageItem:
+        return new_page_item(
+            job_type=self._job_type,
+            run_id=header.run_id,
+            client_id=client.client_id,
+            group_id=client.group_id,
+            correlation_id=header.correlation_id,
+            now=now,
+            cursor=client.cursor,  # change feeds resume where the last run stopped
+        )
 
     def _schedule_retry(
         self, run_id: str, header: RunHeader, client: ClientConfig, circuit: OpenCircuit | None
@@ -206,29 +218,53 @@ class Planner:
             wait_at_least=circuit.retry_in_seconds if circuit else 0,
         )
 
-    def _select_clients(
-        self, request: PlanRequest
-    ) -> tuple[list[ClientConfig], list[InvalidClientConfig], list[str]]:
+    def _select_clients(self, request: PlanRequest) -> "_Selection":
         wanted = set(request.client_ids) if request.client_ids is not None else None
-        clients: list[ClientConfig] = []
-        invalid: list[InvalidClientConfig] = []
-        issues: list[str] = []
+        selection = _Selection()
         seen: set[str] = set()
         for config in self._configs.clients(self._job_type):
             seen.add(config.client_id)
-            if wanted is not None and config.client_id not in wanted:
-                continue
-            if isinstance(config, InvalidClientConfig):
-                logger.error(
-                    "invalid client configuration",
-                    extra={"client_id": config.client_id, "reason": config.reason},
-                )
-                invalid.append(config)
-                issues.append(f"client {config.client_id}: invalid configuration: {config.reason}")
-            elif config.enabled:
-                clients.append(config)
+            if wanted is None or config.client_id in wanted:
+                selection.take(config)
         for missing in sorted((wanted or set()) - seen):
-            issues.append(f"client {missing}: not configured for {self._job_type}")
-        if not clients and not invalid:
-            issues.append(f"no enabled clients configured for {self._job_type}")
-        return clients, invalid, issues
+            selection.issues.append(f"client {missing}: not configured for {self._job_type}")
+        if not selection.clients and not selection.invalid:
+            selection.issues.append(f"no enabled clients configured for {self._job_type}")
+        return selection
+
+
+@dataclass
+class _Selection:
+    """The clients a run plans: enabled ones, invalid configurations, and what to say."""
+
+    clients: list[ClientConfig] = field(default_factory=list)
+    invalid: list[InvalidClientConfig] = field(default_factory=list)
+    issues: list[str] = field(default_factory=list)
+
+    def take(self, config: ClientConfig | InvalidClientConfig) -> None:
+        if isinstance(config, InvalidClientConfig):
+            logger.error(
+                "invalid client configuration",
+                extra={"client_id": config.client_id, "reason": config.reason},
+            )
+            self.invalid.append(config)
+            self.issues.append(f"client {config.client_id}: invalid configuration: {config.reason}")
+        elif config.enabled:
+            self.clients.append(config)
+
+
+def _ready_rows(ready: list[ClientConfig]) -> list[ClientRun]:
+    return [ClientRun(client_id=c.client_id, group_id=c.group_id, pages_open=1) for c in ready]
+
+
+def _waiting_rows(waiting: list[tuple[ClientConfig, str]]) -> list[ClientRun]:
+    return [
+        ClientRun(
+            client_id=c.client_id,
+            group_id=c.group_id,
+            status=ClientStatus.WAITING,
+            next_retry_at=retry_at,
+            last_error="circuit open",
+        )
+        for c, retry_at in waiting
+    ]
