@@ -43,7 +43,8 @@ from bench.cost import Batching, Usage, naive
 from bench.poller import AwsSizedPoller
 from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.keys import KeyStore, Scope
-from jobkit.runs.ledger import FINAL_STATUSES, RunStore
+from jobkit.runs.ledger import open_ledger
+from jobkit.runs.models import FINAL_STATUSES
 from jobkit_cli import localstack
 from jobkit_cli.api_client import api_url
 from jobkit_cli.logs import function_log_groups, log_events
@@ -182,7 +183,7 @@ def run_job(stack: Stack, job: str, records: int, poller: AwsSizedPoller | None 
     client_ids = _seed(stack, job, CLIENTS, records // CLIENTS)
     started = time.time()
     planned = stack.invoke(stack.planners[job], {"trigger": "cli", "client_ids": client_ids})
-    runs = RunStore(stack.table("RunsTableName"))
+    runs = open_ledger(stack.table("RunsTableName")).queries
 
     def closed() -> bool:
         # The header alone (one GetItem): a Query of the run's rows, every second, costs
@@ -241,7 +242,7 @@ def plan_many(stack: Stack, clients: int) -> dict[str, Any]:
         # While the run of every client is open: what ops read of it, through the real API.
         api = _api_reads(stack, planned["run_id"], ids)
     finally:
-        RunStore(stack.table("RunsTableName")).cancel(planned["run_id"])
+        open_ledger(stack.table("RunsTableName")).lifecycle.cancel(planned["run_id"])
         _forget_clients(stack, NOOP, ids)
     planner = read_logs(stack, started, started + seconds).get("PlannerBenchNoop", FunctionLogs())
     return {

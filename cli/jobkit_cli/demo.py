@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from rich.panel import Panel
 
 from jobkit.api.models import RunOut
-from jobkit.runs.ledger import RunView
+from jobkit.runs.models import RunView
 from jobkit_cli import localstack
 from jobkit_cli.runs_view import (
     client_table,

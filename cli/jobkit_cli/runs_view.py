@@ -12,15 +12,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jobkit.api.models import ClientRunOut, RunOut
-from jobkit.runs.ledger import FINAL_STATUSES, RunStore, RunView
+from jobkit.runs.ledger import open_ledger
+from jobkit.runs.models import FINAL_STATUSES, RunView
+from jobkit.runs.queries import RunQueries
 from jobkit_cli.stack import Stack
 
 # Wide enough for the tables when output is captured (CI, pipes); a terminal sets its own.
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 
-def run_store(stack: Stack) -> RunStore:
-    return RunStore(stack.table("RunsTableName"))
+def run_store(stack: Stack) -> RunQueries:
+    return open_ledger(stack.table("RunsTableName")).queries
 
 
 def is_final(view: RunView) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from jobkit.runs.ledger import FINAL_STATUSES, RunStatus
+from jobkit.runs.models import FINAL_STATUSES, RunStatus
 from jobkit_cli.api_client import ApiClient, ApiError
 from jobkit_cli.stack import Stack
 

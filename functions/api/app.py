@@ -44,7 +44,8 @@ from jobkit.domain.envelope import Identifier, describe_validation_error
 from jobkit.domain.errors import ConfigNotFoundError
 from jobkit.observability import logger, metrics, tracer
 from jobkit.ops.health_page import DEFAULT_CLIENTS, HealthOut, build_health, job_status_health
-from jobkit.runs.ledger import RunHeader, RunStore, Trigger
+from jobkit.runs.ledger import open_ledger
+from jobkit.runs.models import RunHeader, Trigger
 from jobkit.settings import ApiSettings, load_settings
 from jobkit.tooling.request_log import log_request_counts
 from jobkit.webhooks.subscriptions import DeliveryLog, Subscription, SubscriptionStore
@@ -52,7 +53,8 @@ from jobkit.webhooks.subscriptions import DeliveryLog, Subscription, Subscriptio
 settings = load_settings(ApiSettings)
 DASHBOARD = (Path(__file__).parent / "dashboard.html").read_text()
 configs = ConfigStore(dynamodb_table(settings.config_table))
-runs = RunStore(dynamodb_table(settings.runs_table))
+ledger = open_ledger(dynamodb_table(settings.runs_table))
+runs, lifecycle = ledger.queries, ledger.lifecycle
 workflow = WorkflowStore(dynamodb_table(settings.records_table))
 subscriptions = SubscriptionStore(
     dynamodb_table(settings.subscriptions_table),
@@ -181,7 +183,7 @@ def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunO
     now = datetime.now(UTC)
     run_id = f"{job_type}.{now:%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:8]}"
     correlation_id = app.current_event.request_context.request_id or run_id
-    header, _ = runs.open_run(
+    header, _ = lifecycle.open_run(
         RunHeader(
             run_id=run_id,
             job_type=job_type,
@@ -230,7 +232,7 @@ def get_run(run_id: str) -> RunOut:
 @app.delete("/runs/<run_id>", responses=documented())
 def cancel_run(run_id: str) -> RunOut:
     header = _run(run_id, Scope.TRIGGER)
-    if not runs.cancel(run_id):
+    if not lifecycle.cancel(run_id):
         raise ApiError(409, f"run {run_id} is already {header.status.value}")
     cancelled = runs.header(run_id)
     assert cancelled is not None
@@ -257,18 +259,7 @@ def run_items(
 ) -> Page[ItemOut]:
     _run(run_id, Scope.READ)
     rows, last = runs.items_page(run_id, status, limit, _run_page_start(run_id, next))
-    items = [
-        ItemOut(
-            envelope_id=row["sk"].removeprefix("ITEM#"),
-            client_id=row["client_id"],
-            record_id=row["record_id"],
-            outcome=row["outcome"],
-            reason=row.get("reason", ""),
-            at=row["at"],
-        )
-        for row in rows
-    ]
-    return Page[ItemOut](items=items, next=_encode(last))
+    return Page[ItemOut](items=[ItemOut.of(row) for row in rows], next=_encode(last))
 
 
 @app.get("/health", responses=documented())

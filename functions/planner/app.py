@@ -10,23 +10,21 @@ from jobkit.adapters.config import ConfigStore
 from jobkit.adapters.queue import WorkQueue
 from jobkit.observability import logger, metrics, tracer
 from jobkit.pipeline.plan import Planner, parse_plan_request
-from jobkit.runs.client_health import ClientHealth
-from jobkit.runs.ledger import RunStore
 from jobkit.settings import PlannerSettings, load_settings
 from jobkit.tooling.request_log import log_request_counts
-from jobkit.wiring import build_chaos, build_circuits, build_retries
+from jobkit.wiring import build_chaos, build_circuits, build_ledger, build_retries
 
 settings = load_settings(PlannerSettings)
 chaos = build_chaos(settings.control_table, settings.chaos_enabled)
 configs = ConfigStore(dynamodb_table(settings.config_table))
-runs = RunStore(dynamodb_table(settings.runs_table), on_client_closed=ClientHealth(configs).record)
+ledger = build_ledger(settings, configs)
 planner = Planner(
     settings.job_type,
     configs,
-    runs,
+    ledger.lifecycle,
     WorkQueue(sqs_client, settings.work_queue_url, chaos),
     circuits=build_circuits(settings),
-    retries=build_retries(settings, runs),
+    retries=build_retries(settings, ledger.retry_state),
 )
 
 

@@ -18,22 +18,26 @@ from jobkit.adapters.records import WorkflowStore
 from jobkit.observability import logger, metrics, tracer
 from jobkit.pipeline.budget import TimeBudget
 from jobkit.pipeline.process import Dependencies, Processor
-from jobkit.runs.client_health import ClientHealth
-from jobkit.runs.ledger import RunStore
 from jobkit.settings import ProcessorSettings, load_settings
 from jobkit.tooling.request_log import log_request_counts
-from jobkit.wiring import build_chaos, build_circuits, build_connections, build_retries
+from jobkit.wiring import (
+    build_chaos,
+    build_circuits,
+    build_connections,
+    build_ledger,
+    build_retries,
+)
 from jobs import JOBS
 
 settings = load_settings(ProcessorSettings)
 chaos = build_chaos(settings.control_table, settings.chaos_enabled)
 configs = ConfigStore(dynamodb_table(settings.config_table))
-runs = RunStore(dynamodb_table(settings.runs_table), on_client_closed=ClientHealth(configs).record)
+ledger = build_ledger(settings, configs)
 processor = Processor(
     Dependencies(
         jobs=JOBS,
         configs=configs,
-        runs=runs,
+        counting=ledger.counting,
         workflow=WorkflowStore(dynamodb_table(settings.records_table)),
         queue=WorkQueue(sqs_client, settings.work_queue_url, chaos),
         dead_letters=DeadLetterQueue(sqs_client, settings.work_dlq_url),
@@ -44,7 +48,7 @@ processor = Processor(
             table_name=settings.idempotency_table, boto3_client=dynamodb_client()
         ),
         circuits=build_circuits(settings),
-        retries=build_retries(settings, runs),
+        retries=build_retries(settings, ledger.retry_state),
         max_receive_count=settings.max_receive_count,
         key_prefix=settings.idempotency_key_prefix,
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,

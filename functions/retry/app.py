@@ -9,16 +9,14 @@ from jobkit.adapters.config import ConfigStore
 from jobkit.adapters.queue import WorkQueue
 from jobkit.observability import logger, metrics, tracer
 from jobkit.pipeline.retry import RetryRequest, RetryWorker
-from jobkit.runs.client_health import ClientHealth
-from jobkit.runs.ledger import RunStore
 from jobkit.settings import RetryWorkerSettings, load_settings
 from jobkit.tooling.request_log import log_request_counts
-from jobkit.wiring import build_chaos, build_circuits, build_retries
+from jobkit.wiring import build_chaos, build_circuits, build_ledger, build_retries
 
 settings = load_settings(RetryWorkerSettings)
 chaos = build_chaos(settings.control_table, settings.chaos_enabled)
 configs = ConfigStore(dynamodb_table(settings.config_table))
-runs = RunStore(dynamodb_table(settings.runs_table), on_client_closed=ClientHealth(configs).record)
+retry_state = build_ledger(settings, configs).retry_state
 queue = WorkQueue(sqs_client, settings.work_queue_url, chaos)
 circuits = build_circuits(settings)
 
@@ -32,6 +30,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=request.run_id, client_id=request.client_id)
     # Its next attempts invoke this very function: the template cannot give a function its
     # own ARN, the invocation can.
-    retries = build_retries(settings, runs, target_arn=context.invoked_function_arn)
-    worker = RetryWorker(runs, queue, circuits, retries)
+    retries = build_retries(settings, retry_state, target_arn=context.invoked_function_arn)
+    worker = RetryWorker(retry_state, queue, circuits, retries)
     return {"result": worker.retry(request), "attempt": request.attempt}

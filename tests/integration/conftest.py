@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.runs.ledger import RunStore, RunView
+from jobkit.runs.models import RunView
+from jobkit.runs.queries import RunQueries
 from jobkit_cli import localstack
 from jobkit_cli.logs import log_events
-from jobkit_cli.runs_view import is_final
+from jobkit_cli.runs_view import is_final, run_store
 from jobkit_cli.seed import seed_client
 from jobkit_cli.stack import Stack, load_local_state
 
@@ -84,8 +85,8 @@ def new_client(stack: Stack) -> Callable[..., str]:
 
 
 @pytest.fixture
-def runs(stack: Stack) -> RunStore:
-    return RunStore(stack.table("RunsTableName"))
+def runs(stack: Stack) -> RunQueries:
+    return run_store(stack)
 
 
 def fire(stack: Stack, **payload: Any) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def fire(stack: Stack, **payload: Any) -> dict[str, Any]:
     return stack.invoke(stack.planners[JOB], payload)
 
 
-def wait_for_run(runs: RunStore, run_id: str, timeout: float = 240.0) -> RunView:
+def wait_for_run(runs: RunQueries, run_id: str, timeout: float = 240.0) -> RunView:
     deadline = time.monotonic() + timeout
     while True:
         view = runs.view(run_id)

@@ -25,7 +25,7 @@ import pytest
 
 from jobkit.adapters.records import STATE, record_pk
 from jobkit.domain.envelope import RecordItem, parse_work_item
-from jobkit.runs.ledger import RunStore
+from jobkit.runs.queries import RunQueries
 from jobkit.tooling.chaos import CHAOS_KEY
 from jobkit_cli.dlq import Filter, redrive
 from jobkit_cli.runs_view import peek_dead_letters
@@ -86,7 +86,7 @@ def _seed(
 
 
 def test_guarantees_hold_under_faults_duplicates_and_crashes(
-    stack: Stack, runs: RunStore, external: httpx.Client
+    stack: Stack, runs: RunQueries, external: httpx.Client
 ) -> None:
     tag = uuid.uuid4().hex[:6]
     clients = [f"chaos{tag}-{n:02d}" for n in range(CLIENTS)]

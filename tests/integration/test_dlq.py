@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 
 from jobkit.adapters.records import STATE, record_pk
-from jobkit.runs.ledger import RunStatus, RunStore
+from jobkit.runs.models import RunStatus
+from jobkit.runs.queries import RunQueries
 from jobkit_cli.dlq import Filter, redrive
 from jobkit_cli.runs_view import peek_dead_letters
 from jobkit_cli.stack import Stack
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_redriven_item_is_processed_once_and_the_run_counts_follow(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
 ) -> None:
     # Given a record the platform does not know: dead-lettered at once with its reason

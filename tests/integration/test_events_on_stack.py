@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jobkit.runs.ledger import RunStore
+from jobkit.runs.queries import RunQueries
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import fire, wait_for_run
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_every_transition_is_published_to_the_bus(
-    stack: Stack, runs: RunStore, new_client: Any
+    stack: Stack, runs: RunQueries, new_client: Any
 ) -> None:
     # Given a rule that copies this client's events into a queue we can read
     client = new_client("events", records=4)

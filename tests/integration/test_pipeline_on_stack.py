@@ -11,7 +11,8 @@ import pytest
 
 from jobkit.adapters.records import STATE, record_pk
 from jobkit.domain.envelope import new_page_item, new_record_item
-from jobkit.runs.ledger import RunStatus, RunStore
+from jobkit.runs.models import RunStatus
+from jobkit.runs.queries import RunQueries
 from jobkit_cli.runs_view import peek_dead_letters
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import acks, fire, log_lines, wait_for_run, wait_until
@@ -36,7 +37,7 @@ def _history(stack: Stack, client_id: str, record_id: str) -> list[dict[str, Any
 
 def test_scheduled_run_processes_transitions_and_acknowledges_every_record(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     external: httpx.Client,
     new_client: Any,
 ) -> None:
@@ -68,7 +69,7 @@ def test_scheduled_run_processes_transitions_and_acknowledges_every_record(
 
 def test_schedule_fired_twice_for_the_same_time_opens_one_run(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     external: httpx.Client,
     new_client: Any,
 ) -> None:
@@ -84,7 +85,7 @@ def test_schedule_fired_twice_for_the_same_time_opens_one_run(
 
 def test_missing_or_invalid_client_config_is_reported_and_the_run_carries_on(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
 ) -> None:
     good = new_client("good", records=4)
@@ -110,7 +111,7 @@ def test_missing_or_invalid_client_config_is_reported_and_the_run_carries_on(
 
 def test_empty_record_list_completes_the_run_with_its_completion_log(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
 ) -> None:
     client = new_client("empty", records=0)
@@ -127,7 +128,7 @@ def test_empty_record_list_completes_the_run_with_its_completion_log(
 
 def test_poison_record_is_dead_lettered_with_envelope_and_reason_and_the_run_closes(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     external: httpx.Client,
     new_client: Any,
 ) -> None:
@@ -150,7 +151,7 @@ def test_poison_record_is_dead_lettered_with_envelope_and_reason_and_the_run_clo
 
 def test_transient_failures_and_throttling_are_retried_until_every_record_is_done(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     external: httpx.Client,
     new_client: Any,
 ) -> None:
@@ -175,7 +176,7 @@ def test_transient_failures_and_throttling_are_retried_until_every_record_is_don
 
 def test_failing_ack_is_retried_without_reprocessing_the_record(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     external: httpx.Client,
     new_client: Any,
 ) -> None:
@@ -201,7 +202,7 @@ def test_failing_ack_is_retried_without_reprocessing_the_record(
 
 def test_redelivered_and_duplicated_items_are_not_processed_twice(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     external: httpx.Client,
     new_client: Any,
 ) -> None:

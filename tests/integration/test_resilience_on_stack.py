@@ -14,14 +14,15 @@ import httpx
 import pytest
 
 from jobkit.adapters.config import ClientConfig, ConfigStore
-from jobkit.runs.ledger import ClientRun, RunStatus, RunStore
+from jobkit.runs.models import ClientRun, RunStatus
+from jobkit.runs.queries import RunQueries
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import acks, fire, log_lines, wait_for_run, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def _client_row(runs: RunStore, run_id: str, client_id: str) -> ClientRun | None:
+def _client_row(runs: RunQueries, run_id: str, client_id: str) -> ClientRun | None:
     view = runs.view(run_id)
     return next((c for c in view.clients if c.client_id == client_id), None) if view else None
 
@@ -38,7 +39,7 @@ def _fail(external: httpx.Client, *client_ids: str) -> None:
 
 
 def test_client_failing_twice_then_recovering_succeeds_on_retry(
-    stack: Stack, runs: RunStore, external: httpx.Client, new_client: Any
+    stack: Stack, runs: RunQueries, external: httpx.Client, new_client: Any
 ) -> None:
     client = new_client("flaky", records=5)
     _fail(external, client)
@@ -59,7 +60,7 @@ def test_client_failing_twice_then_recovering_succeeds_on_retry(
 
 
 def test_client_failing_past_the_cap_is_poisoned_and_alarmed(
-    stack: Stack, runs: RunStore, external: httpx.Client, new_client: Any
+    stack: Stack, runs: RunQueries, external: httpx.Client, new_client: Any
 ) -> None:
     doomed, healthy = new_client("doomed", records=3), new_client("healthy", records=4)
     _fail(external, doomed)
@@ -85,7 +86,7 @@ def test_client_failing_past_the_cap_is_poisoned_and_alarmed(
 
 
 def test_circuit_opens_planner_skips_then_half_open_trial_closes_it(
-    stack: Stack, runs: RunStore, external: httpx.Client, new_client: Any
+    stack: Stack, runs: RunQueries, external: httpx.Client, new_client: Any
 ) -> None:
     client = new_client("outage", records=4)
     probe = stack.outputs["HealthProbeName"]
@@ -110,7 +111,7 @@ def test_circuit_opens_planner_skips_then_half_open_trial_closes_it(
 
 
 def test_credential_rotation_succeeds_and_a_failing_test_step_keeps_the_old_one(
-    stack: Stack, runs: RunStore, external: httpx.Client, new_client: Any
+    stack: Stack, runs: RunQueries, external: httpx.Client, new_client: Any
 ) -> None:
     rotated, refused = (
         new_client("rotating", records=3, credentials=True),
@@ -206,7 +207,7 @@ def test_operator_sets_rotates_and_probes_a_credential_from_the_cli(
 
 
 def test_operator_promotes_a_pilot_only_after_its_healthy_runs(
-    stack: Stack, runs: RunStore, external: httpx.Client, new_client: Any
+    stack: Stack, runs: RunQueries, external: httpx.Client, new_client: Any
 ) -> None:
     from typer.testing import CliRunner
 

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.runs.ledger import RunStatus, RunStore
+from jobkit.runs.models import RunStatus
 from jobkit_cli import localstack
+from jobkit_cli.runs_view import run_store
 from jobkit_cli.scaffold import scaffold
 from jobkit_cli.seed import seed_client
 from jobkit_cli.stack import Stack, load_local_state
@@ -54,7 +55,7 @@ def test_generated_job_type_deploys_and_runs(
         deployed.planners[NEW_JOB], {"trigger": "cli", "client_ids": [client]}
     )
     # Then the run goes through the whole pipeline: every record skipped, nothing acked
-    view = wait_for_run(RunStore(deployed.table("RunsTableName")), planned["run_id"])
+    view = wait_for_run(run_store(deployed), planned["run_id"])
     assert view.header.status is RunStatus.SUCCEEDED
     assert (view.header.received, view.header.skipped, view.header.processed) == (5, 5, 0)
     assert acks(external, client) == 0

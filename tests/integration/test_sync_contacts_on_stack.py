@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from jobkit.adapters.config import ClientConfig, ConfigStore
-from jobkit.runs.ledger import RunStore
+from jobkit.runs.queries import RunQueries
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import wait_for_run
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 CONTACTS = "sync-contacts"
 
 
-def _run(stack: Stack, runs: RunStore, client: str) -> tuple[int, int, int]:
+def _run(stack: Stack, runs: RunQueries, client: str) -> tuple[int, int, int]:
     planned = stack.invoke(stack.planners[CONTACTS], {"trigger": "cli", "client_ids": [client]})
     header = wait_for_run(runs, planned["run_id"]).header
     return header.received, header.processed, header.skipped
@@ -22,7 +22,7 @@ def _run(stack: Stack, runs: RunStore, client: str) -> tuple[int, int, int]:
 
 def test_contacts_sync_resumes_and_processes_only_what_changed(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     external: httpx.Client,
 ) -> None:
     client = f"contacts-{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from bench.poller import AwsSizedPoller
-from jobkit.runs.ledger import FINAL_STATUSES, RunStatus, RunStore
+from jobkit.runs.models import FINAL_STATUSES, RunStatus
+from jobkit.runs.queries import RunQueries
 from jobkit_cli.logs import log_events
 from jobkit_cli.runs_view import peek_dead_letters
 from jobkit_cli.stack import Stack
@@ -28,7 +29,7 @@ RECORDS = 2
 
 def test_batches_of_50_behind_a_slow_external_system_return_in_time_and_the_run_closes(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     external: httpx.Client,
     new_client: Any,
 ) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jobkit.runs.ledger import RunStatus, RunStore
+from jobkit.runs.models import RunStatus
 from jobkit_cli import localstack
+from jobkit_cli.runs_view import run_store
 from jobkit_cli.seed import seed_client
 from jobkit_cli.stack import Stack, load_local_state
 from tests.integration.conftest import JOB, acks, wait_for_run, wait_until
@@ -65,7 +66,7 @@ def test_two_stacks_run_their_own_jobs_side_by_side(
     }
     # Then each run closes on its own stack, with its own client's records only
     for each in (stack, second):
-        view = wait_for_run(RunStore(each.table("RunsTableName")), runs[each.name])
+        view = wait_for_run(run_store(each), runs[each.name])
         assert view.header.status is RunStatus.SUCCEEDED
         assert [c.client_id for c in view.clients] == [clients[each.name]]
         assert (view.header.received, view.header.processed) == (6, 6)

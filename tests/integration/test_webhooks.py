@@ -9,7 +9,7 @@ import pytest
 
 from jobkit.adapters.events import event_id
 from jobkit.adapters.records import transition_id
-from jobkit.runs.ledger import RunStore
+from jobkit.runs.queries import RunQueries
 from jobkit.webhooks.delivery import delivery_id
 from jobkit.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
@@ -36,7 +36,12 @@ def subscriptions(stack: Stack) -> SubscriptionStore:
 
 
 def _subscribed_run(
-    stack: Stack, runs: RunStore, new_client: Any, subscriptions: Any, receiver: Receiver, kind: str
+    stack: Stack,
+    runs: RunQueries,
+    new_client: Any,
+    subscriptions: Any,
+    receiver: Receiver,
+    kind: str,
 ) -> tuple[str, str, Any, str]:
     """A client with one record, subscribed at /<kind>/<client>; its run has finished."""
     client = new_client(f"hook-{kind}", records=1)
@@ -65,7 +70,7 @@ def _until_status(stack: Stack, delivery: str, status: str, timeout: float = 120
 
 def test_delivery_is_signed_and_a_tampered_body_does_not_verify(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
     subscriptions: Any,
     receiver: Receiver,
@@ -86,7 +91,7 @@ def test_delivery_is_signed_and_a_tampered_body_does_not_verify(
 
 def test_receiver_failing_three_times_gets_the_event_once_after_four_attempts(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
     subscriptions: Any,
     receiver: Receiver,
@@ -101,7 +106,7 @@ def test_receiver_failing_three_times_gets_the_event_once_after_four_attempts(
 
 def test_receiver_always_failing_gets_eight_attempts_then_dead_letter_and_record(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
     subscriptions: Any,
     receiver: Receiver,
@@ -123,7 +128,7 @@ def test_receiver_always_failing_gets_eight_attempts_then_dead_letter_and_record
 
 def test_a_4xx_refusal_is_dead_lettered_at_once(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
     subscriptions: Any,
     receiver: Receiver,
@@ -137,7 +142,7 @@ def test_a_4xx_refusal_is_dead_lettered_at_once(
 
 def test_410_disables_the_subscription(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
     subscriptions: Any,
     receiver: Receiver,
@@ -154,7 +159,7 @@ def test_410_disables_the_subscription(
 
 def test_a_timeout_counts_as_a_failed_attempt(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
     subscriptions: Any,
     receiver: Receiver,
@@ -166,7 +171,7 @@ def test_a_timeout_counts_as_a_failed_attempt(
 
 def test_duplicate_events_do_not_cause_duplicate_deliveries(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
     subscriptions: Any,
     receiver: Receiver,
@@ -195,7 +200,7 @@ def test_duplicate_events_do_not_cause_duplicate_deliveries(
 
 def test_subscriptions_and_deliveries_through_the_api(
     stack: Stack,
-    runs: RunStore,
+    runs: RunQueries,
     new_client: Any,
     receiver: Receiver,
     api_base: str,

@@ -25,7 +25,8 @@ from jobkit.pipeline.retry import (
     RetryWorker,
 )
 from jobkit.runs.client_health import ClientHealth
-from jobkit.runs.ledger import RunHeader, RunStore, RunView
+from jobkit.runs.ledger import open_ledger
+from jobkit.runs.models import RunHeader, RunView
 from jobkit.tooling.chaos import NO_CHAOS, Chaos
 from jobs import JOBS
 from tests.support import LambdaContext
@@ -91,9 +92,7 @@ class Pipeline:
         self.events = RecordingEventBridge()
         tables = self.aws.tables
         self.configs = ConfigStore(tables["ConfigTable"])
-        self.runs = RunStore(
-            tables["RunsTable"], on_client_closed=ClientHealth(self.configs).record
-        )
+        self.ledger = open_ledger(tables["RunsTable"], ClientHealth(self.configs).record)
         self.workflow = WorkflowStore(tables["RecordsTable"])
         self.fault_injection = Chaos(tables["ControlTable"]) if self.chaos else NO_CHAOS
         self.queue = WorkQueue(lambda: self.aws.sqs, self.aws.work_queue_url, self.fault_injection)
@@ -106,13 +105,15 @@ class Pipeline:
         self.scheduler = boto3.client("scheduler")
         self.scheduler.create_schedule_group(Name=RETRY_GROUP)
         self.retries = ClientRetries(
-            self.runs,
+            self.ledger.retry_state,
             RetryScheduler(
                 lambda: self.scheduler, RETRY_TARGET, RETRY_ROLE, RETRY_GROUP, RETRY_DLQ
             ),
             RetryPolicy(base_seconds=5, max_seconds=60, max_retries=2),
         )
-        self.retry_worker = RetryWorker(self.runs, self.queue, self.circuits, self.retries)
+        self.retry_worker = RetryWorker(
+            self.ledger.retry_state, self.queue, self.circuits, self.retries
+        )
         self.planner = self.planner_for(JOB)
         self.processor = Processor(self.dependencies())
 
@@ -120,7 +121,7 @@ class Pipeline:
         return Planner(
             job_type,
             self.configs,
-            self.runs,
+            self.ledger.lifecycle,
             self.queue,
             circuits=self.circuits,
             retries=self.retries,
@@ -151,7 +152,7 @@ class Pipeline:
         values: dict[str, Any] = dict(
             jobs=JOBS,
             configs=self.configs,
-            runs=self.runs,
+            counting=self.ledger.counting,
             workflow=self.workflow,
             queue=self.queue,
             dead_letters=DeadLetterQueue(lambda: self.aws.sqs, self.aws.dlq_url),
@@ -276,7 +277,7 @@ class Pipeline:
         self.drain_with_retries()
 
     def view(self, run_id: str) -> RunView:
-        view = self.runs.view(run_id)
+        view = self.ledger.queries.view(run_id)
         assert view is not None
         return view
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from jobkit.domain.envelope import new_page_item, new_record_item
-from jobkit.runs.ledger import RunStatus
+from jobkit.runs.models import RunStatus
 from tests.unit.pipeline import JOB
 
 GARBAGE_BODIES = [
@@ -114,9 +114,9 @@ def test_an_oversized_record_is_counted_failed_and_the_page_carries_on(pipeline:
     pipeline.drain()
     view = pipeline.view(run.run_id)
     assert (view.header.received, view.header.processed, view.header.failed) == (3, 2, 1)
-    [item] = [i for i in pipeline.runs.items(run.run_id) if i.get("outcome") == "failed"]
-    assert item["reason"] == "record too large for the work queue"
-    assert item["record_id"] == ids[1]
+    [item] = [i for i in pipeline.ledger.queries.items(run.run_id) if i.outcome == "failed"]
+    assert item.reason == "record too large for the work queue"
+    assert item.record_id == ids[1]
 
 
 def test_malformed_config_rows_are_reported_and_the_other_clients_run(pipeline: Any) -> None:

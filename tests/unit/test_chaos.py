@@ -5,7 +5,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from jobkit.runs.ledger import RunStatus
+from jobkit.runs.models import RunStatus
 from jobkit.tooling.chaos import CHAOS_KEY
 from tests.unit.pipeline import Pipeline
 

@@ -9,14 +9,14 @@ import pytest
 from jobkit.api import models as api_models
 from jobkit.api.models import run_out
 from jobkit.ops.health_page import HealthOut, JobHealthOut, build_health
-from jobkit.runs.ledger import RunStatus
+from jobkit.runs.models import RunStatus
 from jobkit.tooling.permissions import permissions_needed
 from tests.unit.pipeline import JOB
 
 
 def _health(pipeline: Any, **options: Any) -> JobHealthOut:
     report: HealthOut = build_health(
-        {JOB: "rate(1 hour)"}, pipeline.configs, pipeline.runs, 0, **options
+        {JOB: "rate(1 hour)"}, pipeline.configs, pipeline.ledger.queries, 0, **options
     )
     [job] = report.jobs
     return job
@@ -151,10 +151,10 @@ def test_a_run_of_many_clients_is_read_within_bounds(
         pipeline.seed(client_id, count=2)
     header = pipeline.plan(trigger="cli")
     pipeline.drain()
-    header = pipeline.runs.header(header.run_id)
+    header = pipeline.ledger.queries.header(header.run_id)
     assert header is not None and header.status is RunStatus.SUCCEEDED
     # When the API shows it with at most two client rows
-    run = run_out(pipeline.runs, header, client_rows=2)
+    run = run_out(pipeline.ledger.queries, header, client_rows=2)
     # Then the counts are the header's totals and the rows the first two by client id
     assert (run.counts.clients, run.counts.received, run.counts.processed) == (3, 6, 6)
     assert [c.client_id for c in run.clients] == ["a", "b"]
@@ -167,7 +167,7 @@ def test_a_run_still_planning_is_shown_from_its_header(pipeline: Any) -> None:
     header = pipeline.plan(trigger="cli")
     planning = header.model_copy(update={"status": RunStatus.PLANNING, "clients": 0})
     # Then its client rows are not all read to sum counts it does not have yet: one page
-    run = run_out(pipeline.runs, planning, client_rows=1)
+    run = run_out(pipeline.ledger.queries, planning, client_rows=1)
     assert (run.status, run.counts.received) == ("PLANNING", 0)
     assert [c.client_id for c in run.clients] == ["acme"]
 

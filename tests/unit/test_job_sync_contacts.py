@@ -6,7 +6,7 @@ import pytest
 
 from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.external import ExternalSystem
-from jobkit.runs.ledger import RunStatus
+from jobkit.runs.models import RunStatus
 from jobs import JOBS
 from jobs.sync_contacts import JOB
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from jobkit.pipeline.process import Processor
-from jobkit.runs.ledger import ClientStatus, RunStatus
+from jobkit.runs.models import ClientStatus, RunStatus
 from tests.unit.pipeline import JOB
 
 
@@ -193,7 +193,7 @@ def test_cancelled_run_skips_its_queued_items_and_counts_them(pipeline: Any) -> 
     pipeline.seed("acme", count=15)  # two pages of 10 and 5
     run = pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive(1))  # first page: 10 record items and the next page
-    assert pipeline.runs.cancel(run.run_id)
+    assert pipeline.ledger.lifecycle.cancel(run.run_id)
     pipeline.drain()
     view = pipeline.view(run.run_id)
     assert view.header.status is RunStatus.CANCELLED
@@ -280,7 +280,7 @@ def test_a_next_page_counted_before_its_previous_page_does_not_close_the_client_
 ) -> None:
     ids = pipeline.seed("acme", count=15)  # two pages of 10 in the fake
     run = pipeline.plan(trigger="cli")
-    original = pipeline.runs.count_page
+    original = pipeline.ledger.counting.count_page
     calls = {"n": 0}
 
     def first_count_fails(*args: Any, **kwargs: Any) -> None:
@@ -289,7 +289,7 @@ def test_a_next_page_counted_before_its_previous_page_does_not_close_the_client_
             raise RuntimeError("counting page 1 failed: it is retried later")
         original(*args, **kwargs)
 
-    pipeline.runs.count_page = first_count_fails  # type: ignore[method-assign]
+    pipeline.ledger.counting.count_page = first_count_fails  # type: ignore[method-assign]
     [page] = pipeline.receive()
     pipeline.invoke([page])  # page 1 fetched, its records and page 2 enqueued; not counted
     # Page 2 and its records are done before page 1 is counted or its records processed.

@@ -7,7 +7,7 @@ import pytest
 from jobkit.adapters.queue import WorkQueue
 from jobkit.domain.envelope import PageItem, new_page_item
 from jobkit.domain.errors import EnqueueError
-from jobkit.runs.ledger import RunStatus
+from jobkit.runs.models import RunStatus
 from tests.support import LambdaContext
 
 

@@ -8,7 +8,7 @@ import pytest
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitState
 
 from jobkit.adapters.circuits import circuit_name
-from jobkit.runs.ledger import ClientStatus, RunStatus
+from jobkit.runs.models import ClientStatus, RunStatus
 from tests.unit.pipeline import Pipeline
 
 COOLDOWN = 4
@@ -75,7 +75,7 @@ def test_retry_of_a_closed_run_is_dropped(pipeline: Any) -> None:
     run = pipeline.plan(trigger="cli")
     pipeline.external.down = {"acme"}
     pipeline.drain()
-    pipeline.runs.cancel(run.run_id)
+    pipeline.ledger.lifecycle.cancel(run.run_id)
     assert pipeline.fire_retries() == ["dropped"]
     assert pipeline.receive() == []
 

@@ -20,7 +20,7 @@ from jobkit.domain.envelope import PageItem, RecordItem, parse_work_item
 from jobkit.domain.errors import ExternalUnavailableError
 from jobkit.pipeline.budget import TimeBudget
 from jobkit.pipeline.process import Processor
-from jobkit.runs.ledger import RunStatus
+from jobkit.runs.models import RunStatus
 from jobkit.settings import ProcessorSettings
 from tests.support import processor_env
 from tests.unit.conftest import FakeExternalSystem

@@ -16,12 +16,15 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 
 from jobkit.adapters.aws import dynamodb_client, dynamodb_table, scheduler_client
 from jobkit.adapters.circuits import Circuits
+from jobkit.adapters.config import ConfigStore
 from jobkit.adapters.credentials import CredentialSource
 from jobkit.adapters.external import Connections
 from jobkit.adapters.ratelimit import TokenBucket
 from jobkit.pipeline.retry import ClientRetries, RetryPolicy, RetryScheduler
-from jobkit.runs.ledger import RunStore
-from jobkit.settings import CircuitSettings, ExternalSettings, RetrySettings
+from jobkit.runs.client_health import ClientHealth
+from jobkit.runs.ledger import Ledger, open_ledger
+from jobkit.runs.retry_state import ClientRetryState
+from jobkit.settings import CircuitSettings, ExternalSettings, RetrySettings, TableSettings
 from jobkit.tooling.chaos import NO_CHAOS, Chaos
 
 if TYPE_CHECKING:
@@ -44,8 +47,13 @@ def build_chaos(control_table: str, enabled: bool) -> Chaos:
     return Chaos(dynamodb_table(control_table)) if enabled else NO_CHAOS
 
 
+def build_ledger(settings: TableSettings, configs: ConfigStore) -> Ledger:
+    """The run ledger, each closed client told to its health bookkeeping."""
+    return open_ledger(dynamodb_table(settings.runs_table), ClientHealth(configs).record)
+
+
 def build_retries(
-    settings: RetrySettings, runs: RunStore, target_arn: str | None = None
+    settings: RetrySettings, runs: ClientRetryState, target_arn: str | None = None
 ) -> ClientRetries:
     """``target_arn`` is the retry worker's, when the settings cannot say it (the worker's own
     invocations: it reschedules itself)."""

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobkit.adapters.config import ClientConfig, SettingValue
 from jobkit.domain.envelope import Identifier
-from jobkit.runs.ledger import COUNTERS, ClientRun, RunHeader, RunStatus, RunStore, RunView
+from jobkit.runs.models import COUNTERS, ClientRun, ItemRow, RunHeader, RunStatus, RunView
+from jobkit.runs.queries import RunQueries
 
 # Up to this many clients, a run's counts are summed live over its client rows; beyond it,
 # reading every row on each request would outgrow API Gateway's 29 s (and the rows Lambda's
@@ -140,6 +141,17 @@ class ItemOut(BaseModel):
     reason: str
     at: datetime
 
+    @classmethod
+    def of(cls, row: ItemRow) -> "ItemOut":
+        return cls(
+            envelope_id=row.envelope_id,
+            client_id=row.client_id,
+            record_id=row.record_id,
+            outcome=row.outcome.value,
+            reason=row.reason,
+            at=row.at,
+        )
+
 
 class Page[T](BaseModel):
     items: list[T]
@@ -220,7 +232,7 @@ class ErrorOut(BaseModel):
     error: str
 
 
-def run_out(runs: RunStore, header: RunHeader, client_rows: int) -> RunOut:
+def run_out(runs: RunQueries, header: RunHeader, client_rows: int) -> RunOut:
     """A run as the API shows it, read within bounds whatever its size: live counts and up to
     ``client_rows`` client rows for a run of at most LIVE_CLIENT_ROWS clients; otherwise (and
     while it is still planning, its client count not yet known) the rolled-up totals and its

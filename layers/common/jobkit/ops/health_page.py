@@ -20,15 +20,15 @@ from pydantic import BaseModel, Field
 
 from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig
 from jobkit.api.models import LIVE_CLIENT_ROWS, RunOut, run_out
-from jobkit.runs.ledger import (
+from jobkit.runs.models import (
     FINAL_STATUSES,
     ClientRun,
     ClientStatus,
     RunHeader,
     RunStatus,
-    RunStore,
     processed_ratio,
 )
+from jobkit.runs.queries import RunQueries
 
 DEFAULT_CLIENTS = 50
 _MAX_PAGE_ROWS = 1000  # rows per Query when filling the page
@@ -100,7 +100,7 @@ def job_status_health(status: RunStatus | None) -> str:
 def build_health(
     schedules: dict[str, str],
     configs: ConfigStore,
-    runs: RunStore,
+    runs: RunQueries,
     dlq_depth: int | None,
     *,
     limit: int = DEFAULT_CLIENTS,
@@ -119,7 +119,7 @@ def _job_health(
     job_type: str,
     schedule: str,
     configs: ConfigStore,
-    runs: RunStore,
+    runs: RunQueries,
     limit: int,
     client_prefix: str,
 ) -> JobHealthOut:
@@ -191,7 +191,7 @@ def _client(
 
 
 def _add_recent(
-    listed: Sequence[ClientHealthOut], headers: Sequence[RunHeader], runs: RunStore
+    listed: Sequence[ClientHealthOut], headers: Sequence[RunHeader], runs: RunQueries
 ) -> None:
     """The listed clients' results in the recent runs (newest first) and last ratio: their
     own rows of each run, read by key."""

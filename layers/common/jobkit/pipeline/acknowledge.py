@@ -22,7 +22,7 @@ from jobkit.observability import logger
 from jobkit.pipeline.batch import AckDue, Failure
 from jobkit.pipeline.budget import Clock
 from jobkit.pipeline.lookup import Lookups
-from jobkit.runs.ledger import RunStore
+from jobkit.runs.counting import OutcomeCounting
 
 # An item put back this many times while its circuit stayed open (about 3 hours at SQS's
 # longest delay) is given up on and dead-lettered.
@@ -45,7 +45,7 @@ class Acknowledger:
         circuits: Circuits,
         queue: WorkQueue,
         dead_letters: DeadLetterQueue,
-        runs: RunStore,
+        runs: OutcomeCounting,
         max_receive_count: int,
     ) -> None:
         self._lookups = lookups

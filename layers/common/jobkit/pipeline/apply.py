@@ -24,7 +24,7 @@ from jobkit.domain.errors import InvalidPayloadError, TenantMismatchError
 from jobkit.domain.job import AckRef, ExternalRecord, Job, Skip, Transition
 from jobkit.pipeline.batch import RecordResult
 from jobkit.pipeline.lookup import Lookups
-from jobkit.runs.ledger import Outcome
+from jobkit.runs.models import Outcome
 from jobkit.tooling.chaos import NO_CHAOS, Chaos
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from jobkit.adapters.events import StatusChanged
 from jobkit.domain.envelope import PageItem, RecordItem
 from jobkit.domain.job import AckRef
-from jobkit.runs.ledger import ItemOutcome, Outcome
+from jobkit.runs.models import ItemOutcome, Outcome
 
 
 class PageResult(BaseModel):

@@ -13,7 +13,8 @@ from jobkit.domain.envelope import PageItem
 from jobkit.observability import logger
 from jobkit.pipeline.acknowledge import Acknowledged
 from jobkit.pipeline.batch import CountedItem, Failure, FetchedPage
-from jobkit.runs.ledger import ItemOutcome, Outcome, RunStore
+from jobkit.runs.counting import OutcomeCounting
+from jobkit.runs.models import ItemOutcome, Outcome
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,9 @@ class Counted:
     unsettled: frozenset[str]  # messages whose counting failed: retried
 
 
-def count_pages(pages: list[FetchedPage], dead: list[Failure], runs: RunStore) -> frozenset[str]:
+def count_pages(
+    pages: list[FetchedPage], dead: list[Failure], runs: OutcomeCounting
+) -> frozenset[str]:
     """Each fetched page's records, and each page given up on; returns the messages whose
     counting failed."""
     unsettled: set[str] = set()
@@ -46,7 +49,7 @@ def count_pages(pages: list[FetchedPage], dead: list[Failure], runs: RunStore) -
     return frozenset(unsettled)
 
 
-def _count_page(page: FetchedPage, runs: RunStore) -> None:
+def _count_page(page: FetchedPage, runs: OutcomeCounting) -> None:
     item = page.item
     runs.count_page(
         item.run_id, item.client_id, item.envelope_id, item.page_number, page.result.records
@@ -65,7 +68,7 @@ def count_outcomes(
     outcomes: list[CountedItem],
     acknowledged: Acknowledged,
     held: frozenset[str],
-    runs: RunStore,
+    runs: OutcomeCounting,
 ) -> Counted:
     """Count outcomes, one run at a time (its clients together): all but those held back
     (retried, or put back on the queue) by the phases before."""

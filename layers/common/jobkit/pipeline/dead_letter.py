@@ -15,7 +15,7 @@ from jobkit.adapters.queue import DeadLetterQueue, receive_count
 from jobkit.domain.backoff import backoff_seconds
 from jobkit.observability import logger
 from jobkit.pipeline.batch import Failure
-from jobkit.runs.ledger import RunStore
+from jobkit.runs.counting import OutcomeCounting
 
 _BACKOFF_BASE_SECONDS = 2
 _BACKOFF_MAX_SECONDS = 300
@@ -49,7 +49,7 @@ def dead_letter(
 
 
 def back_off(
-    retry: list[Failure], sqs: Callable[[], SQSClient], queue_url: str, runs: RunStore
+    retry: list[Failure], sqs: Callable[[], SQSClient], queue_url: str, runs: OutcomeCounting
 ) -> None:
     """Exponential backoff with jitter between attempts, through message visibility; each
     client's retries counted on its run (informational)."""

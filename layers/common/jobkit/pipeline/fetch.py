@@ -24,7 +24,8 @@ from jobkit.domain.errors import PermanentError
 from jobkit.domain.job import Page, raw_record_id
 from jobkit.pipeline.batch import PageResult
 from jobkit.pipeline.lookup import Lookups
-from jobkit.runs.ledger import PageSnapshot, RunStore
+from jobkit.runs.counting import OutcomeCounting
+from jobkit.runs.models import PageSnapshot
 
 _MAX_PAGES = 100_000
 
@@ -35,7 +36,7 @@ class PageFetcher:
         lookups: Lookups,
         external: Callable[[ClientConfig], ExternalSystem],
         circuits: Circuits,
-        runs: RunStore,
+        runs: OutcomeCounting,
         queue: WorkQueue,
         configs: ConfigStore,
     ) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 
 from jobkit.pipeline.batch import AckDue, CountedItem, FetchedPage, Unstarted
-from jobkit.runs.ledger import Outcome
+from jobkit.runs.models import Outcome
 
 _LATENCY_VALUES_PER_LINE = 50  # Powertools flushes by itself at 100 values
 _COUNTER = {

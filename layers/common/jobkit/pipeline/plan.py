@@ -25,7 +25,8 @@ from jobkit.domain.envelope import (
 from jobkit.domain.errors import PermanentError
 from jobkit.observability import logger
 from jobkit.pipeline.retry import ClientRetries, RetryRequest
-from jobkit.runs.ledger import ClientRun, ClientStatus, RunHeader, RunStatus, RunStore, Trigger
+from jobkit.runs.lifecycle import RunLifecycle
+from jobkit.runs.models import ClientRun, ClientStatus, RunHeader, RunStatus, Trigger
 
 _UNSUBSTITUTED = "<aws.scheduler.scheduled-time>"
 
@@ -87,7 +88,7 @@ class Planner:
         self,
         job_type: str,
         configs: ConfigStore,
-        runs: RunStore,
+        runs: RunLifecycle,
         queue: WorkQueue,
         *,
         circuits: Circuits,

@@ -41,7 +41,7 @@ from jobkit.pipeline.lookup import Lookups
 from jobkit.pipeline.retry import ClientRetries
 from jobkit.pipeline.route import Router
 from jobkit.pipeline.settle import Settled, Settler
-from jobkit.runs.ledger import RunStore
+from jobkit.runs.counting import OutcomeCounting
 from jobkit.tooling.chaos import NO_CHAOS, Chaos
 
 
@@ -49,7 +49,7 @@ from jobkit.tooling.chaos import NO_CHAOS, Chaos
 class Dependencies:
     jobs: Mapping[str, Job[Any]]
     configs: ConfigStore
-    runs: RunStore
+    counting: OutcomeCounting
     workflow: WorkflowStore
     queue: WorkQueue
     dead_letters: DeadLetterQueue
@@ -73,7 +73,7 @@ class Processor:
         self._lookups = Lookups(deps.jobs, deps.configs)
         self._applier = RecordApplier(self._lookups, deps.workflow, deps.chaos)
         fetcher = PageFetcher(
-            self._lookups, deps.external, deps.circuits, deps.runs, deps.queue, deps.configs
+            self._lookups, deps.external, deps.circuits, deps.counting, deps.queue, deps.configs
         )
         self._idempotency = IdempotencyConfig(
             event_key_jmespath="item_key",
@@ -92,7 +92,7 @@ class Processor:
                 self._idempotency,
             ),
             self._applier,
-            deps.runs,
+            deps.counting,
             deps.circuits,
             deps.retries,
             deps.max_receive_count,
@@ -103,12 +103,12 @@ class Processor:
             deps.circuits,
             deps.queue,
             deps.dead_letters,
-            deps.runs,
+            deps.counting,
             deps.max_receive_count,
         )
         self._settler = Settler(
             acknowledger,
-            deps.runs,
+            deps.counting,
             deps.queue,
             deps.dead_letters,
             deps.sqs,

@@ -21,7 +21,8 @@ from jobkit.adapters.queue import WorkQueue
 from jobkit.domain.backoff import backoff_seconds
 from jobkit.domain.envelope import Identifier, JobType, PageItem, RunId, new_page_item
 from jobkit.observability import logger
-from jobkit.runs.ledger import FINAL_STATUSES, RunStore
+from jobkit.runs.models import FINAL_STATUSES
+from jobkit.runs.retry_state import ClientRetryState
 
 _MAX_SCHEDULE_NAME = 64
 
@@ -130,7 +131,9 @@ class ClientRetries:
     """What happens when a client's work fails as a whole: park it and schedule the next
     attempt, or, past the policy's cap, mark it poison on its run."""
 
-    def __init__(self, runs: RunStore, scheduler: RetryScheduler, policy: RetryPolicy) -> None:
+    def __init__(
+        self, runs: ClientRetryState, scheduler: RetryScheduler, policy: RetryPolicy
+    ) -> None:
         self._runs = runs
         self._scheduler = scheduler
         self.policy = policy
@@ -193,7 +196,7 @@ class RetryWorker:
     """Runs a scheduled retry: the client's page goes back on the queue where it failed."""
 
     def __init__(
-        self, runs: RunStore, queue: WorkQueue, circuits: Circuits, retries: ClientRetries
+        self, runs: ClientRetryState, queue: WorkQueue, circuits: Circuits, retries: ClientRetries
     ) -> None:
         self._runs = runs
         self._queue = queue

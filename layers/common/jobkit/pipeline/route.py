@@ -38,7 +38,8 @@ from jobkit.pipeline.batch import (
 )
 from jobkit.pipeline.budget import Clock
 from jobkit.pipeline.retry import ClientRetries
-from jobkit.runs.ledger import ItemOutcome, Outcome, RunStatus, RunStore
+from jobkit.runs.counting import OutcomeCounting
+from jobkit.runs.models import ItemOutcome, Outcome, RunStatus
 
 # Failures of a client's whole page: retried on a schedule (ClientRetries), not by SQS.
 _CLIENT_LEVEL_ERRORS = (
@@ -56,7 +57,7 @@ class Router:
         fetch: Callable[[PageItem], PageResult],
         apply: Callable[[RecordItem], RecordResult],
         applier: RecordApplier,
-        runs: RunStore,
+        runs: OutcomeCounting,
         circuits: Circuits,
         retries: ClientRetries,
         max_receive_count: int,

@@ -27,7 +27,7 @@ from jobkit.pipeline.count import count_outcomes, count_pages
 from jobkit.pipeline.dead_letter import back_off, dead_letter
 from jobkit.pipeline.publish import publish
 from jobkit.pipeline.put_back import put_back
-from jobkit.runs.ledger import RunStore
+from jobkit.runs.counting import OutcomeCounting
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Settled:
 @dataclass(frozen=True)
 class Settler:
     acknowledger: Acknowledger
-    runs: RunStore
+    runs: OutcomeCounting
     queue: WorkQueue
     dead_letters: DeadLetterQueue
     sqs: Callable[[], SQSClient]  # a factory: most batches never need the client

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from jobkit.adapters.config import ConfigStore
 from jobkit.observability import logger
-from jobkit.runs.ledger import ClientRun, ClientStatus, processed_ratio
+from jobkit.runs.models import ClientRun, ClientStatus, processed_ratio
 
 RATIO_THRESHOLD = 95.0  # processed / received, percent, below which a job type is unhealthy
 STREAK_THRESHOLD = 3

@@ -1,0 +1,134 @@
+"""Closing: a client's part of a run when its pages are fetched and its items counted, and
+the run when its last client closes. Every part of the ledger that counts calls it.
+
+The run's completion (its metrics and log line) and each client's health are reported through
+callbacks, so the ledger writes rows and nothing else (``jobkit.runs.report``,
+``jobkit.runs.client_health``).
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+from jobkit.adapters.aws import condition_failed
+from jobkit.adapters.update_expression import UpdateExpression
+from jobkit.observability import logger
+from jobkit.runs.models import (
+    COUNTERS,
+    HEADER,
+    ClientRun,
+    ClientStatus,
+    RunHeader,
+    RunStatus,
+    client_key,
+    final_status,
+)
+from jobkit.runs.table import RunsTable, now
+
+ClientClosed = Callable[[str, ClientRun], object]
+RunFinished = Callable[[RunHeader, RunStatus, datetime], object]
+
+
+class RunClosing:
+    def __init__(
+        self,
+        table: RunsTable,
+        on_run_finished: RunFinished,
+        on_client_closed: ClientClosed | None = None,
+    ) -> None:
+        self._table = table
+        self._on_run_finished = on_run_finished
+        self._on_client_closed = on_client_closed
+
+    def try_close_client(self, run_id: str, client_id: str) -> bool:
+        """Close the client's part of the run if every page is fetched and every item counted.
+
+        Called after every count, and almost always too early: a strongly consistent read
+        (a fifth of a conditional write's price) decides whether the guarded write is worth
+        making. The read follows our own committed count, so the last count of a client
+        always sees it closable; the write's condition still decides between racers.
+        """
+        if not self._closable(run_id, client_id):
+            return False
+        try:
+            response = self._table.table.update_item(
+                Key=client_key(run_id, client_id),
+                UpdateExpression="SET #status = :done, finished_at = :now",
+                ConditionExpression=(
+                    "#status = :running AND pages_open = :zero AND open_items = :zero"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":done": ClientStatus.DONE.value,
+                    ":running": ClientStatus.RUNNING.value,
+                    ":zero": 0,
+                    ":now": now(),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        self._roll_up(run_id, ClientRun.model_validate(response["Attributes"]))
+        return True
+
+    def _closable(self, run_id: str, client_id: str) -> bool:
+        current = self._table.table.get_item(
+            Key=client_key(run_id, client_id),
+            ConsistentRead=True,
+            ProjectionExpression="#status, pages_open, open_items",
+            ExpressionAttributeNames={"#status": "status"},
+        ).get("Item")
+        return current is not None and (
+            current.get("status") == ClientStatus.RUNNING.value
+            and current.get("pages_open") == 0
+            and current.get("open_items") == 0
+        )
+
+    def _roll_up(self, run_id: str, row: ClientRun) -> None:
+        update = UpdateExpression()
+        for name in COUNTERS:
+            update.add(name, getattr(row, name))
+        update.add("clients_done", 1)
+        update.add("clients_failed", 1 if row.result == "FAILED" else 0)
+        response = self._table.table.update_item(
+            Key={"run_id": run_id, "sk": HEADER}, ReturnValues="ALL_NEW", **update.arguments()
+        )
+        header = RunHeader.model_validate(response["Attributes"])
+        self.client_closed(header.job_type, row)
+        self.maybe_finish(header)
+
+    def client_closed(self, job_type: str, row: ClientRun) -> None:
+        """Tell the health bookkeeping a client's part of a run is over."""
+        if self._on_client_closed is None:
+            return
+        try:
+            self._on_client_closed(job_type, row)
+        except Exception:  # noqa: BLE001 - health bookkeeping must not stop a run closing
+            logger.exception("recording client health failed", extra={"client_id": row.client_id})
+
+    def maybe_finish(self, header: RunHeader) -> None:
+        """The run's final status once its last client closed (once: a guarded write)."""
+        if header.status is not RunStatus.RUNNING or header.clients_done < header.clients:
+            return
+        final = final_status(header)
+        finished_at = datetime.now(UTC)
+        try:
+            self._table.table.update_item(
+                Key={"run_id": header.run_id, "sk": HEADER},
+                UpdateExpression="SET #status = :final, finished_at = :now",
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":final": final.value,
+                    ":running": RunStatus.RUNNING.value,
+                    ":now": finished_at.isoformat(),
+                },
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return  # closed by someone else
+            raise
+        self._on_run_finished(header, final, finished_at)

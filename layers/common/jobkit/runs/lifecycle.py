@@ -1,0 +1,131 @@
+"""A run's life, for those who start and stop runs (the planner, the API): open it (once per
+id: a repeated trigger finds it), write its client rows, mark it running, close a dry run,
+cancel it."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from jobkit.adapters.aws import condition_failed
+from jobkit.observability import logger
+from jobkit.runs.closing import RunClosing
+from jobkit.runs.models import HEADER, ClientRun, RunHeader, RunStatus
+from jobkit.runs.table import RunsTable, expires_at, now
+
+
+class RunLifecycle:
+    def __init__(self, table: RunsTable, closing: RunClosing) -> None:
+        self._table = table
+        self._closing = closing
+
+    def header(self, run_id: str) -> RunHeader | None:
+        return self._table.header(run_id)
+
+    def open_run(self, header: RunHeader) -> tuple[RunHeader, bool]:
+        """Create the run, or return the existing one with the same id (a repeated trigger)."""
+        item = header.model_dump(mode="json", exclude_none=True)
+        item.update(sk=HEADER, expires_at=expires_at())
+        try:
+            self._table.table.put_item(
+                Item=item, ConditionExpression="attribute_not_exists(run_id)"
+            )
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
+            existing = self.header(header.run_id)
+            if existing is None:  # pragma: no cover - deleted between the two calls
+                raise
+            return existing, False
+        return header, True
+
+    def add_clients(self, run_id: str, rows: Sequence[ClientRun], *, resume: bool) -> None:
+        """Write the client rows; when resuming a run, keep rows that already exist."""
+        if not resume:
+            with self._table.table.batch_writer() as batch:
+                for row in rows:
+                    batch.put_item(Item=_client_item(run_id, row))
+            return
+        for row in rows:
+            self._table.put_once(_client_item(run_id, row))
+
+    def client_closed(self, job_type: str, row: ClientRun) -> None:
+        """A client closed as it opened (an invalid configuration): its health is told."""
+        self._closing.client_closed(job_type, row)
+
+    def mark_running(self, run_id: str, clients: int, invalid: int, issues: list[str]) -> None:
+        """Planning is over: every page item is on the queue."""
+        try:
+            response = self._table.table.update_item(
+                Key={"run_id": run_id, "sk": HEADER},
+                UpdateExpression=(
+                    "SET #status = :running, clients = :clients, started_at = :now, "
+                    "issues = list_append(if_not_exists(issues, :empty), :issues) "
+                    "ADD clients_done :invalid, clients_failed :invalid"
+                ),
+                ConditionExpression="#status = :planning",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":running": RunStatus.RUNNING.value,
+                    ":planning": RunStatus.PLANNING.value,
+                    ":clients": clients,
+                    ":invalid": invalid,
+                    ":issues": issues,
+                    ":empty": [],
+                    ":now": now(),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return  # another planner of the same run got there first
+            raise
+        self._closing.maybe_finish(RunHeader.model_validate(response["Attributes"]))
+
+    def close_dry_run(self, run_id: str, clients: int, issues: list[str]) -> None:
+        """A dry run plans and reports, and enqueues nothing."""
+        self._table.table.update_item(
+            Key={"run_id": run_id, "sk": HEADER},
+            UpdateExpression=(
+                "SET #status = :done, clients = :clients, started_at = :now, finished_at = :now, "
+                "issues = list_append(if_not_exists(issues, :empty), :issues)"
+            ),
+            ConditionExpression="#status = :planning",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":done": RunStatus.SUCCEEDED.value,
+                ":clients": clients,
+                ":now": now(),
+                ":issues": issues,
+                ":empty": [],
+                ":planning": RunStatus.PLANNING.value,
+            },
+        )
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel an open run; its queued items are then skipped. False if already final."""
+        try:
+            self._table.table.update_item(
+                Key={"run_id": run_id, "sk": HEADER},
+                UpdateExpression="SET #status = :cancelled, finished_at = :now",
+                ConditionExpression="#status IN (:planning, :running)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":cancelled": RunStatus.CANCELLED.value,
+                    ":now": now(),
+                    ":planning": RunStatus.PLANNING.value,
+                    ":running": RunStatus.RUNNING.value,
+                },
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        logger.info("run cancelled", extra={"run_id": run_id})
+        return True
+
+
+def _client_item(run_id: str, row: ClientRun) -> dict[str, Any]:
+    item = row.model_dump(mode="json", exclude_none=True)
+    item.update(run_id=run_id, sk=f"CLIENT#{row.client_id}", expires_at=expires_at())
+    return item

@@ -1,0 +1,180 @@
+"""The run ledger's records: a run's header, its client rows, item outcomes and page
+snapshots, as the Runs table holds them.
+
+Layout of the Runs table (partition ``run_id``, sort ``sk``):
+- ``RUN``               the header: status, trigger, timings, totals, issues;
+- ``CLIENT#<id>``       one row per client: its counters while the run is open;
+- ``PAGESNAP#<env>``    what a page held when it was first fetched;
+- ``PAGE#<envelope>``   one row per fetched page (marks its records as received, once);
+- ``ITEM#<envelope>``   one row per item outcome (processed, skipped, failed + reason);
+- ``RETRY#<client>#<n>`` one row per client-level retry that resumed the client.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HEADER = "RUN"
+COUNTERS = ("received", "processed", "failed", "skipped", "dead_lettered", "retries", "ack_failed")
+
+
+class RunStatus(StrEnum):
+    PLANNING = "PLANNING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+FINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.COMPLETED_WITH_ERRORS, RunStatus.FAILED, RunStatus.CANCELLED}
+)
+
+
+class ClientStatus(StrEnum):
+    RUNNING = "RUNNING"
+    WAITING = "WAITING_RETRY"  # the client's work failed as a whole; a retry is scheduled
+    DONE = "DONE"
+    INVALID_CONFIG = "INVALID_CONFIG"
+
+
+class Outcome(StrEnum):
+    PROCESSED = "processed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    API = "api"
+    CLI = "cli"
+
+
+class RunHeader(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    job_type: str
+    trigger: Trigger
+    requested_by: str
+    correlation_id: str
+    status: RunStatus = RunStatus.PLANNING
+    scheduled_for: datetime | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    clients: int = 0
+    clients_done: int = 0
+    clients_failed: int = 0
+    received: int = 0
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    ack_failed: int = 0
+    issues: list[str] = Field(default_factory=list)
+
+
+class ClientRun(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    client_id: str
+    group_id: str = ""
+    status: ClientStatus = ClientStatus.RUNNING
+    pages_open: int = 0
+    open_items: int = 0
+    pages: int = 0
+    received: int = 0
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    ack_failed: int = 0
+    error: str | None = None
+    attempt: int = 0  # client-level retries so far
+    next_retry_at: str | None = None
+    last_error: str | None = None  # why the last attempt failed, while retries go on
+
+    @property
+    def result(self) -> str:
+        if self.status is not ClientStatus.DONE:
+            return self.status.value
+        if self.error:
+            return "FAILED"
+        return "COMPLETED_WITH_ERRORS" if self.failed else "SUCCEEDED"
+
+
+@dataclass(frozen=True)
+class PageSnapshot:
+    """What one page of a run contained the first time it was fetched."""
+
+    record_ids: tuple[str, ...]
+    next_cursor: str | None
+    resume_at: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """The final outcome of one item of a run."""
+
+    envelope_id: str
+    outcome: Outcome
+    record_id: str
+    item_key: str
+    reason: str = ""
+    dead_lettered: bool = False
+
+
+@dataclass(frozen=True)
+class RunView:
+    header: RunHeader
+    clients: list[ClientRun]
+
+    @property
+    def live_totals(self) -> dict[str, int]:
+        """Summed over the client rows: right while the run is open (the header's totals
+        are rolled up as each client closes)."""
+        return {name: sum(getattr(c, name) for c in self.clients) for name in COUNTERS}
+
+
+class ItemRow(BaseModel):
+    """An item outcome as stored (``ITEM#<envelope>``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sk: str
+    client_id: str
+    record_id: str
+    item_key: str = ""
+    outcome: Outcome
+    reason: str = ""
+    dead_lettered: bool = False
+    at: datetime
+
+    @property
+    def envelope_id(self) -> str:
+        return self.sk.removeprefix("ITEM#")
+
+
+def client_key(run_id: str, client_id: str) -> dict[str, Any]:
+    return {"run_id": run_id, "sk": f"CLIENT#{client_id}"}
+
+
+def processed_ratio(received: int, processed: int) -> float:
+    """Percent of received records processed; a run that received nothing is healthy."""
+    return 100.0 if received == 0 else 100.0 * processed / received
+
+
+def final_status(header: RunHeader) -> RunStatus:
+    troubled = header.failed > 0 or header.clients_failed > 0
+    if not troubled:
+        return RunStatus.SUCCEEDED
+    if header.processed == 0:
+        return RunStatus.FAILED
+    return RunStatus.COMPLETED_WITH_ERRORS

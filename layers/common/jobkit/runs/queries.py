@@ -1,0 +1,96 @@
+"""Reading runs, for the API, the job-health page and the CLI: models, never raw rows."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from jobkit.adapters.aws import batch_get
+from jobkit.runs.models import ClientRun, ItemRow, RunHeader, RunView, client_key
+from jobkit.runs.table import RunsTable
+
+Start = dict[str, Any] | None  # where a page starts: DynamoDB's LastEvaluatedKey
+
+
+class RunQueries:
+    def __init__(self, table: RunsTable) -> None:
+        self._table = table
+
+    def header(self, run_id: str) -> RunHeader | None:
+        return self._table.header(run_id)
+
+    def view(self, run_id: str) -> RunView | None:
+        header = self.header(run_id)
+        if header is None:
+            return None
+        rows = self._query_prefix(run_id, "CLIENT#")
+        return RunView(header=header, clients=[ClientRun.model_validate(row) for row in rows])
+
+    def client_rows(self, run_id: str, client_ids: Sequence[str]) -> dict[str, ClientRun]:
+        """These clients' rows of a run, by client id (absent: not in the run). A key per
+        client, so reading a few clients of a run of 100,000 reads a few rows."""
+        keys = [client_key(run_id, client_id) for client_id in client_ids]
+        found = batch_get(self._table.client, self._table.name, keys)
+        rows = (ClientRun.model_validate(row) for row in found)
+        return {row.client_id: row for row in rows}
+
+    def clients_page(self, run_id: str, limit: int, start: Start) -> tuple[list[ClientRun], Start]:
+        """One page of a run's client rows, by client id, and where the next starts."""
+        rows, last = self._prefix_page(run_id, "CLIENT#", limit, start)
+        return [ClientRun.model_validate(row) for row in rows], last
+
+    def items(self, run_id: str) -> list[ItemRow]:
+        return [ItemRow.model_validate(row) for row in self._query_prefix(run_id, "ITEM#")]
+
+    def items_page(
+        self, run_id: str, outcome: str | None, limit: int, start: Start
+    ) -> tuple[list[ItemRow], Start]:
+        """One page of item outcomes, optionally of one outcome, and where the next starts."""
+        rows, last = self._prefix_page(run_id, "ITEM#", limit, start, outcome=outcome)
+        return [ItemRow.model_validate(row) for row in rows], last
+
+    def recent_runs(self, job_type: str, limit: int = 20) -> list[RunHeader]:
+        return self.runs_page(job_type, limit, None)[0]
+
+    def runs_page(self, job_type: str, limit: int, start: Start) -> tuple[list[RunHeader], Start]:
+        """Runs of a job type, newest first, a page at a time."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "by-job",
+            "KeyConditionExpression": "job_type = :job",
+            "ExpressionAttributeValues": {":job": job_type},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self._table.table.query(**kwargs)
+        runs = [RunHeader.model_validate(item) for item in page.get("Items", [])]
+        return runs, page.get("LastEvaluatedKey")
+
+    def _prefix_page(
+        self, run_id: str, prefix: str, limit: int, start: Start, outcome: str | None = None
+    ) -> tuple[list[dict[str, Any]], Start]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":run": run_id, ":prefix": prefix},
+            "Limit": limit,
+        }
+        if outcome is not None:
+            kwargs["FilterExpression"] = "outcome = :outcome"
+            kwargs["ExpressionAttributeValues"][":outcome"] = outcome
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self._table.table.query(**kwargs)
+        return list(page.get("Items", [])), page.get("LastEvaluatedKey")
+
+    def _query_prefix(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":run": run_id, ":prefix": prefix},
+            "ConsistentRead": True,
+        }
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self._table.table.query(**kwargs)
+            rows.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return rows
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
