@@ -73,6 +73,11 @@ def schedule_run_id(job_type: str, scheduled_time: datetime) -> str:
     return f"{job_type}.{scheduled_time.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
+def manual_run_id(job_type: str, now: datetime) -> str:
+    """A run started by hand (API, CLI): unique, and sorted by when it was asked for."""
+    return f"{job_type}.{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:8]}"
+
+
 def _run_id(job_type: str, request: PlanRequest, now: datetime) -> str:
     if request.run_id:
         return request.run_id
@@ -80,7 +85,7 @@ def _run_id(job_type: str, request: PlanRequest, now: datetime) -> str:
         # Scheduler's own time when it gave one; else the minute it fired in.
         when = request.scheduled_time or now.replace(second=0, microsecond=0)
         return schedule_run_id(job_type, when)
-    return f"{job_type}.{now:%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:8]}"
+    return manual_run_id(job_type, now)
 
 
 class Planner:
