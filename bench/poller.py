@@ -146,7 +146,11 @@ class AwsSizedPoller:
             return  # like the event source: nothing is deleted, every message comes back
         failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
         report.item_failures += len(failed)
-        done = [m for m in messages if m["MessageId"] not in failed]
+        self._delete([m for m in messages if m["MessageId"] not in failed])
+
+    def _delete(self, done: list[dict[str, Any]]) -> None:
+        """What the processor did not report failed leaves the queue, as the event source
+        deletes it."""
         for start in range(0, len(done), 10):
             self._sqs.delete_message_batch(
                 QueueUrl=self._queue_url,

@@ -446,8 +446,35 @@ def main() -> None:
     console = Console()
     localstack.up()
     stack = Stack.current()
-    results: dict[str, Any] = {}
     # Timed first, while the stack is idle: the interpreters compete with nothing.
+    results: dict[str, Any] = _import_figures()
+    # Fresh workers start slowly on two cores (imports, first connections): one small run of
+    # each job first, not measured, so the figures are of warm containers as in steady use.
+    for job in (REAL, NOOP):
+        run_job(stack, job, 10 * CLIENTS)
+    results.update(measure_requests(stack)["figures"])
+    # The same run fed by MiniStack's own poller (batches of at most 10), for comparison.
+    real_1k = run_job(stack, REAL, SIZES[0])
+    local_logs = read_logs(stack, real_1k.started, real_1k.ended)
+    local_requests = sum((f.requests for f in local_logs.values()), Counter[str]())
+    results["dynamodb_writes_per_item_ministack_batches"] = _per_item(
+        local_requests, real_1k.records, "dynamodb", DYNAMODB_WRITES
+    )
+    noop = run_job(stack, NOOP, SIZES[0])
+    results["throughput_records_per_second"] = {
+        REAL: round(real_1k.records_per_second, 1),
+        NOOP: round(noop.records_per_second, 1),
+    }
+    results["throughput_ratio"] = round(real_1k.records_per_second / noop.records_per_second, 2)
+    results.update(_scale_figures(stack, real_1k, local_logs))
+    results["plan"] = plan_many(stack, PLAN_CLIENTS)
+    results["plan_seconds"] = results["plan"]["seconds"]
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    _print(console, results)
+
+
+def _import_figures() -> dict[str, Any]:
+    """How long the handlers take to import, against a bare baseline and one with pydantic."""
     with lambda_like_path() as path:
         seconds = import_seconds(
             {
@@ -460,43 +487,26 @@ def main() -> None:
         )
     baseline, processor = seconds["baseline"], seconds["processor"]
     planner, with_pydantic = seconds["planner"], seconds["baseline_with_pydantic"]
-    results["import_seconds"] = {
-        "baseline": round(baseline, 3),
-        "baseline_with_pydantic": round(with_pydantic, 3),
-        "processor": round(processor, 3),
-        "planner": round(planner, 3),
+    return {
+        "import_seconds": {
+            "baseline": round(baseline, 3),
+            "baseline_with_pydantic": round(with_pydantic, 3),
+            "processor": round(processor, 3),
+            "planner": round(planner, 3),
+        },
+        "import_ratio": round(processor / baseline, 2),
+        "import_ratio_planner": round(planner / baseline, 2),
+        "import_ratio_over_baseline_with_pydantic": round(processor / with_pydantic, 2),
     }
-    results["import_ratio"] = round(processor / baseline, 2)
-    results["import_ratio_planner"] = round(planner / baseline, 2)
-    results["import_ratio_over_baseline_with_pydantic"] = round(processor / with_pydantic, 2)
-    # Fresh workers start slowly on two cores (imports, first connections): one small run of
-    # each job first, not measured, so the figures are of warm containers as in steady use.
-    for job in (REAL, NOOP):
-        run_job(stack, job, 10 * CLIENTS)
 
-    measured = measure_requests(stack)
-    results.update(measured["figures"])
-    # The same run fed by MiniStack's own poller (batches of at most 10), for comparison.
-    real_1k = run_job(stack, REAL, SIZES[0])
-    local_logs = read_logs(stack, real_1k.started, real_1k.ended)
-    local_requests = sum((f.requests for f in local_logs.values()), Counter[str]())
-    results["dynamodb_writes_per_item_ministack_batches"] = _per_item(
-        local_requests, real_1k.records, "dynamodb", DYNAMODB_WRITES
-    )
 
-    noop = run_job(stack, NOOP, SIZES[0])
-    results["throughput_records_per_second"] = {
-        REAL: round(real_1k.records_per_second, 1),
-        NOOP: round(noop.records_per_second, 1),
-    }
-    results["throughput_ratio"] = round(real_1k.records_per_second / noop.records_per_second, 2)
-
+def _scale_figures(stack: Stack, first: Run, first_logs: dict[str, FunctionLogs]) -> dict[str, Any]:
+    """Time per record and latency at each size (the first size's run is ``first``)."""
     scale: dict[str, Any] = {}
     for size in SIZES:
-        run = real_1k if size == SIZES[0] else run_job(stack, REAL, size)
-        latencies = (local_logs if run is real_1k else read_logs(stack, run.started, run.ended))[
-            "Processor"
-        ].latencies_ms
+        run = first if size == SIZES[0] else run_job(stack, REAL, size)
+        logs = first_logs if run is first else read_logs(stack, run.started, run.ended)
+        latencies = logs["Processor"].latencies_ms
         scale[str(run.records)] = {
             "run_id": run.run_id,
             "seconds": round(run.seconds, 1),
@@ -506,19 +516,25 @@ def main() -> None:
             "latency_samples": len(latencies),
         }
     per_record = [figures["ms_per_record"] for figures in scale.values()]
-    results["scale"] = scale
-    results["time_per_record_spread"] = round(
-        (max(per_record) - min(per_record)) / statistics.mean(per_record), 2
-    )
-
-    results["plan"] = plan_many(stack, PLAN_CLIENTS)
-    results["plan_seconds"] = results["plan"]["seconds"]
-
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    _print(console, results)
+    spread = (max(per_record) - min(per_record)) / statistics.mean(per_record)
+    return {"scale": scale, "time_per_record_spread": round(spread, 2)}
 
 
 def _print(console: Console, results: dict[str, Any]) -> None:
+    console.print(_goals_table(results))
+    console.print(_costs_table(results))
+    console.print(_scale_table(results))
+    console.print(f"planning {results['plan']['clients']} clients: {results['plan']['seconds']} s")
+    reads = results["plan"]["api_reads"]
+    console.print(
+        f"with them open: GET /health {reads['health']['seconds']} s,"
+        f" {reads['health']['kilobytes']} KB; GET /runs/{{id}} {reads['run']['seconds']} s,"
+        f" {reads['run']['kilobytes']} KB"
+    )
+    console.print("written: bench/results.json")
+
+
+def _goals_table(results: dict[str, Any]) -> Table:
     table = Table(title=f"make bench · {results['records']} records, {CLIENTS} clients")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -534,7 +550,10 @@ def _print(console: Console, results: dict[str, Any]) -> None:
         "throughput_records_per_second",
     ):
         table.add_row(name, str(results[name]), "")
-    console.print(table)
+    return table
+
+
+def _costs_table(results: dict[str, Any]) -> Table:
     costs = Table(title="cost per 1M records on AWS (USD)")
     costs.add_column("service")
     costs.add_column("jobkit", justify="right")
@@ -548,7 +567,10 @@ def _print(console: Console, results: dict[str, Any]) -> None:
         f"{results['cost_per_million_records_usd_total']:.2f}",
         f"{results['naive_cost_per_million_records_usd_total']:.2f}",
     )
-    console.print(costs)
+    return costs
+
+
+def _scale_table(results: dict[str, Any]) -> Table:
     scale = Table(title="scale")
     for column in ("records", "seconds", "ms/record", "p50 latency ms", "p95 latency ms"):
         scale.add_column(column, justify="right")
@@ -560,15 +582,7 @@ def _print(console: Console, results: dict[str, Any]) -> None:
             str(figures["latency_ms_p50"]),
             str(figures["latency_ms_p95"]),
         )
-    console.print(scale)
-    console.print(f"planning {results['plan']['clients']} clients: {results['plan']['seconds']} s")
-    reads = results["plan"]["api_reads"]
-    console.print(
-        f"with them open: GET /health {reads['health']['seconds']} s,"
-        f" {reads['health']['kilobytes']} KB; GET /runs/{{id}} {reads['run']['seconds']} s,"
-        f" {reads['run']['kilobytes']} KB"
-    )
-    console.print("written: bench/results.json")
+    return scale
 
 
 if __name__ == "__main__":

@@ -4,7 +4,13 @@ from rich.table import Table
 from rich.text import Text
 
 from jobkit.adapters.config import ConfigStore
-from jobkit.ops.health_page import DEFAULT_CLIENTS, HealthOut, build_health
+from jobkit.ops.health_page import (
+    DEFAULT_CLIENTS,
+    ClientHealthOut,
+    HealthOut,
+    JobHealthOut,
+    build_health,
+)
 from jobkit.runs.client_health import RATIO_THRESHOLD, STREAK_THRESHOLD
 from jobkit_cli.runs_view import run_store
 from jobkit_cli.stack import Stack
@@ -39,50 +45,44 @@ def health_tables(
     stack: Stack, limit: int = DEFAULT_CLIENTS, client_prefix: str = ""
 ) -> list[Table]:
     report = load_health(stack, limit, client_prefix)
-    tables = []
-    for job in report.jobs:
-        title = f"{job.job_type} · {job.health} · DLQ depth {report.dlq_depth}"
-        if job.open_run:
-            counts = job.open_run.counts
-            done = counts.processed + counts.skipped + counts.failed
-            title += f" · run {job.open_run.run_id} open: {done}/{counts.received}"
-        table = Table(
-            title=title,
-            caption=(
-                f"{len(job.clients)} of {job.clients_total} client(s),"
-                f" {job.clients_needing_attention} needing attention (listed first)"
-            ),
-        )
-        for column in (
-            "client",
-            "recent runs (newest first)",
-            "streak",
-            "processed/received",
-            "note",
-        ):
-            table.add_column(column)
-        for client in job.clients:
-            recent = Text()
-            for result in client.recent or ["-"]:
-                recent.append("■ ", style=COLOURS.get(result, "dim"))
-            ratio = "-" if client.ratio is None else f"{client.ratio:.1f}%"
-            note = client.problem or (
-                "disabled" if not client.enabled else ("pilot" if client.pilot else "")
-            )
-            table.add_row(
-                client.client_id,
-                recent,
-                Text(
-                    str(client.streak),
-                    style="bold red" if client.streak >= STREAK_THRESHOLD else "",
-                ),
-                Text(
-                    ratio,
-                    style="bold red"
-                    if client.ratio is not None and client.ratio < RATIO_THRESHOLD
-                    else "",
-                ),
-                note,
-            )
-        tables.append(table)
-    return tables
+    return [_job_table(job, report.dlq_depth) for job in report.jobs]
+
+
+def _job_table(job: JobHealthOut, dlq_depth: int | None) -> Table:
+    title = f"{job.job_type} · {job.health} · DLQ depth {dlq_depth}"
+    if job.open_run:
+        counts = job.open_run.counts
+        done = counts.processed + counts.skipped + counts.failed
+        title += f" · run {job.open_run.run_id} open: {done}/{counts.received}"
+    table = Table(
+        title=title,
+        caption=(
+            f"{len(job.clients)} of {job.clients_total} client(s),"
+            f" {job.clients_needing_attention} needing attention (listed first)"
+        ),
+    )
+    for column in ("client", "recent runs (newest first)", "streak", "processed/received", "note"):
+        table.add_column(column)
+    for client in job.clients:
+        table.add_row(*_client_cells(client))
+    return table
+
+
+def _client_cells(client: ClientHealthOut) -> tuple[str, Text, Text, Text, str]:
+    recent = Text()
+    for result in client.recent or ["-"]:
+        recent.append("■ ", style=COLOURS.get(result, "dim"))
+    streak = Text(str(client.streak), style="bold red" if client.streak >= STREAK_THRESHOLD else "")
+    low = client.ratio is not None and client.ratio < RATIO_THRESHOLD
+    ratio = Text(
+        "-" if client.ratio is None else f"{client.ratio:.1f}%", style="bold red" if low else ""
+    )
+    return client.client_id, recent, streak, ratio, _note(client)
+
+
+def _note(client: ClientHealthOut) -> str:
+    if client.problem:
+        return client.problem
+    if not client.enabled:
+        return "disabled"
+    return "pilot" if client.pilot else ""

@@ -100,24 +100,35 @@ class Circuits:
             found = {client_id: self.open_circuit(client_id) for client_id in client_ids}
             return {client_id: c for client_id, c in found.items() if c is not None}
         names = {circuit_name(client_id): client_id for client_id in client_ids}
-        keys = [_circuit_key(store, name) for name in names]
-        name_attr = store.sort_key_attr or store.key_attr
         opened: dict[str, OpenCircuit] = {}
         now = int(time.time())
         try:
-            for item in batch_get(store.client, store.table_name, keys):
-                client_id = names.get(item[name_attr]["S"])
-                if client_id is None:
-                    continue
-                opened_at = item.get(store.opened_at_attr, {}).get("N")
-                state = item.get(store.state_attr, {}).get("S", "")
-                at = None if opened_at is None else int(opened_at)
-                if circuit := self._refusing(client_id, state, at, now):
-                    opened[client_id] = circuit
+            for item in batch_get(
+                store.client, store.table_name, [_circuit_key(store, n) for n in names]
+            ):
+                if circuit := self._refusing_item(store, names, item, now):
+                    opened[circuit.client_id] = circuit
         except Exception:  # noqa: BLE001 - a circuit breaker must not become the outage
             # The circuits read before the failure still count; the unread ones are closed.
             logger.warning("circuit states unreadable; treating them as closed", exc_info=True)
         return opened
+
+    def _refusing_item(
+        self,
+        store: CircuitBreakerDynamoDBPersistence,
+        names: dict[str, str],
+        item: dict[str, Any],
+        now: int,
+    ) -> OpenCircuit | None:
+        """One row of Powertools' table (by its public key and attribute names), if its
+        circuit refuses calls now."""
+        client_id = names.get(item[store.sort_key_attr or store.key_attr]["S"])
+        if client_id is None:
+            return None
+        opened_at = item.get(store.opened_at_attr, {}).get("N")
+        state = item.get(store.state_attr, {}).get("S", "")
+        at = None if opened_at is None else int(opened_at)
+        return self._refusing(client_id, state, at, now)
 
     def seconds_until_trial(self, client_id: str) -> int:
         """How long work refused by the client's circuit should wait: what is left of its

@@ -43,18 +43,23 @@ class Grant(BaseModel):
         """Admin may do anything; trigger implies read; job and client limits apply."""
         if Scope.ADMIN in self.scopes:
             return True
-        if scope is Scope.ADMIN:
-            return False
-        if scope is Scope.TRIGGER and Scope.TRIGGER not in self.scopes:
-            return False
-        if not self.scopes & {Scope.READ, Scope.TRIGGER}:
-            return False
-        if job_type is not None and self.job_types and job_type not in self.job_types:
-            return False
-        if self.clients and scope is Scope.TRIGGER:
-            # A client-limited key must name its clients, and only those.
-            return bool(client_ids) and set(client_ids or []) <= self.clients
-        return True
+        return (
+            self._has(scope)
+            and self._covers_job(job_type)
+            and (scope is not Scope.TRIGGER or self._covers_clients(client_ids))
+        )
+
+    def _has(self, scope: Scope) -> bool:
+        if scope is Scope.READ:
+            return bool(self.scopes & {Scope.READ, Scope.TRIGGER})
+        return scope in self.scopes  # admin was answered above
+
+    def _covers_job(self, job_type: str | None) -> bool:
+        return job_type is None or not self.job_types or job_type in self.job_types
+
+    def _covers_clients(self, client_ids: list[str] | None) -> bool:
+        # A client-limited key must name its clients, and only those.
+        return not self.clients or (bool(client_ids) and set(client_ids or []) <= self.clients)
 
 
 class ApiKey(Grant):

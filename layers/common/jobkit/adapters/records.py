@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from jobkit.adapters.aws import transaction_cancelled
+from jobkit.adapters.update_expression import UpdateExpression
 from jobkit.domain.errors import ConcurrentUpdateError, RecordNotFoundError
 from jobkit.domain.job import NEW, Transition
 
@@ -126,66 +127,9 @@ class WorkflowStore:
         context: TransitionContext,
         now: str,
     ) -> None:
-        update = (
-            "SET #status = :to, version = :next, last_transition_id = :tid, "
-            "last_run_id = :run, last_envelope_id = :env, updated_at = :now, "
-            "last_from_status = :from"
-        )
-        names = {"#status": "status"}
-        values: dict[str, Any] = {}
-        for index, (name, value) in enumerate((transition.fields or {}).items()):
-            update += f", #f{index} = :f{index}"
-            names[f"#f{index}"], values[f":f{index}"] = name, value
-        if transition.content_hash is not None:
-            update += ", content_hash = :hash"
-            values[":hash"] = transition.content_hash
-        if transition.clear_pending:
-            update += " REMOVE pending_items"
-        guard = "attribute_not_exists(pk)" if state.get("new") else "version = :version"
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self._table.name,
-                    "Key": {"pk": pk, "sk": STATE},
-                    "UpdateExpression": update,
-                    "ConditionExpression": guard,
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": {
-                        ":to": transition.to_status,
-                        ":next": version + 1,
-                        **({} if state.get("new") else {":version": version}),
-                        ":tid": tid,
-                        ":run": context.run_id,
-                        ":env": context.envelope_id,
-                        ":now": now,
-                        ":from": state["status"],
-                        **values,
-                    },
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self._table.name,
-                    "Item": {
-                        "pk": pk,
-                        "sk": f"HIST#{version + 1:010d}",
-                        "transition_id": tid,
-                        "from_status": state["status"],
-                        "to_status": transition.to_status,
-                        "reason": transition.reason,
-                        "cleared_pending": list(state.get("pending_items", []))
-                        if transition.clear_pending
-                        else [],
-                        "triggers": list(transition.triggers),
-                        "job_type": context.job_type,
-                        "run_id": context.run_id,
-                        "envelope_id": context.envelope_id,
-                        "correlation_id": context.correlation_id,
-                        "occurred_at": now,
-                    },
-                    "ConditionExpression": "attribute_not_exists(sk)",
-                }
-            },
+        items = [
+            self._state_update(pk, state, version, transition, tid, context, now),
+            self._history_put(pk, state, version, transition, tid, context, now),
         ]
         try:
             self._client.transact_write_items(TransactItems=items)
@@ -194,6 +138,77 @@ class WorkflowStore:
                 # Another writer moved the record between our read and our write.
                 raise ConcurrentUpdateError(f"record {pk!r} changed concurrently") from exc
             raise
+
+    def _state_update(
+        self,
+        pk: str,
+        state: dict[str, Any],
+        version: int,
+        transition: Transition,
+        tid: str,
+        context: TransitionContext,
+        now: str,
+    ) -> dict[str, Any]:
+        """The record's new state, guarded: on the version read (or on its absence)."""
+        update = UpdateExpression()
+        update.set("status", transition.to_status).set("version", version + 1)
+        update.set("last_transition_id", tid).set("last_run_id", context.run_id)
+        update.set("last_envelope_id", context.envelope_id).set("updated_at", now)
+        update.set("last_from_status", state["status"])
+        for name, value in (transition.fields or {}).items():
+            update.set(name, value)
+        if transition.content_hash is not None:
+            update.set("content_hash", transition.content_hash)
+        if transition.clear_pending:
+            update.remove("pending_items")
+        arguments = update.arguments()
+        if state.get("new"):
+            guard = "attribute_not_exists(pk)"
+        else:
+            guard = "version = :version"
+            arguments["ExpressionAttributeValues"][":version"] = version
+        return {
+            "Update": {
+                "TableName": self._table.name,
+                "Key": {"pk": pk, "sk": STATE},
+                "ConditionExpression": guard,
+                **arguments,
+            }
+        }
+
+    def _history_put(
+        self,
+        pk: str,
+        state: dict[str, Any],
+        version: int,
+        transition: Transition,
+        tid: str,
+        context: TransitionContext,
+        now: str,
+    ) -> dict[str, Any]:
+        """The transition's row in the append-only history, written once."""
+        cleared = list(state.get("pending_items", [])) if transition.clear_pending else []
+        return {
+            "Put": {
+                "TableName": self._table.name,
+                "Item": {
+                    "pk": pk,
+                    "sk": f"HIST#{version + 1:010d}",
+                    "transition_id": tid,
+                    "from_status": state["status"],
+                    "to_status": transition.to_status,
+                    "reason": transition.reason,
+                    "cleared_pending": cleared,
+                    "triggers": list(transition.triggers),
+                    "job_type": context.job_type,
+                    "run_id": context.run_id,
+                    "envelope_id": context.envelope_id,
+                    "correlation_id": context.correlation_id,
+                    "occurred_at": now,
+                },
+                "ConditionExpression": "attribute_not_exists(sk)",
+            }
+        }
 
     def history(self, client_id: str, record_id: str) -> list[dict[str, Any]]:
         """The record's transitions, oldest first."""

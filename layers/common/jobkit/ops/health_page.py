@@ -146,26 +146,40 @@ def _attention_first(
     """How many clients need attention, and a page of ``limit``: those first, longest
     streak first, then the others by id."""
     streaking = sorted(configs.streaks(job_type, client_prefix), key=lambda s: (-s[1], s[0]))
+    listed = _streaking_clients(configs, job_type, streaking, limit)
+    if len(listed) < limit:
+        # Every client with a streak is listed by now: the rest are the others, by id.
+        skip = {client_id for client_id, _ in streaking}
+        listed += _other_clients(configs, job_type, client_prefix, skip, limit - len(listed))
+    return len(streaking), listed
+
+
+def _streaking_clients(
+    configs: ConfigStore, job_type: str, streaking: list[tuple[str, int]], limit: int
+) -> list[ClientHealthOut]:
+    """Their rows by key, a page at a time: a row deleted since the index was written is
+    skipped and the next failing client takes its place."""
     listed: list[ClientHealthOut] = []
-    # Their rows by key, a page at a time: a row deleted since the index was written is
-    # skipped and the next failing client takes its place.
     for start in range(0, len(streaking), limit):
-        if len(listed) == limit:
+        if len(listed) >= limit:
             break
         chunk = streaking[start : start + limit]
         found = configs.get_many(job_type, [client_id for client_id, _ in chunk])
         listed += [_client(found[c], streak) for c, streak in chunk if c in found]
-        listed = listed[:limit]
-    if len(listed) < limit:
-        # Every client with a streak is listed by now: the rest are the others, by id.
-        skip = {client_id for client_id, _ in streaking}
-        page_size = min(limit + len(skip), _MAX_PAGE_ROWS)
-        for config in configs.first_clients(job_type, client_prefix, page_size=page_size):
-            if config.client_id not in skip:
-                listed.append(_client(config))
-                if len(listed) == limit:
-                    break
-    return len(streaking), listed
+    return listed[:limit]
+
+
+def _other_clients(
+    configs: ConfigStore, job_type: str, client_prefix: str, skip: set[str], wanted: int
+) -> list[ClientHealthOut]:
+    listed: list[ClientHealthOut] = []
+    page_size = min(wanted + len(skip), _MAX_PAGE_ROWS)
+    for config in configs.first_clients(job_type, client_prefix, page_size=page_size):
+        if config.client_id not in skip:
+            listed.append(_client(config))
+            if len(listed) == wanted:
+                break
+    return listed
 
 
 def _client(
@@ -200,9 +214,14 @@ def _add_recent(
         return
     rows_by_run: list[dict[str, ClientRun]] = [runs.client_rows(h.run_id, ids) for h in headers]
     for client in listed:
-        rows = [rows[client.client_id] for rows in rows_by_run if client.client_id in rows]
-        client.recent = [row.result for row in rows]
-        # A client still running has received more than it processed so far: not a ratio.
-        done = next((row for row in rows if row.status is ClientStatus.DONE), None)
-        if done is not None:
-            client.ratio = processed_ratio(done.received, done.processed)
+        _recent(
+            client, [rows[client.client_id] for rows in rows_by_run if client.client_id in rows]
+        )
+
+
+def _recent(client: ClientHealthOut, rows: list[ClientRun]) -> None:
+    client.recent = [row.result for row in rows]
+    # A client still running has received more than it processed so far: not a ratio.
+    done = next((row for row in rows if row.status is ClientStatus.DONE), None)
+    if done is not None:
+        client.ratio = processed_ratio(done.received, done.processed)

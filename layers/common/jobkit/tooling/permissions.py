@@ -11,6 +11,7 @@ messages needs ``SendMessage``. Resources are named as the request names them (a
 queue URL, a secret id): only the checker knows the account, and so the ARNs.
 """
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 # Kinds of resource, each turned into an ARN by the checker.
@@ -58,27 +59,44 @@ class Permission(NamedTuple):
 
 def permissions_needed(service: str, operation: str, params: dict[str, Any]) -> list[Permission]:
     """What IAM must allow for this request (``service`` as botocore names it)."""
-    if service == "dynamodb":
-        return _dynamodb(operation, params)
-    if service == "sqs" and "QueueUrl" in params:
-        action = f"sqs:{_SQS_ACTION.get(operation, operation)}"
-        return [Permission(action, QUEUE, params["QueueUrl"])]
-    if service == "events" and operation == "PutEvents":
-        buses = {entry.get("EventBusName", "default") for entry in params.get("Entries", [])}
-        return [Permission("events:PutEvents", BUS, bus) for bus in sorted(buses)]
-    if service == "secretsmanager" and (secret := params.get("SecretId") or params.get("Name")):
-        return [Permission(f"secretsmanager:{operation}", SECRET, secret)]
-    if service == "scheduler" and "Name" in params:
-        schedule = f"{params.get('GroupName', 'default')}/{params['Name']}"
-        needed = [Permission(f"scheduler:{operation}", SCHEDULE, schedule)]
-        if role := params.get("Target", {}).get("RoleArn"):
-            needed.append(Permission("iam:PassRole", ROLE, role))
-        return needed
-    if service == "lambda" and "FunctionName" in params:
-        action = "lambda:InvokeFunction" if operation == "Invoke" else f"lambda:{operation}"
-        return [Permission(action, FUNCTION, params["FunctionName"])]
+    needed = _BY_SERVICE[service](operation, params) if service in _BY_SERVICE else None
     # botocore names these services as IAM prefixes them (dynamodb, sqs, events, ...).
-    return [Permission(f"{service}:{operation}", ANY, "*")]
+    return needed or [Permission(f"{service}:{operation}", ANY, "*")]
+
+
+def _sqs(operation: str, params: dict[str, Any]) -> list[Permission] | None:
+    if "QueueUrl" not in params:
+        return None
+    return [Permission(f"sqs:{_SQS_ACTION.get(operation, operation)}", QUEUE, params["QueueUrl"])]
+
+
+def _events(operation: str, params: dict[str, Any]) -> list[Permission] | None:
+    if operation != "PutEvents":
+        return None
+    buses = {entry.get("EventBusName", "default") for entry in params.get("Entries", [])}
+    return [Permission("events:PutEvents", BUS, bus) for bus in sorted(buses)]
+
+
+def _secrets(operation: str, params: dict[str, Any]) -> list[Permission] | None:
+    secret = params.get("SecretId") or params.get("Name")
+    return [Permission(f"secretsmanager:{operation}", SECRET, secret)] if secret else None
+
+
+def _scheduler(operation: str, params: dict[str, Any]) -> list[Permission] | None:
+    if "Name" not in params:
+        return None
+    schedule = f"{params.get('GroupName', 'default')}/{params['Name']}"
+    needed = [Permission(f"scheduler:{operation}", SCHEDULE, schedule)]
+    if role := params.get("Target", {}).get("RoleArn"):
+        needed.append(Permission("iam:PassRole", ROLE, role))
+    return needed
+
+
+def _lambda(operation: str, params: dict[str, Any]) -> list[Permission] | None:
+    if "FunctionName" not in params:
+        return None
+    action = "lambda:InvokeFunction" if operation == "Invoke" else f"lambda:{operation}"
+    return [Permission(action, FUNCTION, params["FunctionName"])]
 
 
 def _dynamodb(operation: str, params: dict[str, Any]) -> list[Permission]:
@@ -100,3 +118,13 @@ def _dynamodb(operation: str, params: dict[str, Any]) -> list[Permission]:
     if "TableName" in params:
         return [Permission(f"dynamodb:{operation}", TABLE, params["TableName"])]
     return [Permission(f"dynamodb:{operation}", ANY, "*")]
+
+
+_BY_SERVICE: dict[str, Callable[[str, dict[str, Any]], list[Permission] | None]] = {
+    "dynamodb": _dynamodb,
+    "sqs": _sqs,
+    "events": _events,
+    "secretsmanager": _secrets,
+    "scheduler": _scheduler,
+    "lambda": _lambda,
+}

@@ -45,6 +45,13 @@ from jobkit.webhooks.signing import (
 )
 from jobkit.webhooks.subscriptions import DeliveryLog, Subscription, SubscriptionStore
 
+# What a delivery that will not be retried ends as.
+_FINAL = {
+    Verdict.DELIVERED: "delivered",
+    Verdict.GONE: "gone",
+    Verdict.PERMANENT: "dead_lettered",
+}
+
 
 class Delivery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -266,6 +273,30 @@ class DeliveryWorker:
             self._deps.pacer.wait(subscription, self._pacing_ends - time.monotonic())
         except RateLimitedError as exc:
             raise RetryDelivery(f"endpoint busy: {exc}", None, None) from exc
+        status, retry_after, error, latency = self._post(subscription, delivery)
+        answer = classify(status, retry_after)
+        keys = self._log_keys(delivery)
+        if answer.verdict is Verdict.RETRY:
+            self._deps.log.attempt(
+                **keys, status="retrying", http_status=status, latency_ms=latency, error=error
+            )
+            raise RetryDelivery(error or "retry", status, answer.retry_after)
+        if answer.verdict is Verdict.GONE:
+            self._deps.subscriptions.disable(
+                delivery.client_id, delivery.subscription_id, "endpoint answered 410 Gone"
+            )
+        final = _FINAL[answer.verdict]
+        self._deps.log.attempt(
+            **keys, status=final, http_status=status, latency_ms=latency, error=error
+        )
+        if answer.verdict is Verdict.PERMANENT:
+            self._dead_letter_refused(delivery, error)
+        return DeliveryOutcome(status=final, http_status=status)
+
+    def _post(
+        self, subscription: Subscription, delivery: Delivery
+    ) -> tuple[int | None, str | None, str | None, float]:
+        """One signed POST: its status, Retry-After and error, and how long it took."""
         body = json.dumps(delivery.event, sort_keys=True, separators=(",", ":")).encode()
         headers = {
             "content-type": "application/json",
@@ -280,36 +311,17 @@ class DeliveryWorker:
             error = None if response.is_success else f"HTTP {status}"
         except httpx.HTTPError as exc:  # timeouts and refused connections are failed attempts
             status, retry_after, error = None, None, type(exc).__name__
-        latency = 1000 * (time.perf_counter() - started)
-        answer = classify(status, retry_after)
-        keys = self._log_keys(delivery)
-        if answer.verdict is Verdict.RETRY:
-            self._deps.log.attempt(
-                **keys, status="retrying", http_status=status, latency_ms=latency, error=error
-            )
-            raise RetryDelivery(error or "retry", status, answer.retry_after)
-        if answer.verdict is Verdict.GONE:
-            self._deps.subscriptions.disable(
-                delivery.client_id, delivery.subscription_id, "endpoint answered 410 Gone"
-            )
-        final = {
-            Verdict.DELIVERED: "delivered",
-            Verdict.GONE: "gone",
-            Verdict.PERMANENT: "dead_lettered",
-        }[answer.verdict]
-        self._deps.log.attempt(
-            **keys, status=final, http_status=status, latency_ms=latency, error=error
+        return status, retry_after, error, 1000 * (time.perf_counter() - started)
+
+    def _dead_letter_refused(self, delivery: Delivery, error: str | None) -> None:
+        self._deps.dead_letters.send(
+            json.dumps(delivery.model_dump(mode="json")),
+            reason=f"receiver refused: {error}",
+            error_type="DeliveryRefused",
+            source_message_id=delivery.delivery_id,
+            attempts=1,
+            client_id=delivery.client_id,
         )
-        if answer.verdict is Verdict.PERMANENT:
-            self._deps.dead_letters.send(
-                json.dumps(delivery.model_dump(mode="json")),
-                reason=f"receiver refused: {error}",
-                error_type="DeliveryRefused",
-                source_message_id=delivery.delivery_id,
-                attempts=1,
-                client_id=delivery.client_id,
-            )
-        return DeliveryOutcome(status=final, http_status=status)
 
     @staticmethod
     def _log_keys(delivery: Delivery) -> dict[str, str]:
