@@ -77,7 +77,11 @@ lint: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 	$(TOOLS)/checkov/bin/checkov -f template.yaml --config-file .checkov.yaml --skip-download
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/common/jobkit functions cli/jobkit_cli local/external_system bench
+	$(VENV)/bin/mypy layers/common/jobkit functions cli/jobkit_cli local/external_system bench tests
+	@# No block above cyclomatic complexity 10 (radon's grade C or worse; it counts the
+	@# conditions of comprehensions, which ruff's C901 does not).
+	@too_complex="$$($(VENV)/bin/radon cc --min C --show-complexity layers functions cli local bench)"; \
+		if [ -n "$$too_complex" ]; then echo "$$too_complex"; echo "radon: above complexity 10"; exit 1; fi
 
 fmt: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

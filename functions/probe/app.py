@@ -10,7 +10,7 @@ from jobkit.observability import logger, metrics, tracer
 from jobkit.ops.probe import HealthProbe, ProbeRequest
 from jobkit.settings import ProbeSettings, load_settings
 from jobkit.tooling.request_log import log_request_counts
-from jobkit.wiring import build_circuits, build_connections
+from jobkit.wiring.parts import build_circuits, build_connections
 
 settings = load_settings(ProbeSettings)
 probe = HealthProbe(

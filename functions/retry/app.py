@@ -4,21 +4,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.adapters.aws import dynamodb_table, sqs_client
-from jobkit.adapters.config import ConfigStore
-from jobkit.adapters.queue import WorkQueue
 from jobkit.observability import logger, metrics, tracer
-from jobkit.pipeline.retry import RetryRequest, RetryWorker
+from jobkit.pipeline.retry import RetryRequest
 from jobkit.settings import RetryWorkerSettings, load_settings
 from jobkit.tooling.request_log import log_request_counts
-from jobkit.wiring import build_chaos, build_circuits, build_ledger, build_retries
+from jobkit.wiring.parts import build_parts
+from jobkit.wiring.retry_worker import build_retry_worker
 
 settings = load_settings(RetryWorkerSettings)
-chaos = build_chaos(settings.control_table, settings.chaos_enabled)
-configs = ConfigStore(dynamodb_table(settings.config_table))
-retry_state = build_ledger(settings, configs).retry_state
-queue = WorkQueue(sqs_client, settings.work_queue_url, chaos)
-circuits = build_circuits(settings)
+parts = build_parts(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -30,6 +24,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=request.run_id, client_id=request.client_id)
     # Its next attempts invoke this very function: the template cannot give a function its
     # own ARN, the invocation can.
-    retries = build_retries(settings, retry_state, target_arn=context.invoked_function_arn)
-    worker = RetryWorker(retry_state, queue, circuits, retries)
+    worker = build_retry_worker(settings, parts, context.invoked_function_arn)
     return {"result": worker.retry(request), "attempt": request.attempt}

@@ -9,7 +9,7 @@ from jobkit.observability import logger, metrics, tracer
 from jobkit.ops.rotation import CredentialRotator, RotateRequest, RotationEvent
 from jobkit.settings import RotationSettings, load_settings
 from jobkit.tooling.request_log import log_request_counts
-from jobkit.wiring import build_connections
+from jobkit.wiring.parts import build_connections
 
 settings = load_settings(RotationSettings)
 rotator = CredentialRotator(

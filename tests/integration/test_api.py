@@ -190,7 +190,7 @@ def test_cancel_mid_run_skips_the_rest(
 
     def settled() -> bool:
         counts = api.get(f"/runs/{run_id}").json()["clients"][0]
-        return counts["result"] != "RUNNING"
+        return bool(counts["result"] != "RUNNING")
 
     wait_until(settled, what="the cancelled run's queued items to drain")
     [row] = api.get(f"/runs/{run_id}").json()["clients"]

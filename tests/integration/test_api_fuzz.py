@@ -53,7 +53,7 @@ def test_every_answer_is_documented_and_none_is_a_server_error(
 
     # Recorded by a hook, not in `call`: derandomized Hypothesis seeds from `call`'s source,
     # so editing it would change every case fuzzed.
-    @published.hook
+    @published.hook  # type: ignore[untyped-decorator]
     def after_call(context: Any, case: Any, response: Any) -> None:
         answers.append((_name(case.operation), response.status_code))
 

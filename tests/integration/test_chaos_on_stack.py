@@ -166,8 +166,8 @@ def test_guarantees_hold_under_faults_duplicates_and_crashes(
     # Every record's transition is written exactly once; poison records have none.
     _assert_history_once(stack, clients, poison_ids)
     # Acknowledgements equal processed records exactly, client by client.
-    for row in final.clients:
-        assert acks(external, row.client_id) == row.processed, row.client_id
+    for client_row in final.clients:
+        assert acks(external, client_row.client_id) == client_row.processed, client_row.client_id
 
     injected = {
         fault: count - injected_before.get(fault, 0)

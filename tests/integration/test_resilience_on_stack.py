@@ -71,8 +71,8 @@ def test_client_failing_past_the_cap_is_poisoned_and_alarmed(
     rows = {row.client_id: row for row in view.clients}
     assert rows[healthy].result == "SUCCEEDED" and rows[healthy].processed == 4
     assert rows[doomed].result == "FAILED" and rows[doomed].retries == 3
-    assert rows[doomed].error is not None
-    assert rows[doomed].error.startswith("gave up after 3 attempt(s)")
+    error = rows[doomed].error
+    assert error is not None and error.startswith("gave up after 3 attempt(s)")
     assert any(issue.startswith(f"client {doomed}: poison") for issue in view.header.issues)
     poisoned = [json.loads(line) for line in log_lines(stack, "ProcessorFunctionName", doomed)]
     assert any(line.get("ClientsPoisoned") == [1.0] for line in poisoned)

@@ -3,7 +3,7 @@
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
@@ -13,6 +13,9 @@ from moto import mock_aws
 
 from jobkit.adapters.external import ExternalSystem
 from tests.support import LambdaContext, table_definitions
+
+if TYPE_CHECKING:
+    from tests.unit.pipeline import Pipeline
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -46,9 +49,17 @@ def aws() -> Iterator[Aws]:
     from jobkit.adapters import aws as clients
 
     with mock_aws():
-        # The tables as the functions get them (jobkit.adapters.aws.dynamodb_table), on a client
-        # made inside this mock.
-        clients.dynamodb_table_client.cache_clear()
+        # Every client as the functions get them (jobkit.adapters.aws), made inside this mock.
+        for factory in (
+            clients.dynamodb_table_client,
+            clients.dynamodb_client,
+            clients.sqs_client,
+            clients.events_client,
+            clients.secrets_client,
+            clients.lambda_client,
+            clients.scheduler_client,
+        ):
+            factory.cache_clear()
         tables = {}
         for logical_id, definition in table_definitions().items():
             clients.dynamodb_table_client().create_table(**definition)
@@ -157,7 +168,7 @@ def external() -> FakeExternalSystem:
 
 
 @pytest.fixture
-def pipeline(aws: Aws, external: FakeExternalSystem) -> Any:
+def pipeline(aws: Aws, external: FakeExternalSystem) -> "Pipeline":
     from tests.unit.pipeline import Pipeline
 
     return Pipeline(aws, external)

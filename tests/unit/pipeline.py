@@ -1,33 +1,23 @@
 """The whole pipeline in-process: planner and processor on moto, the event source simulated."""
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
-    CircuitBreakerDynamoDBPersistence,
-)
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-from jobkit.adapters.circuits import Circuits
-from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.events import EventPublisher, StatusChanged
-from jobkit.adapters.queue import DeadLetterQueue, WorkQueue
-from jobkit.adapters.records import STATE, WorkflowStore, record_pk
+from jobkit.adapters.records import STATE, record_pk
 from jobkit.pipeline.plan import Planner, PlanRequest
 from jobkit.pipeline.process import Dependencies, Processor
-from jobkit.pipeline.retry import (
-    ClientRetries,
-    RetryPolicy,
-    RetryRequest,
-    RetryScheduler,
-    RetryWorker,
-)
-from jobkit.runs.client_health import ClientHealth
-from jobkit.runs.ledger import open_ledger
+from jobkit.pipeline.retry import RetryRequest
 from jobkit.runs.models import RunHeader, RunView
-from jobkit.tooling.chaos import NO_CHAOS, Chaos
+from jobkit.settings import PlannerSettings, ProcessorSettings, RetryWorkerSettings
+from jobkit.wiring.parts import build_parts
+from jobkit.wiring.planner import build_planner
+from jobkit.wiring.processor import processor_dependencies
+from jobkit.wiring.retry_worker import build_retry_worker
 from jobs import JOBS
 from tests.support import LambdaContext
 
@@ -89,43 +79,62 @@ class Pipeline:
     chaos: bool = False  # read the chaos rates from the Control table, as on the local stack
 
     def __post_init__(self) -> None:
+        # The functions' own wiring (jobkit.wiring), on moto: only the external system and
+        # EventBridge are fakes, handed in as the processor's dependencies.
         self.events = RecordingEventBridge()
-        tables = self.aws.tables
-        self.configs = ConfigStore(tables["ConfigTable"])
-        self.ledger = open_ledger(tables["RunsTable"], ClientHealth(self.configs).record)
-        self.workflow = WorkflowStore(tables["RecordsTable"])
-        self.fault_injection = Chaos(tables["ControlTable"]) if self.chaos else NO_CHAOS
-        self.queue = WorkQueue(lambda: self.aws.sqs, self.aws.work_queue_url, self.fault_injection)
-        self.circuits = Circuits(
-            CircuitBreakerDynamoDBPersistence(table_name="ControlTable"),
-            failure_threshold=self.circuit_threshold,
-            cooldown_seconds=self.circuit_cooldown,
-            success_threshold=1,
-        )
         self.scheduler = boto3.client("scheduler")
         self.scheduler.create_schedule_group(Name=RETRY_GROUP)
-        self.retries = ClientRetries(
-            self.ledger.retry_state,
-            RetryScheduler(
-                lambda: self.scheduler, RETRY_TARGET, RETRY_ROLE, RETRY_GROUP, RETRY_DLQ
-            ),
-            RetryPolicy(base_seconds=5, max_seconds=60, max_retries=2),
-        )
-        self.retry_worker = RetryWorker(
-            self.ledger.retry_state, self.queue, self.circuits, self.retries
+        self.settings = ProcessorSettings.model_validate(self.environment())
+        self.parts = build_parts(self.settings)
+        self.configs, self.ledger = self.parts.configs, self.parts.ledger
+        self.queue, self.circuits = self.parts.queue, self.parts.circuits
+        self.retry_worker = build_retry_worker(
+            RetryWorkerSettings.model_validate(self.environment()), self.parts, RETRY_TARGET
         )
         self.planner = self.planner_for(JOB)
-        self.processor = Processor(self.dependencies())
+        self._dependencies = processor_dependencies(
+            self.settings,
+            JOBS,
+            self.parts,
+            external=lambda client: self.external,
+            events=EventPublisher(lambda: self.events, "bus"),
+        )
+        self.workflow = self._dependencies.workflow
+        self.processor = Processor(self._dependencies)
+
+    def environment(self, **overrides: str) -> dict[str, str]:
+        """The functions' settings, as the template gives them, over moto's resources."""
+        return {
+            "CONFIG_TABLE": "ConfigTable",
+            "RUNS_TABLE": "RunsTable",
+            "RECORDS_TABLE": "RecordsTable",
+            "IDEMPOTENCY_TABLE": "IdempotencyTable",
+            "CONTROL_TABLE": "ControlTable",
+            "WORK_QUEUE_URL": self.aws.work_queue_url,
+            "WORK_DLQ_URL": self.aws.dlq_url,
+            "EVENT_BUS_NAME": "bus",
+            "EXTERNAL_BASE_URL": "https://external.example.com",
+            "CREDENTIALS_SECRET_PREFIX": "jobkit/external",
+            "RETRY_FUNCTION_ARN": RETRY_TARGET,
+            "RETRY_ROLE_ARN": RETRY_ROLE,
+            "RETRY_SCHEDULE_GROUP": RETRY_GROUP,
+            "RETRY_DLQ_ARN": RETRY_DLQ,
+            "RETRY_BASE_SECONDS": "5",
+            "RETRY_MAX_SECONDS": "60",
+            "RETRY_MAX_RETRIES": "2",
+            "CIRCUIT_FAILURE_THRESHOLD": str(self.circuit_threshold),
+            "CIRCUIT_COOLDOWN_SECONDS": str(self.circuit_cooldown),
+            "CIRCUIT_SUCCESS_THRESHOLD": "1",
+            "MAX_RECEIVE_COUNT": str(self.max_receive_count),
+            "IDEMPOTENCY_TTL_SECONDS": "3600",
+            # The chaos rates are read from the Control table, as on the local stack
+            "CHAOS_ENABLED": "true" if self.chaos else "false",
+            **overrides,
+        }
 
     def planner_for(self, job_type: str) -> Planner:
-        return Planner(
-            job_type,
-            self.configs,
-            self.ledger.lifecycle,
-            self.queue,
-            circuits=self.circuits,
-            retries=self.retries,
-        )
+        settings = PlannerSettings.model_validate(self.environment(JOB_TYPE=job_type))
+        return build_planner(settings, self.parts)
 
     def scheduled_retries(self) -> list[RetryRequest]:
         """The one-off schedules created so far, as the requests they would send."""
@@ -149,27 +158,8 @@ class Pipeline:
         return results
 
     def dependencies(self, **overrides: Any) -> Dependencies:
-        values: dict[str, Any] = dict(
-            jobs=JOBS,
-            configs=self.configs,
-            counting=self.ledger.counting,
-            workflow=self.workflow,
-            queue=self.queue,
-            dead_letters=DeadLetterQueue(lambda: self.aws.sqs, self.aws.dlq_url),
-            sqs=lambda: self.aws.sqs,
-            queue_url=self.aws.work_queue_url,
-            external=lambda client: self.external,
-            persistence=DynamoDBPersistenceLayer(table_name="IdempotencyTable"),
-            circuits=self.circuits,
-            retries=self.retries,
-            max_receive_count=self.max_receive_count,
-            key_prefix="jobkit",
-            idempotency_ttl_seconds=3600,
-            events=EventPublisher(lambda: self.events, "bus"),
-            chaos=self.fault_injection,
-        )
-        values.update(overrides)
-        return Dependencies(**values)
+        """The processor's dependencies, some replaced (a crashing queue, a slow system)."""
+        return replace(self._dependencies, **overrides)
 
     def seed(
         self,
@@ -179,7 +169,7 @@ class Pipeline:
         poison: tuple[str, ...] = (),
         **config: Any,
     ) -> list[str]:
-        ids = self.external.add_client(client_id, group_id, count, poison)
+        ids: list[str] = self.external.add_client(client_id, group_id, count, poison)
         table = self.aws.tables["RecordsTable"]
         for rid in ids:
             table.put_item(

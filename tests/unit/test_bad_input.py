@@ -8,7 +8,7 @@ import pytest
 
 from jobkit.domain.envelope import new_page_item, new_record_item
 from jobkit.runs.models import RunStatus
-from tests.unit.pipeline import JOB
+from tests.unit.pipeline import JOB, Pipeline
 
 GARBAGE_BODIES = [
     ("not json", "(root): Invalid JSON"),
@@ -22,7 +22,7 @@ GARBAGE_BODIES = [
 
 @pytest.mark.parametrize(("body", "reason"), GARBAGE_BODIES)
 def test_envelope_garbage_is_dead_lettered_with_its_reason_and_the_rest_carries_on(
-    pipeline: Any, body: str, reason: str
+    pipeline: Pipeline, body: str, reason: str
 ) -> None:
     ids = pipeline.seed("acme", count=3)
     run = pipeline.plan(trigger="cli")
@@ -35,14 +35,14 @@ def test_envelope_garbage_is_dead_lettered_with_its_reason_and_the_rest_carries_
     assert all(len(pipeline.history("acme", rid)) == 1 for rid in ids)
 
 
-def _record_item(pipeline: Any, run_id: str, client_id: str, raw: dict[str, Any]) -> Any:
+def _record_item(pipeline: Pipeline, run_id: str, client_id: str, raw: dict[str, Any]) -> Any:
     page = new_page_item(
         job_type=JOB, run_id=run_id, client_id=client_id, group_id="north", correlation_id=run_id
     )
     return new_record_item(page, str(raw.get("id", "x")), raw)
 
 
-def test_unknown_job_type_is_dead_lettered_by_name(pipeline: Any) -> None:
+def test_unknown_job_type_is_dead_lettered_by_name(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=2)
     run = pipeline.plan(trigger="cli")
     item = _record_item(pipeline, run.run_id, "acme", {"id": "acme-r00001"})
@@ -57,7 +57,7 @@ def test_unknown_job_type_is_dead_lettered_by_name(pipeline: Any) -> None:
     assert pipeline.view(run.run_id).header.status is RunStatus.SUCCEEDED
 
 
-def test_a_record_of_another_client_never_touches_that_clients_records(pipeline: Any) -> None:
+def test_a_record_of_another_client_never_touches_that_clients_records(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1)
     [victim] = pipeline.seed("globex", count=1)
     run = pipeline.plan(trigger="cli")
@@ -84,7 +84,7 @@ def test_a_record_of_another_client_never_touches_that_clients_records(pipeline:
     assert len(pipeline.history("globex", victim)) == 1  # only its own run's transition
 
 
-def test_an_external_page_that_fails_validation_names_the_field(pipeline: Any) -> None:
+def test_an_external_page_that_fails_validation_names_the_field(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=2)
     pipeline.seed("globex", count=2)
     original = pipeline.external.get
@@ -107,7 +107,7 @@ def test_an_external_page_that_fails_validation_names_the_field(pipeline: Any) -
     assert dead["error_type"] == "InvalidPayloadError" and dead["body"]["kind"] == "page"
 
 
-def test_an_oversized_record_is_counted_failed_and_the_page_carries_on(pipeline: Any) -> None:
+def test_an_oversized_record_is_counted_failed_and_the_page_carries_on(pipeline: Pipeline) -> None:
     ids = pipeline.seed("acme", count=3)
     pipeline.external.records["acme"][1]["notes"] = "x" * (1024 * 1024)
     run = pipeline.plan(trigger="cli")
@@ -119,10 +119,10 @@ def test_an_oversized_record_is_counted_failed_and_the_page_carries_on(pipeline:
     assert item.record_id == ids[1]
 
 
-def test_malformed_config_rows_are_reported_and_the_other_clients_run(pipeline: Any) -> None:
+def test_malformed_config_rows_are_reported_and_the_other_clients_run(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=2)
     table = pipeline.aws.tables["ConfigTable"]
-    corpus = {
+    corpus: dict[str, dict[str, Any]] = {
         "bad-page": {"group_id": "north", "page_size": 100000},
         "bad-route": {"group_id": "north", "route": "../../admin"},
         "no-group": {},

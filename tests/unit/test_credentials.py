@@ -23,7 +23,7 @@ FIRST = "first-token-0123456789abcdef"
 
 @pytest.fixture
 def secrets(aws: Any) -> Any:
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     return boto3.client("secretsmanager")
 
 

@@ -5,9 +5,10 @@ from typing import Any
 
 from jobkit.adapters.events import EventPublisher, StatusChanged, event_id
 from jobkit.adapters.records import transition_id
+from tests.unit.pipeline import Pipeline
 
 
-def test_each_committed_transition_publishes_one_event(pipeline: Any) -> None:
+def test_each_committed_transition_publishes_one_event(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=3)
     run = pipeline.plan(trigger="cli")
     pipeline.drain()
@@ -23,7 +24,7 @@ def test_each_committed_transition_publishes_one_event(pipeline: Any) -> None:
     )
 
 
-def test_a_failed_publish_is_retried_and_the_transition_is_not_repeated(pipeline: Any) -> None:
+def test_a_failed_publish_is_retried_and_the_transition_is_not_repeated(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1)
     pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # page
@@ -35,7 +36,7 @@ def test_a_failed_publish_is_retried_and_the_transition_is_not_repeated(pipeline
     assert len(pipeline.history("acme", "acme-r00001")) == 1
 
 
-def test_a_redelivered_item_publishes_nothing_more(pipeline: Any) -> None:
+def test_a_redelivered_item_publishes_nothing_more(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1)
     pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())
@@ -88,7 +89,7 @@ def test_publisher_sends_ten_events_per_request_to_its_bus() -> None:
     )
 
 
-def test_a_batch_publishes_its_events_in_one_request(pipeline: Any) -> None:
+def test_a_batch_publishes_its_events_in_one_request(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=10)
     pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # the page: 10 record items on the queue

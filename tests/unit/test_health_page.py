@@ -11,10 +11,10 @@ from jobkit.api.models import run_out
 from jobkit.ops.health_page import HealthOut, JobHealthOut, build_health
 from jobkit.runs.models import RunStatus
 from jobkit.tooling.permissions import permissions_needed
-from tests.unit.pipeline import JOB
+from tests.unit.pipeline import JOB, Pipeline
 
 
-def _health(pipeline: Any, **options: Any) -> JobHealthOut:
+def _health(pipeline: Pipeline, **options: Any) -> JobHealthOut:
     report: HealthOut = build_health(
         {JOB: "rate(1 hour)"}, pipeline.configs, pipeline.ledger.queries, 0, **options
     )
@@ -22,12 +22,12 @@ def _health(pipeline: Any, **options: Any) -> JobHealthOut:
     return job
 
 
-def _seed_quietly(pipeline: Any, *client_ids: str) -> None:
+def _seed_quietly(pipeline: Pipeline, *client_ids: str) -> None:
     for client_id in client_ids:
         pipeline.seed(client_id, count=1)
 
 
-def test_clients_needing_attention_come_first_within_the_limit(pipeline: Any) -> None:
+def test_clients_needing_attention_come_first_within_the_limit(pipeline: Pipeline) -> None:
     # Given ten healthy clients, two failing, and one with a broken config row, after a run
     # (the broken row fails it: an invalid configuration starts a streak too)
     _seed_quietly(pipeline, *(f"ok-{n:02d}" for n in range(10)), "slipping", "failing")
@@ -50,7 +50,7 @@ def test_clients_needing_attention_come_first_within_the_limit(pipeline: Any) ->
     assert (job.clients_total, job.clients_needing_attention) == (13, 3)
 
 
-def test_a_client_that_recovers_no_longer_needs_attention(pipeline: Any) -> None:
+def test_a_client_that_recovers_no_longer_needs_attention(pipeline: Pipeline) -> None:
     _seed_quietly(pipeline, "acme", "globex")
     pipeline.configs.record_result(JOB, "acme", failed=True)
     assert _health(pipeline).clients_needing_attention == 1
@@ -60,7 +60,7 @@ def test_a_client_that_recovers_no_longer_needs_attention(pipeline: Any) -> None
     assert [(c.client_id, c.streak) for c in job.clients] == [("acme", 0), ("globex", 0)]
 
 
-def test_the_page_fetches_the_rows_it_lists_not_every_client(pipeline: Any) -> None:
+def test_the_page_fetches_the_rows_it_lists_not_every_client(pipeline: Pipeline) -> None:
     # Given forty clients, one of them failing
     _seed_quietly(pipeline, *(f"c-{n:02d}" for n in range(40)))
     pipeline.configs.record_result(JOB, "c-33", failed=True)
@@ -84,14 +84,14 @@ def test_the_page_fetches_the_rows_it_lists_not_every_client(pipeline: Any) -> N
     assert sum(rows_returned) <= 2 * 5
 
 
-def test_a_client_prefix_finds_any_client_and_the_totals_follow_it(pipeline: Any) -> None:
+def test_a_client_prefix_finds_any_client_and_the_totals_follow_it(pipeline: Pipeline) -> None:
     _seed_quietly(pipeline, *(f"north-{n}" for n in range(5)), "south-1", "south-2")
     job = _health(pipeline, limit=1, client_prefix="south-")
     assert [c.client_id for c in job.clients] == ["south-1"]
     assert (job.clients_total, job.clients_needing_attention) == (2, 0)
 
 
-def test_listed_clients_show_their_recent_runs_newest_first(pipeline: Any) -> None:
+def test_listed_clients_show_their_recent_runs_newest_first(pipeline: Pipeline) -> None:
     # Given two runs of one client, the first of them failing
     pipeline.seed("acme", count=2)
     pipeline.failing_run()
@@ -107,7 +107,7 @@ def test_listed_clients_show_their_recent_runs_newest_first(pipeline: Any) -> No
     assert job.health == "healthy" and job.open_run is None
 
 
-def test_an_open_run_shows_live_totals_without_its_client_rows(pipeline: Any) -> None:
+def test_an_open_run_shows_live_totals_without_its_client_rows(pipeline: Pipeline) -> None:
     # Given a run whose pages were fetched but whose records are still queued
     pipeline.seed("acme", count=4)
     pipeline.seed("globex", count=3)
@@ -126,7 +126,7 @@ def test_an_open_run_shows_live_totals_without_its_client_rows(pipeline: Any) ->
 
 
 def test_an_open_run_of_many_clients_shows_the_totals_rolled_up_so_far(
-    pipeline: Any, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a run with more clients than the page sums live (lowered to 1 here)
     monkeypatch.setattr(api_models, "LIVE_CLIENT_ROWS", 1)
@@ -143,7 +143,7 @@ def test_an_open_run_of_many_clients_shows_the_totals_rolled_up_so_far(
 
 
 def test_a_run_of_many_clients_is_read_within_bounds(
-    pipeline: Any, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a run of three clients, with the live limit lowered to one
     monkeypatch.setattr(api_models, "LIVE_CLIENT_ROWS", 1)
@@ -151,16 +151,16 @@ def test_a_run_of_many_clients_is_read_within_bounds(
         pipeline.seed(client_id, count=2)
     header = pipeline.plan(trigger="cli")
     pipeline.drain()
-    header = pipeline.ledger.queries.header(header.run_id)
-    assert header is not None and header.status is RunStatus.SUCCEEDED
+    finished = pipeline.ledger.queries.header(header.run_id)
+    assert finished is not None and finished.status is RunStatus.SUCCEEDED
     # When the API shows it with at most two client rows
-    run = run_out(pipeline.ledger.queries, header, client_rows=2)
+    run = run_out(pipeline.ledger.queries, finished, client_rows=2)
     # Then the counts are the header's totals and the rows the first two by client id
     assert (run.counts.clients, run.counts.received, run.counts.processed) == (3, 6, 6)
     assert [c.client_id for c in run.clients] == ["a", "b"]
 
 
-def test_a_run_still_planning_is_shown_from_its_header(pipeline: Any) -> None:
+def test_a_run_still_planning_is_shown_from_its_header(pipeline: Pipeline) -> None:
     # Given a run whose planner is still writing its client rows
     pipeline.seed("acme", count=2)
     pipeline.seed("globex", count=2)
@@ -191,7 +191,7 @@ def _allowed_dynamodb_actions(function: str) -> dict[str, set[str]]:
     return allowed
 
 
-def test_the_api_function_may_make_every_request_the_health_page_makes(pipeline: Any) -> None:
+def test_the_api_function_may_make_every_request_the_health_page_makes(pipeline: Pipeline) -> None:
     # Given a finished run and an open one, and a failing client, so every read happens
     pipeline.seed("acme", count=2)
     pipeline.plan(trigger="cli")
@@ -203,8 +203,8 @@ def test_the_api_function_may_make_every_request_the_health_page_makes(pipeline:
 
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
         for needed in permissions_needed("dynamodb", model.name, params):
-            table, _, index = needed.name.partition("/index/")
-            made.add((tables[table] + (f"/index/{index}" if index else ""), needed.action))
+            name, _separator, index = needed.name.partition("/index/")
+            made.add((tables[name] + (f"/index/{index}" if index else ""), needed.action))
 
     events = pipeline.aws.tables["RunsTable"].meta.client.meta.events
     events.register("before-parameter-build.dynamodb", record)

@@ -9,6 +9,7 @@ from jobkit.adapters.external import ExternalSystem
 from jobkit.runs.models import RunStatus
 from jobs import JOBS
 from jobs.sync_contacts import JOB
+from tests.unit.pipeline import Pipeline
 
 CONTACTS = "sync-contacts"
 
@@ -33,7 +34,8 @@ class ContactsFeed(ExternalSystem):
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         cursor, limit = int((params or {}).get("cursor") or 0), int((params or {})["limit"])
         changed = sorted(
-            (c for c in self.contacts.values() if c["version"] > cursor), key=lambda c: c["version"]
+            (c for c in self.contacts.values() if int(str(c["version"])) > cursor),
+            key=lambda c: int(str(c["version"])),
         )
         page = changed[:limit]
         position = str(page[-1]["version"] if page else cursor)
@@ -52,7 +54,7 @@ class ContactsFeed(ExternalSystem):
 
 
 @pytest.fixture
-def contacts(pipeline: Any) -> Any:
+def contacts(pipeline: Pipeline) -> Any:
 
     feed = ContactsFeed("acme", 25)
     pipeline.external = feed
@@ -63,7 +65,7 @@ def contacts(pipeline: Any) -> Any:
     return feed
 
 
-def _run(pipeline: Any) -> Any:
+def _run(pipeline: Pipeline) -> Any:
     run = pipeline.plan(trigger="cli")
     pipeline.drain()
     return pipeline.view(run.run_id).header
@@ -73,21 +75,23 @@ def test_sync_contacts_is_registered() -> None:
     assert JOBS[CONTACTS] is JOB
 
 
-def test_first_run_syncs_every_contact_and_saves_the_cursor(pipeline: Any, contacts: Any) -> None:
+def test_first_run_syncs_every_contact_and_saves_the_cursor(
+    pipeline: Pipeline, contacts: Any
+) -> None:
     header = _run(pipeline)
     assert (header.status, header.received, header.processed) == (RunStatus.SUCCEEDED, 25, 25)
     assert pipeline.configs.get(CONTACTS, "acme").cursor == "25"
     assert pipeline.state("acme", "acme-c00007")["email"] == "c7@x.example"
 
 
-def test_a_second_run_after_no_changes_has_nothing_to_do(pipeline: Any, contacts: Any) -> None:
+def test_a_second_run_after_no_changes_has_nothing_to_do(pipeline: Pipeline, contacts: Any) -> None:
     _run(pipeline)
     header = _run(pipeline)
     assert (header.received, header.processed) == (0, 0)
 
 
 def test_a_change_to_three_contacts_processes_exactly_those_three(
-    pipeline: Any, contacts: Any
+    pipeline: Pipeline, contacts: Any
 ) -> None:
     _run(pipeline)
     for contact_id in ("acme-c00002", "acme-c00011", "acme-c00020"):
@@ -99,7 +103,7 @@ def test_a_change_to_three_contacts_processes_exactly_those_three(
 
 
 def test_resent_but_unchanged_contacts_are_skipped_without_a_write(
-    pipeline: Any, contacts: Any
+    pipeline: Pipeline, contacts: Any
 ) -> None:
     _run(pipeline)
     for contact_id in ("acme-c00003", "acme-c00004"):
@@ -110,7 +114,7 @@ def test_resent_but_unchanged_contacts_are_skipped_without_a_write(
 
 
 def test_a_crash_between_enqueue_and_cursor_save_loses_nothing(
-    pipeline: Any, contacts: Any
+    pipeline: Pipeline, contacts: Any
 ) -> None:
     original = pipeline.configs.save_cursor
     calls = {"n": 0}
@@ -121,9 +125,9 @@ def test_a_crash_between_enqueue_and_cursor_save_loses_nothing(
             raise RuntimeError("crashed after enqueueing the first page")
         original(*args)
 
-    pipeline.configs.save_cursor = crash_once
-    header = _run(pipeline)
-    pipeline.configs.save_cursor = original
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.configs, "save_cursor", crash_once)
+        header = _run(pipeline)
     # The first page was enqueued twice (crash, retry): the same envelopes, counted once, and
     # every contact synced exactly once
     assert (header.received, header.processed, header.skipped) == (25, 25, 0)

@@ -5,8 +5,10 @@ from typing import Any
 
 import pytest
 
-from jobkit.runs.client_health import processed_ratio, ratio_unhealthy
+from jobkit.runs.client_health import ratio_unhealthy
+from jobkit.runs.models import processed_ratio
 from tests.support import template
+from tests.unit.pipeline import Pipeline
 
 
 def _emf(output: str) -> list[dict[str, Any]]:
@@ -21,7 +23,7 @@ def _total(records: list[dict[str, Any]], name: str) -> float:
     return sum(sum(r[name]) if isinstance(r[name], list) else r[name] for r in records if name in r)
 
 
-def test_emf_for_a_run_with_failures_has_the_right_values(pipeline: Any, capsys: Any) -> None:
+def test_emf_for_a_run_with_failures_has_the_right_values(pipeline: Pipeline, capsys: Any) -> None:
     pipeline.seed("acme", count=12, poison=("acme-r00004",))
     pipeline.plan(trigger="cli")
     capsys.readouterr()
@@ -42,7 +44,7 @@ def test_emf_for_a_run_with_failures_has_the_right_values(pipeline: Any, capsys:
     assert all(v > 0 for r in records if "ItemDuration" in r for v in r["ItemDuration"])
 
 
-def test_failure_streak_reaches_three_and_resets_on_a_clean_run(pipeline: Any) -> None:
+def test_failure_streak_reaches_three_and_resets_on_a_clean_run(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=2)
     for _ in range(3):
         pipeline.failing_run()
@@ -52,7 +54,7 @@ def test_failure_streak_reaches_three_and_resets_on_a_clean_run(pipeline: Any) -
     assert pipeline.configs.get("sync-completed-records", "acme").failure_streak == 0
 
 
-def test_invalid_configuration_counts_as_a_failed_run_for_its_client(pipeline: Any) -> None:
+def test_invalid_configuration_counts_as_a_failed_run_for_its_client(pipeline: Pipeline) -> None:
     pipeline.aws.tables["ConfigTable"].put_item(
         Item={
             "job_type": "sync-completed-records",
@@ -84,7 +86,7 @@ def test_ratio_rule_flags_below_95_percent(processed: int, unhealthy: bool) -> N
     assert _alarm_fires(processed_ratio(100, processed)) is unhealthy
 
 
-def test_each_run_publishes_its_ratio_for_the_alarm(pipeline: Any, capsys: Any) -> None:
+def test_each_run_publishes_its_ratio_for_the_alarm(pipeline: Pipeline, capsys: Any) -> None:
     pipeline.seed("acme", count=12, poison=("acme-r00004",))
     pipeline.plan(trigger="cli")
     pipeline.drain()
@@ -209,7 +211,9 @@ def test_the_iam_permissions_each_request_needed_are_logged_per_invocation(
     ]
 
 
-def test_every_counted_record_reports_its_latency_from_enqueue(pipeline: Any, capsys: Any) -> None:
+def test_every_counted_record_reports_its_latency_from_enqueue(
+    pipeline: Pipeline, capsys: Any
+) -> None:
     pipeline.seed("acme", count=12)
     pipeline.plan(trigger="cli")
     capsys.readouterr()

@@ -4,10 +4,10 @@ from typing import Any
 
 from jobkit.pipeline.process import Processor
 from jobkit.runs.models import ClientStatus, RunStatus
-from tests.unit.pipeline import JOB
+from tests.unit.pipeline import JOB, Pipeline
 
 
-def test_a_run_processes_every_record_and_closes_with_matching_totals(pipeline: Any) -> None:
+def test_a_run_processes_every_record_and_closes_with_matching_totals(pipeline: Pipeline) -> None:
     # Given two clients with 25 and 7 completed records
     pipeline.seed("acme", count=25)
     pipeline.seed("globex", group_id="south", count=7)
@@ -21,7 +21,7 @@ def test_a_run_processes_every_record_and_closes_with_matching_totals(pipeline: 
     assert {c.client_id: c.processed for c in view.clients} == {"acme": 25, "globex": 7}
 
 
-def test_transition_writes_history_registers_trigger_and_clears_pending(pipeline: Any) -> None:
+def test_transition_writes_history_registers_trigger_and_clears_pending(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1)
     pipeline.plan(trigger="cli")
     pipeline.drain()
@@ -44,7 +44,7 @@ def test_transition_writes_history_registers_trigger_and_clears_pending(pipeline
     assert event.transition_id == history["transition_id"]
 
 
-def test_schedule_fired_twice_for_the_same_time_opens_one_run(pipeline: Any) -> None:
+def test_schedule_fired_twice_for_the_same_time_opens_one_run(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=3)
     first = pipeline.plan(trigger="schedule", scheduled_time="2026-11-23T06:00:00Z")
     second = pipeline.plan(trigger="schedule", scheduled_time="2026-11-23T06:00:00Z")
@@ -53,7 +53,7 @@ def test_schedule_fired_twice_for_the_same_time_opens_one_run(pipeline: Any) -> 
     assert len(pipeline.receive()) == 1
 
 
-def test_empty_record_list_completes_the_run(pipeline: Any, caplog: Any) -> None:
+def test_empty_record_list_completes_the_run(pipeline: Pipeline, caplog: Any) -> None:
     pipeline.seed("acme", count=0)
     run = pipeline.plan(trigger="cli")
     pipeline.drain()
@@ -62,14 +62,14 @@ def test_empty_record_list_completes_the_run(pipeline: Any, caplog: Any) -> None
     assert view.header.received == 0
 
 
-def test_no_clients_configured_closes_the_run_with_an_issue(pipeline: Any) -> None:
+def test_no_clients_configured_closes_the_run_with_an_issue(pipeline: Pipeline) -> None:
     run = pipeline.plan(trigger="cli")
     view = pipeline.view(run.run_id)
     assert view.header.status is RunStatus.SUCCEEDED
     assert view.header.issues == [f"no enabled clients configured for {JOB}"]
 
 
-def test_invalid_client_config_is_reported_and_others_carry_on(pipeline: Any) -> None:
+def test_invalid_client_config_is_reported_and_others_carry_on(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=4)
     pipeline.aws.tables["ConfigTable"].put_item(
         Item={"job_type": JOB, "client_id": "broken", "group_id": "north", "days": "often"}
@@ -85,7 +85,7 @@ def test_invalid_client_config_is_reported_and_others_carry_on(pipeline: Any) ->
     assert broken.status is ClientStatus.INVALID_CONFIG
 
 
-def test_disabled_client_is_left_out(pipeline: Any) -> None:
+def test_disabled_client_is_left_out(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=2)
     pipeline.seed("globex", count=2, enabled=False)
     run = pipeline.plan(trigger="cli")
@@ -94,7 +94,7 @@ def test_disabled_client_is_left_out(pipeline: Any) -> None:
 
 
 def test_poison_record_is_dead_lettered_with_reason_and_the_run_still_closes(
-    pipeline: Any,
+    pipeline: Pipeline,
 ) -> None:
     pipeline.seed("acme", count=12, poison=("acme-r00004",))
     run = pipeline.plan(trigger="cli")
@@ -109,7 +109,7 @@ def test_poison_record_is_dead_lettered_with_reason_and_the_run_still_closes(
     assert "version" in dead["reason"] and "completed_at" in dead["reason"]
 
 
-def test_one_failing_record_does_not_abort_its_batch(pipeline: Any) -> None:
+def test_one_failing_record_does_not_abort_its_batch(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=3, poison=("acme-r00002",))
     pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # the page item
@@ -119,7 +119,7 @@ def test_one_failing_record_does_not_abort_its_batch(pipeline: Any) -> None:
     assert pipeline.state("acme", "acme-r00003")["status"] == "COMPLETED"
 
 
-def test_ack_fires_only_for_successfully_processed_records(pipeline: Any) -> None:
+def test_ack_fires_only_for_successfully_processed_records(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=6, poison=("acme-r00005",))
     pipeline.plan(trigger="cli")
     pipeline.drain()
@@ -127,7 +127,7 @@ def test_ack_fires_only_for_successfully_processed_records(pipeline: Any) -> Non
     assert acked == ["acme-r00001", "acme-r00002", "acme-r00003", "acme-r00004", "acme-r00006"]
 
 
-def test_failing_ack_is_retried_without_reprocessing_the_record(pipeline: Any) -> None:
+def test_failing_ack_is_retried_without_reprocessing_the_record(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=2)
     run = pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # page
@@ -145,7 +145,9 @@ def test_failing_ack_is_retried_without_reprocessing_the_record(pipeline: Any) -
     assert (header.status, header.processed) == (RunStatus.SUCCEEDED, 2)
 
 
-def test_ack_failing_on_every_attempt_is_dead_lettered_and_the_run_closes(pipeline: Any) -> None:
+def test_ack_failing_on_every_attempt_is_dead_lettered_and_the_run_closes(
+    pipeline: Pipeline,
+) -> None:
     pipeline.seed("acme", count=1)
     run = pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # page
@@ -160,7 +162,7 @@ def test_ack_failing_on_every_attempt_is_dead_lettered_and_the_run_closes(pipeli
     assert len(pipeline.history("acme", "acme-r00001")) == 1
 
 
-def test_redelivered_item_is_not_processed_twice(pipeline: Any) -> None:
+def test_redelivered_item_is_not_processed_twice(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1)
     run = pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # page
@@ -172,7 +174,7 @@ def test_redelivered_item_is_not_processed_twice(pipeline: Any) -> None:
     assert (view.header.received, view.header.processed, view.header.skipped) == (1, 1, 0)
 
 
-def test_same_work_sent_twice_is_done_once_and_counted_as_skipped(pipeline: Any) -> None:
+def test_same_work_sent_twice_is_done_once_and_counted_as_skipped(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1)
     first = pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # page
@@ -189,7 +191,7 @@ def test_same_work_sent_twice_is_done_once_and_counted_as_skipped(pipeline: Any)
     assert pipeline.external.acked["acme"] == [("acme-r00001", 1)]  # acknowledged again
 
 
-def test_cancelled_run_skips_its_queued_items_and_counts_them(pipeline: Any) -> None:
+def test_cancelled_run_skips_its_queued_items_and_counts_them(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=15)  # two pages of 10 and 5
     run = pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive(1))  # first page: 10 record items and the next page
@@ -203,7 +205,7 @@ def test_cancelled_run_skips_its_queued_items_and_counts_them(pipeline: Any) -> 
     assert "acme" not in pipeline.external.acked
 
 
-def test_dry_run_reports_the_clients_and_enqueues_nothing(pipeline: Any) -> None:
+def test_dry_run_reports_the_clients_and_enqueues_nothing(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=3)
     run = pipeline.plan(trigger="api", dry_run=True)
     assert run.status is RunStatus.SUCCEEDED
@@ -211,7 +213,7 @@ def test_dry_run_reports_the_clients_and_enqueues_nothing(pipeline: Any) -> None
     assert pipeline.receive() == []
 
 
-def test_redriven_item_that_now_succeeds_moves_from_failed_to_processed(pipeline: Any) -> None:
+def test_redriven_item_that_now_succeeds_moves_from_failed_to_processed(pipeline: Pipeline) -> None:
     # Given a record the platform does not know yet: dead-lettered at once
     pipeline.seed("acme", count=2)
     records = pipeline.aws.tables["RecordsTable"]
@@ -251,7 +253,7 @@ class _CrashAfterFirstSend:
 
 
 def test_page_fetched_again_after_a_crash_counts_and_pages_from_the_first_fetch(
-    pipeline: Any,
+    pipeline: Pipeline,
 ) -> None:
     ids = pipeline.seed("acme", count=15)  # two pages of 10 in the fake
     run = pipeline.plan(trigger="cli")
@@ -276,7 +278,7 @@ def test_page_fetched_again_after_a_crash_counts_and_pages_from_the_first_fetch(
 
 
 def test_a_next_page_counted_before_its_previous_page_does_not_close_the_client_early(
-    pipeline: Any,
+    pipeline: Pipeline,
 ) -> None:
     ids = pipeline.seed("acme", count=15)  # two pages of 10 in the fake
     run = pipeline.plan(trigger="cli")

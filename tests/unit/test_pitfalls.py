@@ -9,26 +9,26 @@ from jobkit.domain.envelope import PageItem, new_page_item
 from jobkit.domain.errors import EnqueueError
 from jobkit.runs.models import RunStatus
 from tests.support import LambdaContext
+from tests.unit.pipeline import Pipeline
 
 
 class _Crash(BaseException):
     """Stands for the runtime killing the invocation: nothing after it runs."""
 
 
-def _crash_during_transition(pipeline: Any, remaining_ms: int) -> tuple[Any, dict[str, Any]]:
+def _crash_during_transition(pipeline: Pipeline, remaining_ms: int) -> tuple[Any, dict[str, Any]]:
     pipeline.seed("acme", count=1)
     run = pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # page
     [message] = pipeline.receive()
-    original = pipeline.workflow.apply
 
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise _Crash()
 
-    pipeline.workflow.apply = crash
-    with pytest.raises(_Crash):
-        pipeline.invoke([message], LambdaContext(remaining_ms=remaining_ms))
-    pipeline.workflow.apply = original
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.workflow, "apply", crash)
+        with pytest.raises(_Crash):
+            pipeline.invoke([message], LambdaContext(remaining_ms=remaining_ms))
     pipeline.aws.sqs.change_message_visibility(
         QueueUrl=pipeline.aws.work_queue_url,
         ReceiptHandle=message["ReceiptHandle"],
@@ -38,7 +38,7 @@ def _crash_during_transition(pipeline: Any, remaining_ms: int) -> tuple[Any, dic
 
 
 def test_item_left_in_progress_by_a_dead_invocation_is_retried_after_it_expires(
-    pipeline: Any,
+    pipeline: Pipeline,
 ) -> None:
     # Given an invocation that died mid-item with 1 ms left (its IN_PROGRESS record expired)
     run, _ = _crash_during_transition(pipeline, remaining_ms=1)
@@ -49,7 +49,7 @@ def test_item_left_in_progress_by_a_dead_invocation_is_retried_after_it_expires(
     assert pipeline.view(run.run_id).header.status is RunStatus.SUCCEEDED
 
 
-def test_item_in_progress_elsewhere_is_retried_not_processed_twice(pipeline: Any) -> None:
+def test_item_in_progress_elsewhere_is_retried_not_processed_twice(pipeline: Pipeline) -> None:
     # Given an invocation still within its time holds the item IN_PROGRESS
     _, message = _crash_during_transition(pipeline, remaining_ms=60_000)
     # When a duplicate arrives meanwhile, it is reported as a failure for a later retry
@@ -58,7 +58,7 @@ def test_item_in_progress_elsewhere_is_retried_not_processed_twice(pipeline: Any
     assert pipeline.state("acme", "acme-r00001")["status"] == "IN_PROGRESS"
 
 
-def test_idempotency_keys_carry_a_pinned_prefix_not_the_function_name(pipeline: Any) -> None:
+def test_idempotency_keys_carry_a_pinned_prefix_not_the_function_name(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=2)
     pipeline.plan(trigger="cli")
     pipeline.drain()
@@ -67,7 +67,7 @@ def test_idempotency_keys_carry_a_pinned_prefix_not_the_function_name(pipeline: 
     assert all(i.startswith(("jobkit.record#", "jobkit.page#")) for i in ids), ids
 
 
-def test_idempotency_is_keyed_on_item_key_not_message_id(pipeline: Any) -> None:
+def test_idempotency_is_keyed_on_item_key_not_message_id(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1)
     pipeline.plan(trigger="cli")
     pipeline.invoke(pipeline.receive())  # page
@@ -119,7 +119,7 @@ def _page_items(count: int) -> list[PageItem]:
     ]
 
 
-def test_send_message_batch_partial_failure_resends_the_failed_entries(pipeline: Any) -> None:
+def test_send_message_batch_partial_failure_resends_the_failed_entries(pipeline: Pipeline) -> None:
     flaky = _FlakySqs(pipeline.aws.sqs, failures=3)
     queue = WorkQueue(lambda: flaky, pipeline.aws.work_queue_url)  # type: ignore[arg-type,return-value]
     queue.send(_page_items(10))
@@ -128,14 +128,14 @@ def test_send_message_batch_partial_failure_resends_the_failed_entries(pipeline:
     assert len(received) == 10
 
 
-def test_send_message_batch_entries_that_keep_failing_raise(pipeline: Any) -> None:
+def test_send_message_batch_entries_that_keep_failing_raise(pipeline: Pipeline) -> None:
     flaky = _FlakySqs(pipeline.aws.sqs, failures=2, sender_fault=True)
     queue = WorkQueue(lambda: flaky, pipeline.aws.work_queue_url)  # type: ignore[arg-type,return-value]
     with pytest.raises(EnqueueError, match="2 message"):
         queue.send(_page_items(3))
 
 
-def test_a_batch_where_every_item_fails_is_reported_item_by_item(pipeline: Any) -> None:
+def test_a_batch_where_every_item_fails_is_reported_item_by_item(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1)
     pipeline.seed("globex", count=1)
     pipeline.plan(trigger="cli")
@@ -148,7 +148,7 @@ def test_a_batch_where_every_item_fails_is_reported_item_by_item(pipeline: Any) 
 
 
 def test_transient_failure_on_the_last_attempt_is_dead_lettered_and_counted(
-    pipeline: Any,
+    pipeline: Pipeline,
 ) -> None:
     pipeline.seed("acme", count=1)
     pipeline.seed("globex", count=2)

@@ -64,7 +64,7 @@ def test_the_functions_circuits_share_their_state_through_the_table(aws: Any) ->
     from jobkit.adapters import aws as aws_clients
     from jobkit.domain.errors import ExternalUnavailableError
     from jobkit.settings import CircuitSettings
-    from jobkit.wiring import build_circuits
+    from jobkit.wiring.parts import build_circuits
 
     aws_clients.dynamodb_client.cache_clear()
     settings = CircuitSettings(control_table="ControlTable", circuit_failure_threshold=2)

@@ -14,11 +14,11 @@ from tests.unit.pipeline import Pipeline
 COOLDOWN = 4
 
 
-def _client(pipeline: Any, run_id: str, client_id: str) -> Any:
+def _client(pipeline: Pipeline, run_id: str, client_id: str) -> Any:
     return next(c for c in pipeline.view(run_id).clients if c.client_id == client_id)
 
 
-def test_client_failing_twice_then_recovering_succeeds_on_retry(pipeline: Any) -> None:
+def test_client_failing_twice_then_recovering_succeeds_on_retry(pipeline: Pipeline) -> None:
     ids = pipeline.seed("acme", count=3)
     pipeline.seed("globex", count=2)
     run = pipeline.plan(trigger="cli")
@@ -50,7 +50,7 @@ def test_client_failing_twice_then_recovering_succeeds_on_retry(pipeline: Any) -
 
 
 def test_client_failing_past_the_cap_is_poisoned_on_its_run(
-    pipeline: Any, capsys: pytest.CaptureFixture[str]
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pipeline.seed("acme", count=3)
     pipeline.seed("globex", count=2)
@@ -70,7 +70,7 @@ def test_client_failing_past_the_cap_is_poisoned_on_its_run(
     assert poisoned["client_id"] == "acme" and poisoned["ClientsPoisoned"] == [1.0]
 
 
-def test_retry_of_a_closed_run_is_dropped(pipeline: Any) -> None:
+def test_retry_of_a_closed_run_is_dropped(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1)
     run = pipeline.plan(trigger="cli")
     pipeline.external.down = {"acme"}

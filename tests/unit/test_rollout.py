@@ -1,20 +1,19 @@
 """Rollout by config: a pilot client is promoted only after two healthy runs in a row."""
 
-from typing import Any
-
 import pytest
 
 from jobkit.domain.errors import ConfigNotFoundError, PromotionRefusedError
+from tests.unit.pipeline import Pipeline
 
 JOB = "sync-completed-records"
 
 
-def _clean_run(pipeline: Any) -> None:
+def _clean_run(pipeline: Pipeline) -> None:
     pipeline.plan(trigger="cli")
     pipeline.drain()
 
 
-def test_a_pilot_is_promoted_after_two_healthy_runs_in_a_row(pipeline: Any) -> None:
+def test_a_pilot_is_promoted_after_two_healthy_runs_in_a_row(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=3, pilot=True)
     with pytest.raises(PromotionRefusedError, match="has 0 healthy run\\(s\\) in a row; .* 2"):
         pipeline.configs.promote(JOB, "acme")
@@ -35,13 +34,13 @@ def test_a_pilot_is_promoted_after_two_healthy_runs_in_a_row(pipeline: Any) -> N
         pipeline.configs.promote(JOB, "acme")
 
 
-def test_force_promotes_without_the_healthy_runs(pipeline: Any) -> None:
+def test_force_promotes_without_the_healthy_runs(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=1, pilot=True)
     assert pipeline.configs.promote(JOB, "acme", force=True).pilot is False
 
 
 def test_a_run_failing_while_promoting_stops_the_promotion(
-    pipeline: Any, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline.seed("acme", count=1, pilot=True)
     _clean_run(pipeline)
@@ -57,6 +56,6 @@ def test_a_run_failing_while_promoting_stops_the_promotion(
     ]["pilot"]
 
 
-def test_promoting_an_unknown_client_names_it(pipeline: Any) -> None:
+def test_promoting_an_unknown_client_names_it(pipeline: Pipeline) -> None:
     with pytest.raises(ConfigNotFoundError, match="'ghost'"):
         pipeline.configs.promote(JOB, "ghost")

@@ -308,7 +308,7 @@ def _condition_holds(name: str, parameters: dict[str, str]) -> bool:
     condition = _aws()["Conditions"][name]
     [(function, (left, right))] = condition.items()
     assert function == "Fn::Equals" and set(left) == {"Ref"}, condition
-    return parameters[left["Ref"]] == right
+    return bool(parameters[left["Ref"]] == right)
 
 
 @pytest.mark.parametrize("architecture", ["arm64", "x86_64"])

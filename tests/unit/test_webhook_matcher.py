@@ -71,7 +71,7 @@ def test_a_batch_reads_each_clients_subscriptions_once_and_refuses_only_the_bad_
         _message("m-bad", '{"source": "jobkit", "detail": {"event_id": 1}}'),
     ]
 
-    response = matcher.handle({"Records": records}, LambdaContext())
+    response = matcher.handle({"Records": records}, LambdaContext())  # type: ignore[arg-type]
 
     assert response["batchItemFailures"] == [{"itemIdentifier": "m-bad"}]
     assert sorted(store.lookups) == ["acme", "globex"]

@@ -1,11 +1,13 @@
-"""Builds the shared resilience parts from settings, once per container, the same way in every
-function: circuits, client retries, and the connections to the external system.
+"""The parts several Lambdas build the same way, once per container: configuration, the run
+ledger, the work queue, circuits, fault injection, client retries and the connections to the
+external system.
 
-What a function needs on every invocation is built here at cold start; what only some paths
-need (the HTTP client, the Scheduler and Secrets Manager clients) is built on its first use,
-once, and kept for the container's life.
+What a function needs on every invocation is built at cold start; what only some paths need
+(the HTTP client, the Scheduler and Secrets Manager clients) is built on its first use, once,
+and kept for the container's life.
 """
 
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -14,21 +16,53 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
     CircuitBreakerDynamoDBPersistence,
 )
 
-from jobkit.adapters.aws import dynamodb_client, dynamodb_table, scheduler_client
+from jobkit.adapters.aws import dynamodb_client, dynamodb_table, scheduler_client, sqs_client
 from jobkit.adapters.circuits import Circuits
 from jobkit.adapters.config import ConfigStore
 from jobkit.adapters.credentials import CredentialSource
 from jobkit.adapters.external import Connections
+from jobkit.adapters.queue import WorkQueue
 from jobkit.adapters.ratelimit import TokenBucket
 from jobkit.pipeline.retry import ClientRetries, RetryPolicy, RetryScheduler
 from jobkit.runs.client_health import ClientHealth
 from jobkit.runs.ledger import Ledger, open_ledger
 from jobkit.runs.retry_state import ClientRetryState
-from jobkit.settings import CircuitSettings, ExternalSettings, RetrySettings, TableSettings
+from jobkit.settings import (
+    CircuitSettings,
+    ExternalSettings,
+    PlannerSettings,
+    ProcessorSettings,
+    RetrySettings,
+    RetryWorkerSettings,
+    TableSettings,
+)
 from jobkit.tooling.chaos import NO_CHAOS, Chaos
 
 if TYPE_CHECKING:
     import httpx
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the planner, the processor and the retry worker share, built the same way."""
+
+    configs: ConfigStore
+    ledger: Ledger
+    queue: WorkQueue
+    circuits: Circuits
+    chaos: Chaos
+
+
+def build_parts(settings: PlannerSettings | ProcessorSettings | RetryWorkerSettings) -> Parts:
+    chaos = build_chaos(settings.control_table, settings.chaos_enabled)
+    configs = ConfigStore(dynamodb_table(settings.config_table))
+    return Parts(
+        configs=configs,
+        ledger=build_ledger(settings, configs),
+        queue=WorkQueue(sqs_client, settings.work_queue_url, chaos),
+        circuits=build_circuits(settings),
+        chaos=chaos,
+    )
 
 
 def build_circuits(settings: CircuitSettings) -> Circuits:
