@@ -89,6 +89,18 @@ def test_a_cold_start_loads_only_what_every_invocation_needs(module: str) -> Non
     assert [name for name in loaded if name.startswith("jobs.")] == []
 
 
+def test_the_planner_does_not_load_the_processors_pipeline() -> None:
+    # Each handler wires through its own module (jobkit.wiring.planner, .processor, ...)
+    loaded = set(_cold_start("planner.app")["modules"])
+    processor_only = (
+        "jobkit.pipeline.process",
+        "jobkit.wiring.processor",
+        "aws_lambda_powertools.utilities.batch",
+        "aws_lambda_powertools.utilities.idempotency",
+    )
+    assert sorted(name for name in processor_only if name in loaded) == []
+
+
 def test_a_job_type_is_imported_on_first_use_and_must_be_the_one_registered(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
