@@ -1,8 +1,8 @@
 """Bodies of the runs API, shared by the API function and the CLI."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,9 @@ from jobkit.adapters.config import ClientConfig, SettingValue
 from jobkit.domain.envelope import Identifier
 from jobkit.runs.models import COUNTERS, ClientRun, ItemRow, RunHeader, RunStatus, RunView
 from jobkit.runs.queries import RunQueries
+
+if TYPE_CHECKING:
+    from jobkit.webhooks.subscriptions import Subscription
 
 # Up to this many clients, a run's counts are summed live over its client rows; beyond it,
 # reading every row on each request would outgrow API Gateway's 29 s (and the rows Lambda's
@@ -215,6 +218,20 @@ class SubscriptionOut(BaseModel):
     disabled_reason: str | None = None
     signing_secret: str | None = Field(None, description="Only in the creation answer.")
 
+    @classmethod
+    def of(cls, sub: "Subscription", secret: str | None = None) -> "SubscriptionOut":
+        """A subscription as the API shows it; its signing secret only when just created."""
+        return cls(
+            client_id=sub.client_id,
+            subscription_id=sub.subscription_id,
+            url=sub.url,
+            event_types=sorted(sub.event_types),
+            enabled=sub.enabled,
+            rate_per_second=sub.rate_per_second,
+            disabled_reason=sub.disabled_reason,
+            signing_secret=secret,
+        )
+
 
 class DeliveryOut(BaseModel):
     delivery_id: str
@@ -226,6 +243,24 @@ class DeliveryOut(BaseModel):
     latency_ms: float | None
     last_error: str
     updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> "DeliveryOut":
+        """A row of the delivery log (``jobkit.webhooks.subscriptions.DeliveryLog``), where
+        -1 stands for no HTTP status yet."""
+        http_status = int(row.get("last_http_status", -1))
+        latency = row.get("latency_ms")
+        return cls(
+            delivery_id=row["delivery_id"],
+            event_id=row.get("event_id", ""),
+            subscription_id=row.get("subscription_id", ""),
+            status=row.get("status", ""),
+            attempts=int(row.get("attempts", 0)),
+            last_http_status=http_status if http_status >= 0 else None,
+            latency_ms=float(latency) if latency else None,
+            last_error=row.get("last_error", ""),
+            updated_at=row["updated_at"],
+        )
 
 
 class ErrorOut(BaseModel):

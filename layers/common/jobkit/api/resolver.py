@@ -1,0 +1,38 @@
+"""The runs API as one Powertools resolver: its routers, its OpenAPI document, its errors."""
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
+from jobkit.api.responses import install_error_handlers
+from jobkit.api.routes import clients, health, jobs, records, runs, webhooks
+from jobkit.api.services import Services
+
+ROUTERS = (runs.router, jobs.router, clients.router, records.router, webhooks.router, health.router)
+
+
+def build_app(services: Services) -> APIGatewayRestResolver:
+    """The API over ``services``. The routers are modules' own: the app built last serves
+    them (one app per process)."""
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.enable_swagger(
+        path="/swagger",
+        title="jobkit runs API",
+        version="1.0.0",
+        description="Start, follow and cancel runs of integration jobs; see every item's outcome.",
+        security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        security=[{"apiKey": []}],
+    )
+
+    def provide_services(
+        resolver: APIGatewayRestResolver, next_middleware: NextMiddleware
+    ) -> Response[str]:
+        # The resolver clears its context after each request: set it on every one.
+        resolver.append_context(services=services)  # type: ignore[no-untyped-call]
+        return next_middleware(resolver)
+
+    app.use([provide_services])
+    for router in ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app)
+    return app

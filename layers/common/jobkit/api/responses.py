@@ -1,0 +1,78 @@
+"""What the API answers besides a route's own body: the documented responses of every route,
+the error body, and the one place that maps typed errors to status codes."""
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import ValidationError
+
+from jobkit.api.models import ErrorOut
+from jobkit.domain.envelope import describe_validation_error
+from jobkit.domain.errors import ConfigNotFoundError
+
+_ERRORS = {
+    400: "Bad request: the field and the rule it breaks",
+    401: "Missing, unknown, expired or revoked key (answered by the authorizer)",
+    403: "The key's scope does not allow this",
+    404: "No such job type, run, client or subscription",
+}
+
+
+class ApiError(Exception):
+    """A request the API refuses, with the status and the message the caller gets."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def documented(
+    success: int = 200, description: str = "OK", body: bool = True
+) -> dict[int, OpenAPIResponse]:
+    """Every answer a route can give, so clients and fuzzers can rely on the document."""
+    ok: OpenAPIResponse = {"description": description}
+    if not body:
+        ok["content"] = {}
+    responses = {success: ok}
+    for status, text in _ERRORS.items():
+        responses[status] = {
+            "description": text,
+            "content": {"application/json": {"model": ErrorOut}},
+        }
+    return responses
+
+
+def error(status: int, message: str) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=ErrorOut(error=message).model_dump_json(),
+    )
+
+
+def no_content() -> Response[str]:
+    return Response(status_code=204, content_type="application/json", body="")
+
+
+def _no_route(exc: Exception) -> Response[str]:
+    # The same error body as every other 404 (the router's own says {"message": …}).
+    return error(404, "no such resource")
+
+
+def _api_error(exc: ApiError) -> Response[str]:
+    return error(exc.status, str(exc))
+
+
+def _config_not_found(exc: ConfigNotFoundError) -> Response[str]:
+    return error(404, str(exc))
+
+
+def _invalid_value(exc: ValidationError) -> Response[str]:
+    return error(422, describe_validation_error(exc))
+
+
+def install_error_handlers(app: APIGatewayRestResolver) -> None:
+    """Typed errors to status codes; anything else is a bug (500, logged)."""
+    app.not_found(_no_route)
+    app.exception_handler(ApiError)(_api_error)
+    app.exception_handler(ConfigNotFoundError)(_config_not_found)
+    app.exception_handler(ValidationError)(_invalid_value)
