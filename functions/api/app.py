@@ -11,10 +11,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.api.resolver import build_app
-from jobkit.api.wiring import build_services
 from jobkit.observability import logger, metrics, tracer
 from jobkit.settings import ApiSettings, load_settings
 from jobkit.tooling.request_log import log_request_counts
+from jobkit.wiring.api import build_services
 
 settings = load_settings(ApiSettings)
 DASHBOARD = (Path(__file__).parent / "dashboard.html").read_text()

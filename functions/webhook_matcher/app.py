@@ -6,23 +6,13 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.adapters.aws import dynamodb_table, secrets_client, sqs_client
-from jobkit.adapters.queue import WorkQueue
 from jobkit.observability import logger, metrics, tracer
 from jobkit.settings import MatcherSettings, load_settings
 from jobkit.tooling.request_log import log_request_counts
-from jobkit.webhooks.delivery import Matcher
-from jobkit.webhooks.subscriptions import SubscriptionStore
+from jobkit.wiring.webhooks import build_matcher
 
 settings = load_settings(MatcherSettings)
-matcher = Matcher(
-    SubscriptionStore(
-        dynamodb_table(settings.subscriptions_table),
-        secrets_client(),
-        settings.webhook_secret_prefix,
-    ),
-    WorkQueue(sqs_client, settings.webhook_queue_url),
-)
+matcher = build_matcher(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)

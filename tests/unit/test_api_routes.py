@@ -16,11 +16,11 @@ from botocore.stub import Stubber
 
 from jobkit.adapters.aws import lambda_client
 from jobkit.api.resolver import build_app
-from jobkit.api.wiring import build_services, invoke_async
 from jobkit.pipeline.plan import PlanRequest, parse_plan_request
 from jobkit.runs.models import Trigger
 from jobkit.settings import ApiSettings
 from jobkit.webhooks.subscriptions import DeliveryLog
+from jobkit.wiring.api import build_services, invoke_async
 from tests.support import ROOT, LambdaContext
 from tests.unit.pipeline import JOB, Pipeline
 from tests.unit.test_cold_start import _cold_start as cold_start
@@ -104,7 +104,8 @@ class Api:
         query: dict[str, str] | None = None,
         body: Any = None,
     ) -> Answer:
-        response = self.app.resolve(rest_event(method, path, as_key, query, body), LambdaContext())
+        event = rest_event(method, path, as_key, query, body)
+        response = self.app.resolve(event, LambdaContext())  # type: ignore[arg-type]
         return Answer(response["statusCode"], response["multiValueHeaders"], response["body"])
 
     def pages(self, path: str, as_key: dict[str, str], **query: str) -> list[list[Any]]:

@@ -6,7 +6,8 @@ ours), so that on the local stack every AWS request a function makes can be coun
 """
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,18 @@ def error_code(exc: BaseException) -> str:
 def condition_failed(exc: BaseException) -> bool:
     """A conditional write refused because its condition did not hold."""
     return error_code(exc) == "ConditionalCheckFailedException"
+
+
+@contextmanager
+def refused_as(error: Callable[[], Exception]) -> Iterator[None]:
+    """A conditional write whose condition does not hold raises ``error()`` instead, from
+    DynamoDB's refusal; any other failure stays what it is."""
+    try:
+        yield
+    except ClientError as exc:
+        if not condition_failed(exc):
+            raise
+        raise error() from exc
 
 
 def transaction_cancelled(exc: BaseException) -> bool:

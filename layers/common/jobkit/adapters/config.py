@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobkit.adapters.aws import batch_get, condition_failed
+from jobkit.adapters.aws import batch_get, condition_failed, refused_as
 from jobkit.adapters.update_expression import UpdateExpression
 from jobkit.domain.envelope import Identifier, JobType, describe_validation_error
 from jobkit.domain.errors import ConfigNotFoundError, PromotionRefusedError
@@ -195,7 +195,7 @@ class ConfigStore:
     def get(self, job_type: str, client_id: str) -> ClientConfig:
         item = self._table.get_item(Key={"job_type": job_type, "client_id": client_id}).get("Item")
         if item is None:
-            raise ConfigNotFoundError(f"no configuration for client {client_id!r} of {job_type!r}")
+            raise not_configured(job_type, client_id)
         parsed = parse_config_item(item)
         if isinstance(parsed, InvalidClientConfig):
             raise ConfigNotFoundError(
@@ -224,17 +224,11 @@ class ConfigStore:
         )
 
     def delete(self, job_type: str, client_id: str) -> None:
-        try:
+        with refused_as(lambda: not_configured(job_type, client_id)):
             self._table.delete_item(
                 Key={"job_type": job_type, "client_id": client_id},
                 ConditionExpression="attribute_exists(client_id)",
             )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise
-            raise ConfigNotFoundError(
-                f"no configuration for client {client_id!r} of {job_type!r}"
-            ) from exc
 
     def save_cursor(self, job_type: str, client_id: str, cursor: str) -> None:
         """Where the client's next run resumes; only ever called once the items are enqueued."""
@@ -283,7 +277,12 @@ class ConfigStore:
                 f" in a row; promotion expects {PILOT_HEALTHY_RUNS} (--force to promote anyway)"
             )
         guard = "pilot = :true" + ("" if force else " AND healthy_runs >= :runs")
-        try:
+        with refused_as(
+            lambda: PromotionRefusedError(
+                f"client {client_id!r} of {job_type!r} changed while being promoted (a run"
+                " closed, or it was edited): look at it again"
+            )
+        ):
             self._table.update_item(
                 Key={"job_type": job_type, "client_id": client_id},
                 UpdateExpression="SET pilot = :false, updated_at = :now",
@@ -296,17 +295,10 @@ class ConfigStore:
                     **({} if force else {":runs": PILOT_HEALTHY_RUNS}),
                 },
             )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise
-            raise PromotionRefusedError(
-                f"client {client_id!r} of {job_type!r} changed while being promoted (a run"
-                " closed, or it was edited): look at it again"
-            ) from exc
         return self.get(job_type, client_id)
 
     def set_enabled(self, job_type: str, client_id: str, enabled: bool) -> None:
-        try:
+        with refused_as(lambda: not_configured(job_type, client_id)):
             self._table.update_item(
                 Key={"job_type": job_type, "client_id": client_id},
                 UpdateExpression="SET enabled = :enabled, updated_at = :now",
@@ -316,9 +308,7 @@ class ConfigStore:
                     ":now": datetime.now(UTC).isoformat(),
                 },
             )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise
-            raise ConfigNotFoundError(
-                f"no configuration for client {client_id!r} of {job_type!r}"
-            ) from exc
+
+
+def not_configured(job_type: str, client_id: str) -> ConfigNotFoundError:
+    return ConfigNotFoundError(f"no configuration for client {client_id!r} of {job_type!r}")

@@ -127,10 +127,8 @@ class WorkflowStore:
         context: TransitionContext,
         now: str,
     ) -> None:
-        items = [
-            self._state_update(pk, state, version, transition, tid, context, now),
-            self._history_put(pk, state, version, transition, tid, context, now),
-        ]
+        write = _Write(pk, state, version, transition, tid, context, now)
+        items = [self._state_update(write), self._history_put(write)]
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
@@ -139,22 +137,14 @@ class WorkflowStore:
                 raise ConcurrentUpdateError(f"record {pk!r} changed concurrently") from exc
             raise
 
-    def _state_update(
-        self,
-        pk: str,
-        state: dict[str, Any],
-        version: int,
-        transition: Transition,
-        tid: str,
-        context: TransitionContext,
-        now: str,
-    ) -> dict[str, Any]:
+    def _state_update(self, write: "_Write") -> dict[str, Any]:
         """The record's new state, guarded: on the version read (or on its absence)."""
+        transition, context = write.transition, write.context
         update = UpdateExpression()
-        update.set("status", transition.to_status).set("version", version + 1)
-        update.set("last_transition_id", tid).set("last_run_id", context.run_id)
-        update.set("last_envelope_id", context.envelope_id).set("updated_at", now)
-        update.set("last_from_status", state["status"])
+        update.set("status", transition.to_status).set("version", write.version + 1)
+        update.set("last_transition_id", write.tid).set("last_run_id", context.run_id)
+        update.set("last_envelope_id", context.envelope_id).set("updated_at", write.now)
+        update.set("last_from_status", write.state["status"])
         for name, value in (transition.fields or {}).items():
             update.set(name, value)
         if transition.content_hash is not None:
@@ -162,39 +152,31 @@ class WorkflowStore:
         if transition.clear_pending:
             update.remove("pending_items")
         arguments = update.arguments()
-        if state.get("new"):
+        if write.state.get("new"):
             guard = "attribute_not_exists(pk)"
         else:
             guard = "version = :version"
-            arguments["ExpressionAttributeValues"][":version"] = version
+            arguments["ExpressionAttributeValues"][":version"] = write.version
         return {
             "Update": {
                 "TableName": self._table.name,
-                "Key": {"pk": pk, "sk": STATE},
+                "Key": {"pk": write.pk, "sk": STATE},
                 "ConditionExpression": guard,
                 **arguments,
             }
         }
 
-    def _history_put(
-        self,
-        pk: str,
-        state: dict[str, Any],
-        version: int,
-        transition: Transition,
-        tid: str,
-        context: TransitionContext,
-        now: str,
-    ) -> dict[str, Any]:
+    def _history_put(self, write: "_Write") -> dict[str, Any]:
         """The transition's row in the append-only history, written once."""
+        transition, context, state = write.transition, write.context, write.state
         cleared = list(state.get("pending_items", [])) if transition.clear_pending else []
         return {
             "Put": {
                 "TableName": self._table.name,
                 "Item": {
-                    "pk": pk,
-                    "sk": f"HIST#{version + 1:010d}",
-                    "transition_id": tid,
+                    "pk": write.pk,
+                    "sk": f"HIST#{write.version + 1:010d}",
+                    "transition_id": write.tid,
                     "from_status": state["status"],
                     "to_status": transition.to_status,
                     "reason": transition.reason,
@@ -204,7 +186,7 @@ class WorkflowStore:
                     "run_id": context.run_id,
                     "envelope_id": context.envelope_id,
                     "correlation_id": context.correlation_id,
-                    "occurred_at": now,
+                    "occurred_at": write.now,
                 },
                 "ConditionExpression": "attribute_not_exists(sk)",
             }
@@ -217,3 +199,16 @@ class WorkflowStore:
             ExpressionAttributeValues={":pk": record_pk(client_id, record_id), ":hist": "HIST#"},
         )
         return list(response.get("Items", []))
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One transition as it is committed: the state it was decided on, and its history row."""
+
+    pk: str
+    state: dict[str, Any]
+    version: int
+    transition: Transition
+    tid: str
+    context: TransitionContext
+    now: str

@@ -54,53 +54,59 @@ class RunLifecycle:
         self._closing.client_closed(job_type, row)
 
     def mark_running(self, run_id: str, clients: int, invalid: int, issues: list[str]) -> None:
-        """Planning is over: every page item is on the queue."""
+        """Planning is over: every page item is on the queue. Invalid clients are closed as
+        they open."""
+        header = self._leave_planning(run_id, RunStatus.RUNNING, clients, issues, invalid=invalid)
+        if header is not None:
+            self._closing.maybe_finish(header)
+
+    def close_dry_run(self, run_id: str, clients: int, issues: list[str]) -> None:
+        """A dry run plans and reports, and enqueues nothing."""
+        self._leave_planning(run_id, RunStatus.SUCCEEDED, clients, issues, finished=True)
+
+    def _leave_planning(
+        self,
+        run_id: str,
+        status: RunStatus,
+        clients: int,
+        issues: list[str],
+        invalid: int = 0,
+        finished: bool = False,
+    ) -> RunHeader | None:
+        """The run's header out of PLANNING, once: None if another planner of the same run
+        (a repeated trigger) got there first."""
+        update = (
+            "SET #status = :status, clients = :clients, started_at = :now, "
+            "issues = list_append(if_not_exists(issues, :empty), :issues)"
+        )
+        if finished:
+            update += ", finished_at = :now"
+        if invalid:
+            update += " ADD clients_done :invalid, clients_failed :invalid"
+        values: dict[str, Any] = {
+            ":status": status.value,
+            ":planning": RunStatus.PLANNING.value,
+            ":clients": clients,
+            ":issues": issues,
+            ":empty": [],
+            ":now": now(),
+        }
+        if invalid:
+            values[":invalid"] = invalid
         try:
             response = self._table.table.update_item(
                 Key={"run_id": run_id, "sk": HEADER},
-                UpdateExpression=(
-                    "SET #status = :running, clients = :clients, started_at = :now, "
-                    "issues = list_append(if_not_exists(issues, :empty), :issues) "
-                    "ADD clients_done :invalid, clients_failed :invalid"
-                ),
+                UpdateExpression=update,
                 ConditionExpression="#status = :planning",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":running": RunStatus.RUNNING.value,
-                    ":planning": RunStatus.PLANNING.value,
-                    ":clients": clients,
-                    ":invalid": invalid,
-                    ":issues": issues,
-                    ":empty": [],
-                    ":now": now(),
-                },
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if condition_failed(exc):
-                return  # another planner of the same run got there first
+                return None
             raise
-        self._closing.maybe_finish(RunHeader.model_validate(response["Attributes"]))
-
-    def close_dry_run(self, run_id: str, clients: int, issues: list[str]) -> None:
-        """A dry run plans and reports, and enqueues nothing."""
-        self._table.table.update_item(
-            Key={"run_id": run_id, "sk": HEADER},
-            UpdateExpression=(
-                "SET #status = :done, clients = :clients, started_at = :now, finished_at = :now, "
-                "issues = list_append(if_not_exists(issues, :empty), :issues)"
-            ),
-            ConditionExpression="#status = :planning",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":done": RunStatus.SUCCEEDED.value,
-                ":clients": clients,
-                ":now": now(),
-                ":issues": issues,
-                ":empty": [],
-                ":planning": RunStatus.PLANNING.value,
-            },
-        )
+        return RunHeader.model_validate(response["Attributes"])
 
     def cancel(self, run_id: str) -> bool:
         """Cancel an open run; its queued items are then skipped. False if already final."""

@@ -1,6 +1,5 @@
-"""Builds the API's services from its settings, once per container, like ``jobkit.wiring``
-for the pipeline. The Lambda and SQS clients are made on first use: most requests need
-neither."""
+"""The runs API Lambda's services, from its settings, once per container. The Lambda and SQS
+clients are made on first use: most requests need neither."""
 
 import json
 from typing import Any
