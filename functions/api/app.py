@@ -11,22 +11,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.api.resolver import build_app
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import metrics
 from jobkit.settings import ApiSettings, load_settings
-from jobkit.tooling.request_log import log_request_counts
 from jobkit.wiring.api import build_services
+from jobkit.wiring.entry import lambda_entry
 
 settings = load_settings(ApiSettings)
 DASHBOARD = (Path(__file__).parent / "dashboard.html").read_text()
 app = build_app(build_services(settings, DASHBOARD))
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-@log_request_counts
+@lambda_entry(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ApiRequests", unit="Count", value=1)
     return app.resolve(event, context)

@@ -15,17 +15,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.adapters.aws import dynamodb_table
 from jobkit.adapters.keys import KeyStore
-from jobkit.observability import logger, tracer
+from jobkit.observability import logger
 from jobkit.settings import AuthorizerSettings, load_settings
-from jobkit.tooling.request_log import log_request_counts
+from jobkit.wiring.entry import lambda_entry
 
 settings = load_settings(AuthorizerSettings)
 keys = KeyStore(dynamodb_table(settings.keys_table))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@log_request_counts
+@lambda_entry(with_metrics=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayAuthorizerRequestEvent(event)
     headers = {name.lower(): value for name, value in (request.headers or {}).items()}

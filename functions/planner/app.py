@@ -5,10 +5,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import metrics
 from jobkit.pipeline.plan import parse_plan_request
 from jobkit.settings import PlannerSettings, load_settings
-from jobkit.tooling.request_log import log_request_counts
+from jobkit.wiring.entry import lambda_entry
 from jobkit.wiring.parts import build_parts
 from jobkit.wiring.planner import build_planner
 
@@ -16,10 +16,7 @@ settings = load_settings(PlannerSettings)
 planner = build_planner(settings, build_parts(settings))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-@log_request_counts
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_plan_request(event)
     header = planner.plan(request)

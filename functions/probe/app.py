@@ -6,10 +6,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.adapters.aws import dynamodb_table
 from jobkit.adapters.config import ConfigStore
-from jobkit.observability import logger, metrics, tracer
 from jobkit.ops.probe import HealthProbe, ProbeRequest
 from jobkit.settings import ProbeSettings, load_settings
-from jobkit.tooling.request_log import log_request_counts
+from jobkit.wiring.entry import lambda_entry
 from jobkit.wiring.parts import build_circuits, build_connections
 
 settings = load_settings(ProbeSettings)
@@ -21,10 +20,7 @@ probe = HealthProbe(
 )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-@log_request_counts
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     results = probe.probe_all(ProbeRequest.model_validate(event))
     return {"probes": [result.model_dump(mode="json") for result in results]}

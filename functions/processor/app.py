@@ -9,9 +9,9 @@ import aws_lambda_powertools.utilities.batch  # noqa: F401
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import metrics
 from jobkit.settings import ProcessorSettings, load_settings
-from jobkit.tooling.request_log import log_request_counts
+from jobkit.wiring.entry import lambda_entry
 from jobkit.wiring.parts import build_parts
 from jobkit.wiring.processor import build_processor
 from jobs import JOBS
@@ -20,10 +20,7 @@ settings = load_settings(ProcessorSettings)
 processor = build_processor(settings, JOBS, build_parts(settings))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-@log_request_counts
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="WorkItems", unit=MetricUnit.Count, value=len(event.get("Records", [])))
     return processor.handle(event, context)

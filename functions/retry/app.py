@@ -4,10 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import logger
 from jobkit.pipeline.retry import RetryRequest
 from jobkit.settings import RetryWorkerSettings, load_settings
-from jobkit.tooling.request_log import log_request_counts
+from jobkit.wiring.entry import lambda_entry
 from jobkit.wiring.parts import build_parts
 from jobkit.wiring.retry_worker import build_retry_worker
 
@@ -15,10 +15,7 @@ settings = load_settings(RetryWorkerSettings)
 parts = build_parts(settings)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-@log_request_counts
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = RetryRequest.model_validate(event)
     logger.append_keys(run_id=request.run_id, client_id=request.client_id)

@@ -5,10 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.adapters.aws import secrets_client
-from jobkit.observability import logger, metrics, tracer
 from jobkit.ops.rotation import CredentialRotator, RotateRequest, RotationEvent
 from jobkit.settings import RotationSettings, load_settings
-from jobkit.tooling.request_log import log_request_counts
+from jobkit.wiring.entry import lambda_entry
 from jobkit.wiring.parts import build_connections
 
 settings = load_settings(RotationSettings)
@@ -19,10 +18,7 @@ rotator = CredentialRotator(
 )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-@log_request_counts
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
     if "Step" in event:  # Secrets Manager, one step at a time
         rotator.run_step(RotationEvent.model_validate(event))

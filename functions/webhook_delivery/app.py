@@ -5,19 +5,16 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.observability import logger, metrics, tracer
+from jobkit.observability import metrics
 from jobkit.settings import DeliverySettings, load_settings
-from jobkit.tooling.request_log import log_request_counts
+from jobkit.wiring.entry import lambda_entry
 from jobkit.wiring.webhooks import build_delivery_worker
 
 settings = load_settings(DeliverySettings)
 worker = build_delivery_worker(settings)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-@log_request_counts
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(
         name="WebhookAttempts", unit=MetricUnit.Count, value=len(event.get("Records", []))

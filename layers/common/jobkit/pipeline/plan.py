@@ -78,6 +78,19 @@ def manual_run_id(job_type: str, now: datetime) -> str:
     return f"{job_type}.{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:8]}"
 
 
+def opening_header(job_type: str, request: PlanRequest, run_id: str, now: datetime) -> RunHeader:
+    """A run as it is opened, PLANNING: by its planner, or by the API before invoking it."""
+    return RunHeader(
+        run_id=run_id,
+        job_type=job_type,
+        trigger=request.trigger,
+        requested_by=request.requested_by,
+        scheduled_for=request.scheduled_time,
+        correlation_id=request.correlation_id or run_id,
+        created_at=now,
+    )
+
+
 def _run_id(job_type: str, request: PlanRequest, now: datetime) -> str:
     if request.run_id:
         return request.run_id
@@ -110,15 +123,7 @@ class Planner:
         now = datetime.now(UTC)
         run_id = _run_id(self._job_type, request, now)
         header, created = self._runs.open_run(
-            RunHeader(
-                run_id=run_id,
-                job_type=self._job_type,
-                trigger=request.trigger,
-                requested_by=request.requested_by,
-                scheduled_for=request.scheduled_time,
-                correlation_id=request.correlation_id or run_id,
-                created_at=now,
-            )
+            opening_header(self._job_type, request, run_id, now)
         )
         if not created and header.status is not RunStatus.PLANNING:
             logger.info("run already planned", extra={"run_id": run_id, "status": header.status})

@@ -18,7 +18,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 HEADER = "RUN"
-COUNTERS = ("received", "processed", "failed", "skipped", "dead_lettered", "retries", "ack_failed")
 
 
 class RunStatus(StrEnum):
@@ -54,8 +53,24 @@ class Trigger(StrEnum):
     CLI = "cli"
 
 
-class RunHeader(BaseModel):
+class Counted(BaseModel):
+    """The counters (``COUNTERS``) a client row keeps and its run header sums."""
+
     model_config = ConfigDict(extra="ignore")
+
+    received: int = 0
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    ack_failed: int = 0
+
+
+COUNTERS = tuple(Counted.model_fields)
+
+
+class RunHeader(Counted):
 
     run_id: str
     job_type: str
@@ -70,32 +85,16 @@ class RunHeader(BaseModel):
     clients: int = 0
     clients_done: int = 0
     clients_failed: int = 0
-    received: int = 0
-    processed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    retries: int = 0
-    ack_failed: int = 0
     issues: list[str] = Field(default_factory=list)
 
 
-class ClientRun(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class ClientRun(Counted):
     client_id: str
     group_id: str = ""
     status: ClientStatus = ClientStatus.RUNNING
     pages_open: int = 0
     open_items: int = 0
     pages: int = 0
-    received: int = 0
-    processed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    retries: int = 0
-    ack_failed: int = 0
     error: str | None = None
     attempt: int = 0  # client-level retries so far
     next_retry_at: str | None = None

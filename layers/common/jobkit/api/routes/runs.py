@@ -57,16 +57,11 @@ def _plan_request(job_type: str, who: Caller, body: StartRun, now: datetime) -> 
 
 def _open(job_type: str, request: "PlanRequest", now: datetime) -> RunHeader:
     """The run, open before its planner is invoked: the answer shows it, PLANNING."""
-    assert request.run_id is not None and request.correlation_id is not None
+    from jobkit.pipeline.plan import opening_header  # loaded with _plan_request's
+
+    assert request.run_id is not None
     header, _ = services(router).lifecycle.open_run(
-        RunHeader(
-            run_id=request.run_id,
-            job_type=job_type,
-            trigger=request.trigger,
-            requested_by=request.requested_by,
-            correlation_id=request.correlation_id,
-            created_at=now,
-        )
+        opening_header(job_type, request, request.run_id, now)
     )
     return header
 
