@@ -122,9 +122,7 @@ class Planner:
     def plan(self, request: PlanRequest) -> RunHeader:
         now = datetime.now(UTC)
         run_id = _run_id(self._job_type, request, now)
-        header, created = self._runs.open_run(
-            opening_header(self._job_type, request, run_id, now)
-        )
+        header, created = self._runs.open_run(opening_header(self._job_type, request, run_id, now))
         if not created and header.status is not RunStatus.PLANNING:
             logger.info("run already planned", extra={"run_id": run_id, "status": header.status})
             return header

@@ -71,7 +71,6 @@ COUNTERS = tuple(Counted.model_fields)
 
 
 class RunHeader(Counted):
-
     run_id: str
     job_type: str
     trigger: Trigger
