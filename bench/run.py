@@ -19,6 +19,7 @@ Sizes can be lowered for a quick look: JOBKIT_BENCH_SIZES=1000 JOBKIT_BENCH_PLAN
 
 import json
 import os
+import platform
 import re
 import statistics
 import subprocess
@@ -294,9 +295,11 @@ def lambda_like_path() -> Iterator[str]:
                 source = import_root / f"{package}.py"
             (Path(runtime) / source.name).symlink_to(source)
         built = ROOT / ".aws-sam" / "build"
-        yield os.pathsep.join(
-            [str(built / "Processor"), str(built / "CommonLayer" / "python"), runtime]
+        # `sam build` builds a layer per architecture: this machine's is the one that imports.
+        layer = {"aarch64": "CommonLayerArm64", "arm64": "CommonLayerArm64"}.get(
+            platform.machine(), "CommonLayerX8664"
         )
+        yield os.pathsep.join([str(built / "Processor"), str(built / layer / "python"), runtime])
 
 
 def import_seconds(codes: dict[str, str], path: str) -> dict[str, float]:
