@@ -13,7 +13,7 @@ and nothing ever read it, since the event is what subscribers act on.
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -201,8 +201,7 @@ class WorkflowStore:
         return list(response.get("Items", []))
 
 
-@dataclass(frozen=True)
-class _Write:
+class _Write(NamedTuple):
     """One transition as it is committed: the state it was decided on, and its history row."""
 
     pk: str

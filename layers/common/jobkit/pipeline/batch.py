@@ -8,6 +8,7 @@ back (reported to the event source as failures) or put back on the queue.
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel
@@ -41,15 +42,13 @@ class RecordResult(BaseModel):
     event: StatusChanged | None = None
 
 
-@dataclass(frozen=True)
-class FetchedPage:
+class FetchedPage(NamedTuple):
     message: SQSRecord
     item: PageItem
     result: PageResult
 
 
-@dataclass(frozen=True)
-class CountedItem:
+class CountedItem(NamedTuple):
     """A record item's outcome, to count on its run."""
 
     message: SQSRecord
@@ -57,8 +56,7 @@ class CountedItem:
     outcome: ItemOutcome
 
 
-@dataclass(frozen=True)
-class AckDue:
+class AckDue(NamedTuple):
     """A record the external system is to be told of, once the batch settles."""
 
     message: SQSRecord
@@ -66,14 +64,12 @@ class AckDue:
     ref: AckRef
 
 
-@dataclass(frozen=True)
-class EventDue:
+class EventDue(NamedTuple):
     message: SQSRecord
     event: StatusChanged
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
     """An item to dead-letter (permanent, or its last attempt) or to retry with backoff."""
 
     message: SQSRecord
@@ -82,8 +78,7 @@ class Failure:
     item: PageItem | RecordItem | None
 
 
-@dataclass(frozen=True)
-class Unstarted:
+class Unstarted(NamedTuple):
     """A message this invocation had no time for."""
 
     message: SQSRecord

@@ -7,7 +7,7 @@ idempotent per envelope: what failed to count is retried, not lost.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from jobkit.domain.envelope import PageItem
 from jobkit.observability import logger
@@ -17,8 +17,7 @@ from jobkit.runs.counting import OutcomeCounting
 from jobkit.runs.models import ItemOutcome, Outcome
 
 
-@dataclass(frozen=True)
-class Counted:
+class Counted(NamedTuple):
     counted: frozenset[str]  # messages whose outcome is on its run now
     unsettled: frozenset[str]  # messages whose counting failed: retried
 

@@ -6,7 +6,7 @@ on like any item that keeps failing: counted failed and dead-lettered (redriven,
 its event and is recounted as processed).
 """
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from jobkit.adapters.events import EventPublisher
 from jobkit.adapters.queue import receive_count
@@ -14,12 +14,11 @@ from jobkit.observability import logger
 from jobkit.pipeline.batch import AckDue, CountedItem, EventDue, Failure, dead_lettered
 
 
-@dataclass(frozen=True)
-class Published:
+class Published(NamedTuple):
     held: frozenset[str] = frozenset()  # messages whose event did not go out
     retried: frozenset[str] = frozenset()  # of those, retried: reported failed
-    given_up: list[CountedItem] = field(default_factory=list)  # last attempts: counted failed
-    dead: list[Failure] = field(default_factory=list)  # and dead-lettered
+    given_up: tuple[CountedItem, ...] = ()  # last attempts: counted failed
+    dead: tuple[Failure, ...] = ()  # and dead-lettered
 
     def acks(self, acks: list[AckDue]) -> list[AckDue]:
         """Only what fully succeeded is acknowledged."""
@@ -29,7 +28,7 @@ class Published:
         """The outcomes to count: the given-up items' replaced by their failure."""
         given_up = {entry.message.message_id for entry in self.given_up}
         kept = [entry for entry in outcomes if entry.message.message_id not in given_up]
-        return kept + self.given_up
+        return [*kept, *self.given_up]
 
 
 def publish(
@@ -78,4 +77,4 @@ def _hold(
         )
         given_up.append(dead_lettered(entry.message, entry.item, reason))
         dead.append(Failure(entry.message, reason, "EventNotPublished", entry.item))
-    return Published(held, frozenset(retried), given_up, dead)
+    return Published(held, frozenset(retried), tuple(given_up), tuple(dead))

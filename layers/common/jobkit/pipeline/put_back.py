@@ -9,7 +9,7 @@ after sending it, the original comes back too, and idempotency makes that a dupl
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -22,8 +22,7 @@ from jobkit.pipeline.batch import AckDue, Unstarted
 _PER_REQUEST = 10  # SQS batch requests take ten entries
 
 
-@dataclass(frozen=True)
-class PutBack:
+class PutBack(NamedTuple):
     returned: frozenset[str]  # copies on the queue: the originals are done with
     unsettled: frozenset[str]  # the copy failed: the original is reported failed instead
 

@@ -14,7 +14,7 @@ What a phase holds back is reported to the event source as a failure and comes b
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from jobkit.adapters.aws import SQSClient
 from jobkit.adapters.events import EventPublisher
@@ -30,15 +30,13 @@ from jobkit.pipeline.put_back import put_back
 from jobkit.runs.counting import OutcomeCounting
 
 
-@dataclass(frozen=True)
-class Settled:
+class Settled(NamedTuple):
     unsettled: frozenset[str]  # messages to report as failures: they come back
     unstarted: int
     unacknowledged: int
 
 
-@dataclass(frozen=True)
-class Settler:
+class Settler(NamedTuple):
     acknowledger: Acknowledger
     runs: OutcomeCounting
     queue: WorkQueue
@@ -59,7 +57,7 @@ class Settler:
         held = published.retried | pages_unsettled | returned.returned | returned.unsettled
         counted = count_outcomes(outcomes, acknowledged, held, self.runs)
         held = held | acknowledged.unsettled | counted.unsettled
-        unsent = dead_letter(batch.dead + published.dead, held, self.dead_letters)
+        unsent = dead_letter([*batch.dead, *published.dead], held, self.dead_letters)
         back_off(batch.retry + acknowledged.retry, self.sqs, self.queue_url, self.runs)
         metrics.emit(
             batch.pages,

@@ -5,27 +5,53 @@
   retry_state  the client-level retries: park, resume, delay, poison
   queries      the API, the job-health page and the CLI: runs and rows, as models
 
-They share the table and the closing of clients and runs (``jobkit.runs.closing``).
+They share the table and the closing of clients and runs (``jobkit.runs.closing``). Each part
+is built, and its module imported, when its caller first asks for it: a function's cold start
+loads only the parts it uses.
 """
 
-from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from jobkit.runs.closing import ClientClosed, RunClosing, RunFinished
-from jobkit.runs.counting import OutcomeCounting
-from jobkit.runs.lifecycle import RunLifecycle
-from jobkit.runs.queries import RunQueries
 from jobkit.runs.report import report_run_finished
-from jobkit.runs.retry_state import ClientRetryState
 from jobkit.runs.table import RunsTable
 
+if TYPE_CHECKING:
+    from jobkit.runs.counting import OutcomeCounting
+    from jobkit.runs.lifecycle import RunLifecycle
+    from jobkit.runs.queries import RunQueries
+    from jobkit.runs.retry_state import ClientRetryState
 
-@dataclass(frozen=True)
+
 class Ledger:
-    lifecycle: RunLifecycle
-    counting: OutcomeCounting
-    retry_state: ClientRetryState
-    queries: RunQueries
+    def __init__(self, runs: RunsTable, closing: RunClosing) -> None:
+        self._runs = runs
+        self._closing = closing
+
+    @cached_property
+    def lifecycle(self) -> "RunLifecycle":
+        from jobkit.runs.lifecycle import RunLifecycle
+
+        return RunLifecycle(self._runs, self._closing)
+
+    @cached_property
+    def counting(self) -> "OutcomeCounting":
+        from jobkit.runs.counting import OutcomeCounting
+
+        return OutcomeCounting(self._runs, self._closing)
+
+    @cached_property
+    def retry_state(self) -> "ClientRetryState":
+        from jobkit.runs.retry_state import ClientRetryState
+
+        return ClientRetryState(self._runs, self._closing)
+
+    @cached_property
+    def queries(self) -> "RunQueries":
+        from jobkit.runs.queries import RunQueries
+
+        return RunQueries(self._runs)
 
 
 def open_ledger(
@@ -36,10 +62,4 @@ def open_ledger(
     """The ledger over the Runs table (a ``jobkit.adapters.aws.Table``); ``on_client_closed``
     tells the health bookkeeping (``jobkit.runs.client_health``) of each closed client."""
     runs = RunsTable(table)
-    closing = RunClosing(runs, on_run_finished, on_client_closed)
-    return Ledger(
-        lifecycle=RunLifecycle(runs, closing),
-        counting=OutcomeCounting(runs, closing),
-        retry_state=ClientRetryState(runs, closing),
-        queries=RunQueries(runs),
-    )
+    return Ledger(runs, RunClosing(runs, on_run_finished, on_client_closed))

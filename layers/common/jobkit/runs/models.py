@@ -144,7 +144,8 @@ class RunView:
 class ItemRow(BaseModel):
     """An item outcome as stored (``ITEM#<envelope>``)."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Built on first use: only the API reads item rows, and every function imports this.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     sk: str
     client_id: str

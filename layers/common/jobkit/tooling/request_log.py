@@ -15,8 +15,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from jobkit.tooling.permissions import permissions_needed
-
 REQUESTS: Counter[str] = Counter()
 # DynamoDB capacity units by table and operation ("<table>.<Operation>"), estimated from
 # each request (items under 1 KB, as ours are): what on-demand DynamoDB bills, where a request
@@ -68,6 +66,9 @@ def instrument[ClientT](client: ClientT) -> ClientT:
 
     def count_units(params: dict[str, Any], model: Any, **_: Any) -> None:
         CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += dynamodb_units(model.name, params)
+
+    # Here, not at the top: only a client that logs its requests needs it.
+    from jobkit.tooling.permissions import permissions_needed
 
     def note_permissions(params: dict[str, Any], model: Any, **_: Any) -> None:
         try:

@@ -7,9 +7,8 @@ What a function needs on every invocation is built at cold start; what only some
 and kept for the container's life.
 """
 
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
@@ -42,8 +41,7 @@ if TYPE_CHECKING:
     import httpx
 
 
-@dataclass(frozen=True)
-class Parts:
+class Parts(NamedTuple):
     """What the planner, the processor and the retry worker share, built the same way."""
 
     configs: ConfigStore
