@@ -2,10 +2,8 @@
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.observability import metrics
 from jobkit.settings import DeliverySettings, load_settings
 from jobkit.wiring.entry import lambda_entry
 from jobkit.wiring.webhooks import build_delivery_worker
@@ -16,7 +14,4 @@ worker = build_delivery_worker(settings)
 
 @lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_metric(
-        name="WebhookAttempts", unit=MetricUnit.Count, value=len(event.get("Records", []))
-    )
     return worker.handle(event, context)

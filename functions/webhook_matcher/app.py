@@ -3,10 +3,8 @@ at a time."""
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobkit.observability import metrics
 from jobkit.settings import MatcherSettings, load_settings
 from jobkit.wiring.entry import lambda_entry
 from jobkit.wiring.webhooks import build_matcher
@@ -17,7 +15,4 @@ matcher = build_matcher(settings)
 
 @lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_metric(
-        name="DomainEventsMatched", unit=MetricUnit.Count, value=len(event.get("Records", []))
-    )
     return matcher.handle(event, context)

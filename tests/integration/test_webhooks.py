@@ -10,7 +10,7 @@ import pytest
 from jobkit.adapters.events import event_id
 from jobkit.adapters.records import transition_id
 from jobkit.runs.queries import RunQueries
-from jobkit.webhooks.delivery import delivery_id
+from jobkit.webhooks.matcher import delivery_id
 from jobkit.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
 from jobkit_cli.stack import Stack

@@ -8,7 +8,7 @@ import boto3
 
 from jobkit.adapters.events import StatusChanged
 from jobkit.adapters.queue import WorkQueue
-from jobkit.webhooks.delivery import Matcher
+from jobkit.webhooks.matcher import Matcher
 from jobkit.webhooks.subscriptions import Subscription, SubscriptionStore
 from tests.support import LambdaContext
 

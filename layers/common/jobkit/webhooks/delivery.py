@@ -1,14 +1,12 @@
-"""Webhook delivery: match events to subscriptions, then POST each delivery, signed.
+"""The webhook delivery worker: POST each delivery the matcher made, signed.
 
-Matcher: one delivery per matching subscription (delivery id = event id + subscription id)
-on the webhook queue. Worker: Powertools idempotency on the delivery id (a duplicate event
-never delivers twice), the body signed with the subscription's secret, the answer classified:
-2xx delivered; 410 disables the subscription; other 4xx (but 408/429) dead-letter at once;
-the rest retries with exponential backoff and jitter through message visibility (429 honours
-Retry-After), and the 8th failed attempt dead-letters with a failure record.
+Powertools idempotency on the delivery id (a duplicate event never delivers twice), the
+body signed with the subscription's secret, the answer classified: 2xx delivered; 410
+disables the subscription; other 4xx (but 408/429) dead-letter at once; the rest retries
+with exponential backoff and jitter through message visibility (429 honours Retry-After),
+and the 8th failed attempt dead-letters with a failure record.
 """
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -16,25 +14,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from jobkit.adapters.aws import SQSClient
-from jobkit.adapters.events import BusEvent, StatusChanged
-from jobkit.adapters.queue import DeadLetterQueue, WorkQueue, receive_count
+from jobkit.adapters.queue import DeadLetterQueue, receive_count
 from jobkit.adapters.ratelimit import RateLimitedError, TokenBucket
 from jobkit.domain.backoff import backoff_seconds
 from jobkit.domain.envelope import describe_validation_error
-from jobkit.observability import logger
+from jobkit.observability import logger, metrics
+from jobkit.webhooks.matcher import Delivery
 from jobkit.webhooks.signing import (
     DELIVERY_HEADER,
     MAX_ATTEMPTS,
@@ -51,82 +46,6 @@ _FINAL = {
     Verdict.GONE: "gone",
     Verdict.PERMANENT: "dead_lettered",
 }
-
-
-class Delivery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    delivery_id: str
-    subscription_id: str
-    client_id: str
-    event_id: str
-    event_type: str
-    event: dict[str, Any]
-
-
-def delivery_id(event_id: str, subscription_id: str) -> str:
-    return hashlib.sha256(f"{event_id}#{subscription_id}".encode()).hexdigest()[:32]
-
-
-class Matcher:
-    """Domain events in, one delivery per matching subscription out, a queue batch at a time.
-
-    A client's subscriptions are read once per batch: a batch of a run's events (mostly one
-    client's) costs one query, not one per event. A subscription made mid-batch is matched
-    from the next batch on.
-    """
-
-    def __init__(self, subscriptions: SubscriptionStore, queue: WorkQueue) -> None:
-        self._subscriptions = subscriptions
-        self._queue = queue
-        self._batch = BatchProcessor(event_type=EventType.SQS)
-        self._by_client: dict[str, list[Subscription]] = {}
-
-    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        """An SQS batch of bus events; a message that fails is retried alone, then
-        dead-lettered by the queue's redrive policy."""
-        self._by_client.clear()
-        response = process_partial_response(
-            event=event, record_handler=self._match_message, processor=self._batch, context=context
-        )
-        return dict(response)
-
-    def _match_message(self, record: SQSRecord) -> int:
-        try:
-            domain_event = BusEvent.model_validate_json(record.body).detail
-        except ValidationError as exc:
-            logger.error(
-                "invalid bus event",
-                extra={"message_id": record.message_id, "reason": describe_validation_error(exc)},
-            )
-            raise
-        logger.append_keys(correlation_id=domain_event.correlation_id)
-        try:
-            return self.match(domain_event)
-        finally:
-            logger.remove_keys(["correlation_id"])
-
-    def match(self, event: StatusChanged) -> int:
-        if event.client_id not in self._by_client:
-            self._by_client[event.client_id] = self._subscriptions.for_client(event.client_id)
-        wanted = [s for s in self._by_client[event.client_id] if s.wants(event.type)]
-        self._queue.send_bodies(
-            [
-                (
-                    s.subscription_id,
-                    Delivery(
-                        delivery_id=delivery_id(event.event_id, s.subscription_id),
-                        subscription_id=s.subscription_id,
-                        client_id=event.client_id,
-                        event_id=event.event_id,
-                        event_type=event.type,
-                        event=event.model_dump(mode="json"),
-                    ).model_dump_json(),
-                )
-                for s in wanted
-            ]
-        )
-        return len(wanted)
 
 
 class DeliveryOutcome(BaseModel):
@@ -216,6 +135,8 @@ class DeliveryWorker:
         )
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        records = event.get("Records", [])
+        metrics.add_metric(name="WebhookAttempts", unit=MetricUnit.Count, value=len(records))
         self._config.register_lambda_context(context)
         # A slow endpoint's pace must not run the invocation into its timeout: waiting for
         # the endpoint stops in time for the request itself (its timeout) and a margin.
@@ -230,7 +151,7 @@ class DeliveryWorker:
         def handle_message(record: SQSRecord) -> None:  # BatchProcessor passes `record=`
             self._handle(record)
 
-        with processor(records=event.get("Records", []), handler=handle_message):
+        with processor(records=records, handler=handle_message):
             processor.process()
         return dict(processor.response())
 

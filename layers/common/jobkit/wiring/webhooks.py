@@ -7,7 +7,8 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from jobkit.adapters.aws import dynamodb_client, dynamodb_table, secrets_client, sqs_client
 from jobkit.adapters.queue import DeadLetterQueue, WorkQueue
 from jobkit.settings import DeliverySettings, MatcherSettings
-from jobkit.webhooks.delivery import DeliveryWorker, EndpointPacer, Matcher, WorkerDeps
+from jobkit.webhooks.delivery import DeliveryWorker, EndpointPacer, WorkerDeps
+from jobkit.webhooks.matcher import Matcher
 from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
 
 
