@@ -4,9 +4,11 @@ from rich.table import Table
 from rich.text import Text
 
 from jobkit.adapters.config import ConfigStore
+from jobkit.api.visibility import EveryClient
 from jobkit.ops.health_page import (
     DEFAULT_CLIENTS,
     ClientHealthOut,
+    ClientsShown,
     HealthOut,
     JobHealthOut,
     build_health,
@@ -34,10 +36,10 @@ def load_health(stack: Stack, limit: int = DEFAULT_CLIENTS, client_prefix: str =
     return build_health(
         {job: "" for job in stack.planners},
         ConfigStore(stack.table("ConfigTableName")),
-        run_store(stack),
+        EveryClient(run_store(stack)),
         int(depth),
         limit=limit,
-        client_prefix=client_prefix,
+        shown=ClientsShown(prefix=client_prefix),
     )
 
 

@@ -39,7 +39,7 @@ def create(
     scope: Annotated[list[Scope], typer.Option(help="read, trigger or admin; repeatable.")],
     job: Annotated[list[str] | None, typer.Option(help="Limit to these job types.")] = None,
     client: Annotated[
-        list[str] | None, typer.Option(help="Limit triggers to these clients.")
+        list[str] | None, typer.Option(help="Limit to these clients: every read and action.")
     ] = None,
     expires: Annotated[str | None, typer.Option(help="30d, 12h, 90m or an ISO time.")] = None,
 ) -> None:

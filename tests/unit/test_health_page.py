@@ -8,15 +8,18 @@ import pytest
 
 from jobkit.api import models as api_models
 from jobkit.api.models import run_out
-from jobkit.ops.health_page import HealthOut, JobHealthOut, build_health
+from jobkit.api.visibility import EveryClient
+from jobkit.ops.health_page import ClientsShown, HealthOut, JobHealthOut, build_health
 from jobkit.runs.models import RunStatus
 from jobkit.tooling.permissions import permissions_needed
 from tests.unit.pipeline import JOB, Pipeline
 
 
-def _health(pipeline: Pipeline, **options: Any) -> JobHealthOut:
+def _health(pipeline: Pipeline, client_prefix: str = "", **options: Any) -> JobHealthOut:
+    runs = EveryClient(pipeline.ledger.queries)
+    shown = ClientsShown(prefix=client_prefix)
     report: HealthOut = build_health(
-        {JOB: "rate(1 hour)"}, pipeline.configs, pipeline.ledger.queries, 0, **options
+        {JOB: "rate(1 hour)"}, pipeline.configs, runs, 0, shown=shown, **options
     )
     [job] = report.jobs
     return job

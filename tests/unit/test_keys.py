@@ -57,11 +57,16 @@ def test_expired_and_revoked_keys_do_not_authenticate(keys: KeyStore) -> None:
         ({Scope.TRIGGER}, set(), set(), Scope.READ, "a", None, True),
         ({Scope.TRIGGER}, {"a"}, set(), Scope.TRIGGER, "b", None, False),
         ({Scope.TRIGGER}, {"a"}, set(), Scope.TRIGGER, "a", None, True),
-        ({Scope.TRIGGER}, set(), {"acme"}, Scope.TRIGGER, "a", None, False),
+        # a run of every client (no clients named) is beyond a client-limited key
+        ({Scope.TRIGGER}, set(), {"acme"}, Scope.TRIGGER, "a", [], False),
         ({Scope.TRIGGER}, set(), {"acme"}, Scope.TRIGGER, "a", ["acme", "globex"], False),
         ({Scope.TRIGGER}, set(), {"acme"}, Scope.TRIGGER, "a", ["acme"], True),
         ({Scope.TRIGGER}, set(), set(), Scope.ADMIN, None, None, False),
         ({Scope.ADMIN}, set(), set(), Scope.TRIGGER, "any", ["whoever"], True),
+        # the limits bind admin keys too
+        ({Scope.ADMIN}, set(), {"acme"}, Scope.ADMIN, "a", ["globex"], False),
+        ({Scope.ADMIN}, {"a"}, set(), Scope.READ, "b", None, False),
+        ({Scope.ADMIN}, set(), {"acme"}, Scope.ADMIN, "a", ["acme"], True),
     ],
 )
 def test_scopes(

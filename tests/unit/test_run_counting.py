@@ -30,7 +30,7 @@ def _running_run(ledger: Ledger, received: dict[str, int]) -> str:
     )
     ledger.lifecycle.open_run(header)
     rows = [ClientRun(client_id=c, group_id="g", pages_open=1) for c in received]
-    ledger.lifecycle.add_clients("run-1", rows, resume=False)
+    ledger.lifecycle.add_clients(header, rows, resume=False)
     ledger.lifecycle.mark_running("run-1", len(received), 0, [])
     for client_id, n in received.items():
         ledger.counting.count_page("run-1", client_id, f"page-{client_id}", 1, n)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -33,26 +33,42 @@ RUN_WRITTEN_FIELDS = frozenset({"failure_streak"})
 PILOT_HEALTHY_RUNS = 2
 
 
-class ClientConfig(BaseModel):
-    """One client of one job type: what to fetch, and the client's own sync state."""
+# A client's settings, as the Config table and the API's client body both constrain them.
+Route = Annotated[str, Field(pattern=r"^/[A-Za-z0-9_\-/]*$", max_length=128)]
+Script = Annotated[str, Field(min_length=1, max_length=64)]
+Days = Annotated[int, Field(ge=1, le=366)]
+Year = Annotated[int, Field(ge=2000, le=2100)]
+FrequencyMinutes = Annotated[int, Field(ge=1, le=10080)]
+PageSize = Annotated[int, Field(ge=1, le=500)]
+
+
+class ClientSettings(BaseModel):
+    """What an operator sets of a client: the Config table's row, and the API's client body."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    job_type: JobType
-    client_id: Identifier
     group_id: Identifier
-    route: str = Field("/v1", pattern=r"^/[A-Za-z0-9_\-/]*$", max_length=128)
-    script: str = Field("GET_COMPLETED", min_length=1, max_length=64)
-    days: int = Field(7, ge=1, le=366)
-    year: int | None = Field(None, ge=2000, le=2100)
-    frequency_minutes: int = Field(30, ge=1, le=10080)
-    page_size: int = Field(50, ge=1, le=500)
+    route: Route = "/v1"
+    script: Script = "GET_COMPLETED"
+    days: Days = 7
+    year: Year | None = None
+    frequency_minutes: FrequencyMinutes = 30
+    page_size: PageSize = 50
     enabled: bool = True
     pilot: bool = False
     settings: dict[str, SettingValue] = Field(default_factory=dict)
     # The client authenticates with a bearer token kept in Secrets Manager
     # (``<credential prefix>/<client_id>``), rotated by the platform.
-    credentials: bool = False
+    credentials: bool = Field(
+        False, description="Call with the bearer token stored for this client (Secrets Manager)."
+    )
+
+
+class ClientConfig(ClientSettings):
+    """One client of one job type: what to fetch, and the client's own sync state."""
+
+    job_type: JobType
+    client_id: Identifier
     created_by: str = Field("jobkit", max_length=128)
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     # Per-client state, written by the platform.

@@ -16,11 +16,15 @@ from jobkit.observability import logger
 SOURCE = "jobkit"
 
 
+# The domain events a webhook can subscribe to.
+EventType = Literal["record.status_changed"]
+
+
 class StatusChanged(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     event_id: str
-    type: Literal["record.status_changed"] = "record.status_changed"
+    type: EventType = "record.status_changed"
     job_type: str
     client_id: str
     record_id: str

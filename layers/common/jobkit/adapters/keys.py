@@ -40,26 +40,26 @@ class Grant(BaseModel):
     def allows(
         self, scope: Scope, job_type: str | None = None, client_ids: list[str] | None = None
     ) -> bool:
-        """Admin may do anything; trigger implies read; job and client limits apply."""
-        if Scope.ADMIN in self.scopes:
-            return True
-        return (
-            self._has(scope)
-            and self._covers_job(job_type)
-            and (scope is not Scope.TRIGGER or self._covers_clients(client_ids))
-        )
+        """Admin implies trigger, trigger implies read. The job and client limits apply to
+        every scope: ``client_ids`` are the clients an action touches (None: it names none)."""
+        return self._has(scope) and self._covers_job(job_type) and self._covers_clients(client_ids)
 
     def _has(self, scope: Scope) -> bool:
+        if Scope.ADMIN in self.scopes:
+            return True
         if scope is Scope.READ:
             return bool(self.scopes & {Scope.READ, Scope.TRIGGER})
-        return scope in self.scopes  # admin was answered above
+        return scope in self.scopes
 
     def _covers_job(self, job_type: str | None) -> bool:
         return job_type is None or not self.job_types or job_type in self.job_types
 
     def _covers_clients(self, client_ids: list[str] | None) -> bool:
-        # A client-limited key must name its clients, and only those.
-        return not self.clients or (bool(client_ids) and set(client_ids or []) <= self.clients)
+        # A client-limited key acting on clients must name them, and only its own: an empty
+        # list (a run of every client) is not within the limit.
+        if client_ids is None or not self.clients:
+            return True
+        return bool(client_ids) and set(client_ids) <= self.clients
 
 
 class ApiKey(Grant):

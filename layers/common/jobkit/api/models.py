@@ -1,12 +1,14 @@
 """Bodies of the runs API, shared by the API function and the CLI."""
 
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobkit.adapters.config import ClientConfig, SettingValue
+from jobkit.adapters.config import ClientConfig, ClientSettings
+from jobkit.adapters.events import EventType
 from jobkit.domain.envelope import Identifier
 from jobkit.runs.models import COUNTERS, ClientRun, ItemRow, RunHeader, RunStatus, RunView
 from jobkit.runs.queries import RunQueries
@@ -168,22 +170,8 @@ class JobOut(BaseModel):
     health: str = Field(description="healthy, degraded, failing or unknown, from the last run")
 
 
-class ClientConfigIn(_Body):
+class ClientConfigIn(ClientSettings):
     """A client's configuration, as written through the API (state fields are the platform's)."""
-
-    group_id: Identifier
-    route: str = "/v1"
-    script: str = "GET_COMPLETED"
-    days: int = 7
-    year: int | None = None
-    frequency_minutes: int = 30
-    page_size: int = 50
-    enabled: bool = True
-    pilot: bool = False
-    settings: dict[str, SettingValue] = {}
-    credentials: bool = Field(
-        False, description="Call with the bearer token stored for this client (Secrets Manager)."
-    )
 
     def to_config(self, job_type: str, client_id: str, created_by: str) -> ClientConfig:
         return ClientConfig(
@@ -201,10 +189,26 @@ class HistoryEntry(BaseModel):
     triggers: list[str] = []
 
 
+# https anywhere; plain http to loopback only where the stack allows it (the local stack, whose
+# API function's environment says so): the document states the rule its stack applies.
+_HTTPS = r"https://[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/\S*)?"
+_LOOPBACK = r"http://(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?(?:/\S*)?"
+_LOCAL = os.environ.get("ALLOW_LOOPBACK_WEBHOOKS", "").lower() == "true"
+WEBHOOK_URL = f"^(?:{_HTTPS}|{_LOOPBACK})$" if _LOCAL else f"^{_HTTPS}$"
+
+
+def _every_event_type() -> list[EventType]:
+    return list(get_args(EventType))
+
+
 class NewSubscription(_Body):
     client_id: Identifier
-    url: str = Field(max_length=2048)
-    event_types: list[str] = Field(default_factory=lambda: ["record.status_changed"], min_length=1)
+    url: str = Field(
+        max_length=2048,
+        pattern=WEBHOOK_URL,
+        description="https (plain http to loopback only on the local stack).",
+    )
+    event_types: list[EventType] = Field(default_factory=_every_event_type, min_length=1)
     rate_per_second: float = Field(5.0, gt=0, le=1000)
 
 

@@ -9,7 +9,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from jobkit.api.responses import ApiError
 
 Limit = Annotated[int, Query(ge=1, le=200)]
-Next = Annotated[str | None, Query(max_length=2048)]
+Next = Annotated[
+    str | None,
+    Query(
+        max_length=2048,
+        pattern=r"^[A-Za-z0-9_\-]*={0,2}$",
+        description="The `next` of the page before (URL-safe base64).",
+    ),
+]
 
 
 def encode(key: dict[str, Any] | None) -> str | None:

@@ -1,7 +1,12 @@
 """What the API answers besides a route's own body: the documented responses of every route,
 the error body, and the one place that maps typed errors to status codes."""
 
+import json
+from collections.abc import Sequence
+from typing import Any
+
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import ValidationError
 
@@ -13,7 +18,8 @@ _ERRORS = {
     400: "Bad request: the field and the rule it breaks",
     401: "Missing, unknown, expired or revoked key (answered by the authorizer)",
     403: "The key's scope does not allow this",
-    404: "No such job type, run, client or subscription",
+    404: "No such job type, run, client or subscription, or none the key may read",
+    429: "Too many requests: the stage's throttling (answered by API Gateway)",
 }
 
 
@@ -26,14 +32,16 @@ class ApiError(Exception):
 
 
 def documented(
-    success: int = 200, description: str = "OK", body: bool = True
+    success: int = 200, description: str = "OK", body: bool = True, conflict: str | None = None
 ) -> dict[int, OpenAPIResponse]:
-    """Every answer a route can give, so clients and fuzzers can rely on the document."""
+    """Every answer a route can give, so clients and fuzzers can rely on the document;
+    ``conflict``: when the route answers 409."""
     ok: OpenAPIResponse = {"description": description}
     if not body:
         ok["content"] = {}
     responses = {success: ok}
-    for status, text in _ERRORS.items():
+    errors = {**_ERRORS, **({409: conflict} if conflict else {})}
+    for status, text in sorted(errors.items()):
         responses[status] = {
             "description": text,
             "content": {"application/json": {"model": ErrorOut}},
@@ -67,7 +75,22 @@ def _config_not_found(exc: ConfigNotFoundError) -> Response[str]:
 
 
 def _invalid_value(exc: ValidationError) -> Response[str]:
-    return error(422, describe_validation_error(exc))
+    return _invalid(describe_validation_error(exc), exc.errors(include_input=False))
+
+
+def _invalid_request(exc: RequestValidationError) -> Response[str]:
+    errors = list(exc.errors())
+    summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:3])
+    return _invalid(summary, errors)
+
+
+def _invalid(summary: str, errors: Sequence[Any]) -> Response[str]:
+    """A 422 as the document describes it (Powertools' ``HTTPValidationError``: each error's
+    ``loc``, ``msg`` and ``type``, never the input) with the one-line ``error`` every other
+    refusal carries. Powertools' own 422 leaves out the ``msg`` its document requires."""
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    body = {"error": summary, "detail": detail}
+    return Response(status_code=422, content_type="application/json", body=json.dumps(body))
 
 
 def install_error_handlers(app: APIGatewayRestResolver) -> None:
@@ -76,3 +99,4 @@ def install_error_handlers(app: APIGatewayRestResolver) -> None:
     app.exception_handler(ApiError)(_api_error)
     app.exception_handler(ConfigNotFoundError)(_config_not_found)
     app.exception_handler(ValidationError)(_invalid_value)
+    app.exception_handler(RequestValidationError)(_invalid_request)

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig
-from jobkit.api.models import LIVE_CLIENT_ROWS, RunOut, run_out
+from jobkit.api.models import LIVE_CLIENT_ROWS, RunOut
+from jobkit.api.visibility import RunsSeen
 from jobkit.runs.models import (
     FINAL_STATUSES,
     ClientRun,
@@ -28,7 +29,6 @@ from jobkit.runs.models import (
     RunStatus,
     processed_ratio,
 )
-from jobkit.runs.queries import RunQueries
 
 DEFAULT_CLIENTS = 50
 _MAX_PAGE_ROWS = 1000  # rows per Query when filling the page
@@ -97,19 +97,28 @@ def job_status_health(status: RunStatus | None) -> str:
     }.get(status, "running")
 
 
+class ClientsShown(BaseModel):
+    """Which clients the page is about: those whose id starts with ``prefix``, and of
+    those, when ``only`` is given, only these (a key limited to some clients)."""
+
+    prefix: str = ""
+    only: frozenset[str] | None = None
+
+
 def build_health(
     schedules: dict[str, str],
     configs: ConfigStore,
-    runs: RunQueries,
+    runs: RunsSeen,
     dlq_depth: int | None,
     *,
     limit: int = DEFAULT_CLIENTS,
-    client_prefix: str = "",
+    shown: ClientsShown | None = None,
 ) -> HealthOut:
-    """Job types x clients: per job type, up to ``limit`` clients (those whose id starts with
-    ``client_prefix``), those needing attention first, with their recent results."""
+    """Job types x clients: per job type, up to ``limit`` of the clients ``shown``, those
+    needing attention first, with their recent results."""
+    shown = shown or ClientsShown()
     jobs = [
-        _job_health(job_type, schedule, configs, runs, limit, client_prefix)
+        _job_health(job_type, schedule, configs, runs, limit, shown)
         for job_type, schedule in sorted(schedules.items())
     ]
     return HealthOut(generated_at=datetime.now(UTC), dlq_depth=dlq_depth, jobs=jobs)
@@ -119,12 +128,16 @@ def _job_health(
     job_type: str,
     schedule: str,
     configs: ConfigStore,
-    runs: RunQueries,
+    runs: RunsSeen,
     limit: int,
-    client_prefix: str,
+    shown: ClientsShown,
 ) -> JobHealthOut:
-    headers = runs.recent_runs(job_type, limit=RECENT_RUNS)
-    attention, listed = _attention_first(configs, job_type, limit, client_prefix)
+    headers = runs.recent_runs(job_type, RECENT_RUNS)
+    if shown.only is None:
+        total = configs.count(job_type, shown.prefix)
+        attention, listed = _attention_first(configs, job_type, limit, shown.prefix)
+    else:
+        total, attention, listed = _only_these(configs, job_type, limit, shown)
     _add_recent(listed, headers, runs)
     open_header = next((h for h in headers if h.status not in FINAL_STATUSES), None)
     return JobHealthOut(
@@ -132,9 +145,9 @@ def _job_health(
         schedule=schedule,
         health=job_status_health(headers[0].status if headers else None),
         last_run_id=headers[0].run_id if headers else None,
-        open_run=run_out(runs, open_header, client_rows=0) if open_header else None,
+        open_run=runs.run_out(open_header, client_rows=0) if open_header else None,
         recent_runs=[h.status.value for h in headers],
-        clients_total=configs.count(job_type, client_prefix),
+        clients_total=total,
         clients_needing_attention=attention,
         clients=listed,
     )
@@ -152,6 +165,21 @@ def _attention_first(
         skip = {client_id for client_id, _ in streaking}
         listed += _other_clients(configs, job_type, client_prefix, skip, limit - len(listed))
     return len(streaking), listed
+
+
+def _only_these(
+    configs: ConfigStore, job_type: str, limit: int, shown: ClientsShown
+) -> tuple[int, int, list[ClientHealthOut]]:
+    """A few named clients (a key's): their rows by key. How many are configured, how many
+    need attention, and a page of them, those first, longest streak first, then by id."""
+    wanted = sorted(c for c in shown.only or () if c.startswith(shown.prefix))
+    found = configs.get_many(job_type, wanted)
+    clients = sorted((_client(config) for config in found.values()), key=_attention_order)
+    return len(clients), sum(c.streak > 0 for c in clients), clients[:limit]
+
+
+def _attention_order(client: ClientHealthOut) -> tuple[bool, int, str]:
+    return (client.streak == 0, -client.streak, client.client_id)
 
 
 def _streaking_clients(
@@ -205,7 +233,7 @@ def _client(
 
 
 def _add_recent(
-    listed: Sequence[ClientHealthOut], headers: Sequence[RunHeader], runs: RunQueries
+    listed: Sequence[ClientHealthOut], headers: Sequence[RunHeader], runs: RunsSeen
 ) -> None:
     """The listed clients' results in the recent runs (newest first) and last ratio: their
     own rows of each run, read by key."""

@@ -88,6 +88,7 @@ def opening_header(job_type: str, request: PlanRequest, run_id: str, now: dateti
         scheduled_for=request.scheduled_time,
         correlation_id=request.correlation_id or run_id,
         created_at=now,
+        requested_clients=sorted(set(request.client_ids or ())),
     )
 
 
@@ -166,7 +167,7 @@ class Planner:
             for bad in selection.invalid
         ]
         rows = _ready_rows(ready) + _waiting_rows(waiting) + invalid_rows
-        self._runs.add_clients(run_id, rows, resume=not created)
+        self._runs.add_clients(header, rows, resume=not created)
         self._queue.send([self._first_page(header, c, now) for c in ready])
         invalid = len(selection.invalid)
         self._runs.mark_running(run_id, clients=len(rows), invalid=invalid, issues=issues)

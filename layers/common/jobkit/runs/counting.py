@@ -1,7 +1,8 @@
 """Counting, for the processor: pages received and item outcomes, each exactly once.
 
-An outcome row (``ITEM#<envelope>``) is written with ``attribute_not_exists`` in the same
-transaction that moves the client's counters, so a redelivered item is never counted twice.
+An outcome row (``ITEM#<client>#<envelope>``) is written with ``attribute_not_exists`` in the
+same transaction that moves the client's counters, so a redelivered item is never counted
+twice.
 A batch's outcomes of one run go in one transaction per hundred items, whichever clients they
 belong to. A client closes when its pages are all fetched and every received item has an
 outcome (``jobkit.runs.closing``).
@@ -26,6 +27,7 @@ from jobkit.runs.models import (
     PageSnapshot,
     RunHeader,
     client_key,
+    item_sk,
 )
 from jobkit.runs.table import CONFLICT_ATTEMPTS, RunsTable, back_off, expires_at, now
 
@@ -183,7 +185,8 @@ class OutcomeCounting:
         if reasons:
             duplicates = {index for index, failed in enumerate(reasons[: len(pending)]) if failed}
         elif len(pending) == 1:
-            counted = self._table.exists(run_id, f"ITEM#{pending[0][1].envelope_id}")
+            client_id, item = pending[0]
+            counted = self._table.exists(run_id, item_sk(client_id, item.envelope_id))
             duplicates = {0} if counted else set()
         else:
             return None
@@ -200,7 +203,7 @@ class OutcomeCounting:
         if item.outcome is Outcome.FAILED:
             return
         deltas = {Outcome.FAILED.value: -1, item.outcome.value: 1}
-        flip = _flip_from_failed(self._table.name, run_id, item)
+        flip = _flip_from_failed(self._table.name, run_id, client_id, item)
         update = self._table.client_update(run_id, client_id, deltas)
         try:
             self._table.client.transact_write_items(TransactItems=[flip, update])
@@ -238,7 +241,7 @@ class OutcomeCounting:
                 "TableName": self._table.name,
                 "Item": {
                     "run_id": run_id,
-                    "sk": f"ITEM#{item.envelope_id}",
+                    "sk": item_sk(client_id, item.envelope_id),
                     "client_id": client_id,
                     "record_id": item.record_id,
                     "item_key": item.item_key,
@@ -253,11 +256,11 @@ class OutcomeCounting:
         }
 
 
-def _flip_from_failed(table: str, run_id: str, item: ItemOutcome) -> dict[str, Any]:
+def _flip_from_failed(table: str, run_id: str, client_id: str, item: ItemOutcome) -> dict[str, Any]:
     return {
         "Update": {
             "TableName": table,
-            "Key": {"run_id": run_id, "sk": f"ITEM#{item.envelope_id}"},
+            "Key": {"run_id": run_id, "sk": item_sk(client_id, item.envelope_id)},
             "UpdateExpression": "SET outcome = :new, reason = :reason, redriven_at = :now",
             "ConditionExpression": "outcome = :failed",
             "ExpressionAttributeValues": {

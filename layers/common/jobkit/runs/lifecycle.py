@@ -10,7 +10,14 @@ from botocore.exceptions import ClientError
 from jobkit.adapters.aws import condition_failed
 from jobkit.observability import logger
 from jobkit.runs.closing import RunClosing
-from jobkit.runs.models import HEADER, ClientRun, RunHeader, RunStatus
+from jobkit.runs.models import (
+    HEADER,
+    ClientRun,
+    RunHeader,
+    RunStatus,
+    client_key,
+    client_runs_index_keys,
+)
 from jobkit.runs.table import RunsTable, expires_at, now
 
 
@@ -39,15 +46,15 @@ class RunLifecycle:
             return existing, False
         return header, True
 
-    def add_clients(self, run_id: str, rows: Sequence[ClientRun], *, resume: bool) -> None:
+    def add_clients(self, header: RunHeader, rows: Sequence[ClientRun], *, resume: bool) -> None:
         """Write the client rows; when resuming a run, keep rows that already exist."""
         if not resume:
             with self._table.table.batch_writer() as batch:
                 for row in rows:
-                    batch.put_item(Item=_client_item(run_id, row))
+                    batch.put_item(Item=_client_item(header, row))
             return
         for row in rows:
-            self._table.put_once(_client_item(run_id, row))
+            self._table.put_once(_client_item(header, row))
 
     def client_closed(self, job_type: str, row: ClientRun) -> None:
         """A client closed as it opened (an invalid configuration): its health is told."""
@@ -131,7 +138,8 @@ class RunLifecycle:
         return True
 
 
-def _client_item(run_id: str, row: ClientRun) -> dict[str, Any]:
+def _client_item(header: RunHeader, row: ClientRun) -> dict[str, Any]:
     item = row.model_dump(mode="json", exclude_none=True)
-    item.update(run_id=run_id, sk=f"CLIENT#{row.client_id}", expires_at=expires_at())
+    item.update(client_key(header.run_id, row.client_id), expires_at=expires_at())
+    item.update(client_runs_index_keys(header, row.client_id))
     return item

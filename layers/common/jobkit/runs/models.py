@@ -3,10 +3,12 @@ snapshots, as the Runs table holds them.
 
 Layout of the Runs table (partition ``run_id``, sort ``sk``):
 - ``RUN``               the header: status, trigger, timings, totals, issues;
-- ``CLIENT#<id>``       one row per client: its counters while the run is open;
+- ``CLIENT#<id>``       one row per client: its counters while the run is open; the index
+                        ``by-client`` lists a client's runs of a job type, newest first;
 - ``PAGESNAP#<env>``    what a page held when it was first fetched;
 - ``PAGE#<envelope>``   one row per fetched page (marks its records as received, once);
-- ``ITEM#<envelope>``   one row per item outcome (processed, skipped, failed + reason);
+- ``ITEM#<client>#<envelope>`` one row per item outcome (processed, skipped, failed +
+                        reason), under its client so one client's items are one range;
 - ``RETRY#<client>#<n>`` one row per client-level retry that resumed the client.
 """
 
@@ -85,6 +87,9 @@ class RunHeader(Counted):
     clients_done: int = 0
     clients_failed: int = 0
     issues: list[str] = Field(default_factory=list)
+    # The clients a manual run named (none: every enabled client); a key limited to some
+    # clients sees a run that names one of them before its client rows exist.
+    requested_clients: list[str] = Field(default_factory=list)
 
 
 class ClientRun(Counted):
@@ -142,7 +147,7 @@ class RunView:
 
 
 class ItemRow(BaseModel):
-    """An item outcome as stored (``ITEM#<envelope>``)."""
+    """An item outcome as stored (``ITEM#<client>#<envelope>``)."""
 
     # Built on first use: only the API reads item rows, and every function imports this.
     model_config = ConfigDict(extra="ignore", defer_build=True)
@@ -158,11 +163,29 @@ class ItemRow(BaseModel):
 
     @property
     def envelope_id(self) -> str:
-        return self.sk.removeprefix("ITEM#")
+        return self.sk.rsplit("#", 1)[-1]
 
 
 def client_key(run_id: str, client_id: str) -> dict[str, Any]:
     return {"run_id": run_id, "sk": f"CLIENT#{client_id}"}
+
+
+def item_prefix(client_id: str) -> str:
+    """The sort-key prefix of one client's item outcomes (client ids hold no ``#``)."""
+    return f"ITEM#{client_id}#"
+
+
+def item_sk(client_id: str, envelope_id: str) -> str:
+    return item_prefix(client_id) + envelope_id
+
+
+def client_runs_index_keys(header: "RunHeader", client_id: str) -> dict[str, str]:
+    """A client row's keys in the ``by-client`` index: the client's runs of a job type,
+    ordered by when they were created (the run id breaks ties)."""
+    return {
+        "client_job": f"{header.job_type}#{client_id}",
+        "run_order": f"{header.created_at.isoformat()}#{header.run_id}",
+    }
 
 
 def processed_ratio(received: int, processed: int) -> float:

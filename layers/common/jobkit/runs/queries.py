@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobkit.adapters.aws import batch_get
-from jobkit.runs.models import ClientRun, ItemRow, RunHeader, RunView, client_key
+from jobkit.runs.models import HEADER, ClientRun, ItemRow, RunHeader, RunView, client_key
 from jobkit.runs.table import RunsTable
 
 Start = dict[str, Any] | None  # where a page starts: DynamoDB's LastEvaluatedKey
@@ -41,11 +41,39 @@ class RunQueries:
         return [ItemRow.model_validate(row) for row in self._query_prefix(run_id, "ITEM#")]
 
     def items_page(
-        self, run_id: str, outcome: str | None, limit: int, start: Start
+        self, run_id: str, outcome: str | None, limit: int, start: Start, prefix: str = "ITEM#"
     ) -> tuple[list[ItemRow], Start]:
-        """One page of item outcomes, optionally of one outcome, and where the next starts."""
-        rows, last = self._prefix_page(run_id, "ITEM#", limit, start, outcome=outcome)
+        """One page of item outcomes (of every client, or of one: ``item_prefix``),
+        optionally of one outcome, and where the next starts."""
+        rows, last = self._prefix_page(run_id, prefix, limit, start, outcome=outcome)
         return [ItemRow.model_validate(row) for row in rows], last
+
+    def headers(self, run_ids: Sequence[str]) -> dict[str, RunHeader]:
+        """These runs' headers by run id, read by key (absent: no such run)."""
+        keys = [{"run_id": run_id, "sk": HEADER} for run_id in run_ids]
+        found = batch_get(self._table.client, self._table.name, keys)
+        headers = (RunHeader.model_validate(item) for item in found)
+        return {header.run_id: header for header in headers}
+
+    def client_runs(
+        self, job_type: str, client_id: str, limit: int, before: str | None
+    ) -> tuple[list[tuple[str, str]], bool]:
+        """A client's runs of a job type, newest first, created before ``before`` (a
+        ``run_order``): (run_order, run_id) pairs, and whether older ones remain."""
+        condition = "client_job = :client_job"
+        values: dict[str, Any] = {":client_job": f"{job_type}#{client_id}"}
+        if before is not None:
+            condition += " AND run_order < :before"
+            values[":before"] = before
+        page = self._table.table.query(
+            IndexName="by-client",
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        found = [(item["run_order"], item["run_id"]) for item in page.get("Items", [])]
+        return found, "LastEvaluatedKey" in page
 
     def recent_runs(self, job_type: str, limit: int = 20) -> list[RunHeader]:
         return self.runs_page(job_type, limit, None)[0]

@@ -8,14 +8,15 @@ delivery (event x subscription) with attempts, last status, latency and outcome.
 import ipaddress
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from jobkit.adapters.events import EventType
 from jobkit.domain.envelope import Identifier
 
-EVENT_TYPES = frozenset({"record.status_changed"})
+EVENT_TYPES = frozenset(get_args(EventType))
 DELIVERY_RETENTION = timedelta(days=30)
 
 

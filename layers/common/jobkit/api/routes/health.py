@@ -11,7 +11,7 @@ from jobkit.api.auth import caller
 from jobkit.api.paging import Limit
 from jobkit.api.responses import documented
 from jobkit.api.services import services
-from jobkit.ops.health_page import DEFAULT_CLIENTS, HealthOut, build_health
+from jobkit.ops.health_page import DEFAULT_CLIENTS, ClientsShown, HealthOut, build_health
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
@@ -31,11 +31,12 @@ def job_health(limit: Limit = DEFAULT_CLIENTS, client: ClientPrefix = "") -> Hea
     key = caller(router.current_event)
     key.require(Scope.READ)
     api = services(router)
-    # The work DLQ is shared by every job type: its depth is not for a key limited to some.
-    dlq_depth = api.dlq_depth() if key.reads_every_job else None
-    schedules = key.readable(api.planners)
+    # The work DLQ is shared by every tenant: its depth is not for a key limited to some.
+    dlq_depth = api.dlq_depth() if key.sees_every_tenant else None
+    shown = ClientsShown(prefix=client, only=key.clients or None)
+    runs = key.runs_seen(api.runs)
     return build_health(
-        schedules, api.configs, api.runs, dlq_depth, limit=limit, client_prefix=client
+        key.readable(api.planners), api.configs, runs, dlq_depth, limit=limit, shown=shown
     )
 
 

@@ -7,13 +7,13 @@ from jobkit.api.auth import caller
 from jobkit.api.models import JobOut, RunOut
 from jobkit.api.responses import documented
 from jobkit.api.services import services
+from jobkit.api.visibility import RunsSeen
 from jobkit.ops.health_page import job_status_health
-from jobkit.runs.queries import RunQueries
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
 
-def _job(job_type: str, schedule: str, runs: RunQueries) -> JobOut:
+def _job(job_type: str, schedule: str, runs: RunsSeen) -> JobOut:
     last = next(iter(runs.recent_runs(job_type, limit=1)), None)
     return JobOut(
         job_type=job_type,
@@ -29,4 +29,5 @@ def list_jobs() -> list[JobOut]:
     key = caller(router.current_event)
     key.require(Scope.READ)
     api = services(router)
-    return [_job(job, schedule, api.runs) for job, schedule in key.readable(api.planners).items()]
+    runs = key.runs_seen(api.runs)
+    return [_job(job, schedule, runs) for job, schedule in key.readable(api.planners).items()]

@@ -16,8 +16,9 @@ router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
 @router.get("/records/<record_id>/history", responses=documented())
 def record_history(record_id: str, client_id: Annotated[Identifier, Query()]) -> list[HistoryEntry]:
-    caller(router.current_event).require_client(client_id)
+    missing = ApiError(404, f"no history for record {record_id!r} of client {client_id!r}")
+    caller(router.current_event).require_client(client_id, missing)
     rows = services(router).workflow.history(client_id, record_id)
     if not rows:
-        raise ApiError(404, f"no history for record {record_id!r} of client {client_id!r}")
+        raise missing
     return [HistoryEntry.model_validate(row) for row in rows]

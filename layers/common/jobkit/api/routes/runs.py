@@ -9,19 +9,12 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from jobkit.adapters.keys import Scope
 from jobkit.api.auth import Caller, caller
-from jobkit.api.models import (
-    LIVE_CLIENT_ROWS,
-    ClientRunOut,
-    ItemOut,
-    Page,
-    RunOut,
-    StartRun,
-    run_out,
-)
+from jobkit.api.models import ClientRunOut, ItemOut, Page, RunOut, StartRun
 from jobkit.api.paging import Limit, Next, decode, encode, run_page_start
 from jobkit.api.responses import ApiError, documented
 from jobkit.api.services import services
 from jobkit.api.urls import public_url
+from jobkit.api.visibility import RunsSeen
 from jobkit.observability import logger
 from jobkit.runs.models import RunHeader, Trigger
 
@@ -31,12 +24,12 @@ if TYPE_CHECKING:
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
 
-def _run(run_id: str, scope: Scope) -> RunHeader:
-    header = services(router).runs.header(run_id)
-    if header is None:
-        raise ApiError(404, f"no run {run_id!r}")
-    caller(router.current_event).require(scope, header.job_type)
-    return header
+def _runs() -> RunsSeen:
+    return caller(router.current_event).runs_seen(services(router).runs)
+
+
+def _run(runs: RunsSeen, run_id: str, scope: Scope) -> RunHeader:
+    return caller(router.current_event).run(runs, run_id, scope)
 
 
 def _plan_request(job_type: str, who: Caller, body: StartRun, now: datetime) -> "PlanRequest":
@@ -71,7 +64,7 @@ def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunO
     api = services(router)
     planner = api.planner(job_type)
     who = caller(router.current_event)
-    who.require(Scope.TRIGGER, job_type, body.client_ids)
+    who.require(Scope.TRIGGER, job_type, body.client_ids or [])
     now = datetime.now(UTC)
     request = _plan_request(job_type, who, body, now)
     header = _open(job_type, request, now)
@@ -96,34 +89,34 @@ def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunO
 
 @router.get("/jobs/<job_type>/runs", responses=documented())
 def list_runs(job_type: str, limit: Limit = 20, next: Next = None) -> Page[RunOut]:
-    api = services(router)
-    api.planner(job_type)
+    services(router).planner(job_type)
     caller(router.current_event).require(Scope.READ, job_type)
-    headers, last = api.runs.runs_page(job_type, limit, decode(next))
+    headers, last = _runs().runs_page(job_type, limit, decode(next))
     return Page[RunOut](items=[RunOut.of_header(h) for h in headers], next=encode(last))
 
 
 @router.get("/runs/<run_id>", responses=documented())
 def get_run(run_id: str) -> RunOut:
-    return run_out(services(router).runs, _run(run_id, Scope.READ), client_rows=LIVE_CLIENT_ROWS)
+    runs = _runs()
+    return runs.run_out(_run(runs, run_id, Scope.READ))
 
 
-@router.delete("/runs/<run_id>", responses=documented())
+@router.delete("/runs/<run_id>", responses=documented(conflict="The run is already final"))
 def cancel_run(run_id: str) -> RunOut:
-    header = _run(run_id, Scope.TRIGGER)
-    api = services(router)
-    if not api.lifecycle.cancel(run_id):
+    runs = _runs()
+    header = _run(runs, run_id, Scope.TRIGGER)
+    if not services(router).lifecycle.cancel(run_id):
         raise ApiError(409, f"run {run_id} is already {header.status.value}")
-    cancelled = api.runs.header(run_id)
+    cancelled = runs.header(run_id)
     assert cancelled is not None
-    return run_out(api.runs, cancelled, client_rows=LIVE_CLIENT_ROWS)
+    return runs.run_out(cancelled)
 
 
 @router.get("/runs/<run_id>/clients", responses=documented())
 def run_clients(run_id: str, limit: Limit = 50, next: Next = None) -> Page[ClientRunOut]:
-    _run(run_id, Scope.READ)
-    start = run_page_start(run_id, next)
-    rows, last = services(router).runs.clients_page(run_id, limit, start)
+    runs = _runs()
+    _run(runs, run_id, Scope.READ)
+    rows, last = runs.clients_page(run_id, limit, run_page_start(run_id, next))
     return Page[ClientRunOut](items=[ClientRunOut.of(row) for row in rows], next=encode(last))
 
 
@@ -134,7 +127,7 @@ def run_items(
     limit: Limit = 50,
     next: Next = None,
 ) -> Page[ItemOut]:
-    _run(run_id, Scope.READ)
-    start = run_page_start(run_id, next)
-    rows, last = services(router).runs.items_page(run_id, status, limit, start)
+    runs = _runs()
+    _run(runs, run_id, Scope.READ)
+    rows, last = runs.items_page(run_id, status, limit, run_page_start(run_id, next))
     return Page[ItemOut](items=[ItemOut.of(row) for row in rows], next=encode(last))

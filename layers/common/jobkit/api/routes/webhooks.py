@@ -19,7 +19,7 @@ router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
 @router.post("/webhooks/subscriptions", responses=documented(201, "Subscribed"))
 def add_subscription(body: Annotated[NewSubscription, Body()]) -> Response[SubscriptionOut]:
-    caller(router.current_event).require(Scope.ADMIN)
+    caller(router.current_event).require(Scope.ADMIN, client_ids=[body.client_id])
     api = services(router)
     try:
         sub, secret = api.subscriptions.add(
@@ -38,7 +38,10 @@ def add_subscription(body: Annotated[NewSubscription, Body()]) -> Response[Subsc
 
 @router.get("/webhooks/subscriptions", responses=documented())
 def list_subscriptions(client_id: Annotated[Identifier, Query()]) -> list[SubscriptionOut]:
-    caller(router.current_event).require(Scope.ADMIN)
+    who = caller(router.current_event)
+    who.require(Scope.ADMIN)
+    if not who.reads_client(client_id):
+        return []  # as for a client without subscriptions
     return [SubscriptionOut.of(sub) for sub in services(router).subscriptions.for_client(client_id)]
 
 
@@ -46,8 +49,8 @@ def list_subscriptions(client_id: Annotated[Identifier, Query()]) -> list[Subscr
     "/webhooks/subscriptions/<client_id>/<subscription_id>",
     responses=documented(204, "Unsubscribed", False),
 )
-def remove_subscription(client_id: str, subscription_id: str) -> Response[str]:
-    caller(router.current_event).require(Scope.ADMIN)
+def remove_subscription(client_id: Identifier, subscription_id: str) -> Response[str]:
+    caller(router.current_event).require(Scope.ADMIN, client_ids=[client_id])
     if not services(router).subscriptions.remove(client_id, subscription_id):
         raise ApiError(404, f"no subscription {subscription_id!r} for client {client_id!r}")
     return no_content()
@@ -57,5 +60,8 @@ def remove_subscription(client_id: str, subscription_id: str) -> Response[str]:
 def list_deliveries(
     client_id: Annotated[Identifier, Query()], limit: Limit = 50
 ) -> list[DeliveryOut]:
-    caller(router.current_event).require_client(client_id)
+    who = caller(router.current_event)
+    who.require(Scope.READ)
+    if not who.reads_client(client_id):
+        return []  # as for a client without deliveries
     return [DeliveryOut.of(row) for row in services(router).deliveries.for_client(client_id, limit)]
