@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from jobkit_cli.template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,26 +51,8 @@ class LambdaContext:
         return self.remaining_ms
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Reads template.yaml, turning CloudFormation tags into plain values."""
-
-
-def _tag(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)  # type: ignore[arg-type]
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
 def template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(  # noqa: S506 - our own loader: tags become values
-        (ROOT / "template.yaml").read_text(), Loader=_CfnLoader
-    )
-    return loaded
+    return load_template(ROOT)
 
 
 def table_definitions() -> dict[str, dict[str, Any]]:

@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 
 from jobkit_cli.paths import project_root, state_dir
-from jobkit_cli.stack import LocalState, load_local_state, local_state_path
+from jobkit_cli.stack import LocalState, Stack, load_local_state, local_state_path
+from jobkit_cli.template import load_template
 
 MINISTACK = Path(".jobkit/venvs/ministack/bin/ministack")
 SAM = Path(".jobkit/venvs/sam/bin/sam")
@@ -182,6 +183,32 @@ def deploy(
             if result.returncode != 0:
                 tail = log.read_text()[-3000:]
                 raise LocalStackError(f"`sam {step[1]}` failed (see .jobkit/sam.log):\n{tail}")
+    apply_gateway_responses(state, root, stack_name)
+
+
+def apply_gateway_responses(state: LocalState, root: Path, stack_name: str) -> None:
+    """The API's gateway responses, put as AWS puts them.
+
+    SAM writes the template's ``GatewayResponses`` into the API's OpenAPI body, and AWS
+    applies them with each deployment. MiniStack ignores them in an imported body, so
+    API Gateway's own 401/403/429 would answer its default body here: they are put through
+    the API Gateway API and the stage deployed again, as AWS would have deployed them.
+    """
+    api = load_template(root)["Resources"]["Api"]["Properties"]
+    stack = Stack(stack_name, REGION, state.endpoint_url, state.external_url)
+    apigateway = stack.client("apigateway")
+    rest_api_id = stack.client("cloudformation").describe_stack_resource(
+        StackName=stack_name, LogicalResourceId="Api"
+    )["StackResourceDetail"]["PhysicalResourceId"]
+    for response_type, response in api.get("GatewayResponses", {}).items():
+        status = {"statusCode": str(response["StatusCode"])} if "StatusCode" in response else {}
+        apigateway.put_gateway_response(
+            restApiId=rest_api_id,
+            responseType=response_type,
+            responseTemplates=response.get("ResponseTemplates", {}),
+            **status,
+        )
+    apigateway.create_deployment(restApiId=rest_api_id, stageName=api["StageName"])
 
 
 def up() -> LocalState:

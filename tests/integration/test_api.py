@@ -105,7 +105,7 @@ def test_health_shows_the_job_types_a_key_may_read_and_finds_clients_by_prefix(
         ("POST", f"/jobs/{JOB}/runs", {"clientIds": "acme"}, 422, "clientIds"),
         ("POST", f"/jobs/{JOB}/runs", {"surprise": 1}, 422, "surprise"),
         ("GET", f"/jobs/{JOB}/runs?limit=0", None, 422, "limit"),
-        ("GET", f"/jobs/{JOB}/runs?next=%25%25", None, 400, "next"),
+        ("GET", f"/jobs/{JOB}/runs?next=%25%25", None, 422, "next"),
         ("PUT", f"/jobs/{JOB}/clients/x", {"group_id": "g", "page_size": 0}, 422, "page_size"),
         ("GET", f"/jobs/{JOB}/clients/never-there", None, 404, "no configuration"),
         ("GET", "/records/r1/history", None, 422, "client_id"),
@@ -163,7 +163,7 @@ def test_trigger_answers_202_and_the_run_reaches_a_final_status_with_counts(
     # A page token of another run is refused, not handed to DynamoDB
     other = base64.urlsafe_b64encode(b'{"run_id": "another-run", "sk": "CLIENT#x"}').decode()
     refused = api.get(f"/runs/{run_id}/clients", params={"next": other})
-    assert refused.status_code == 400 and "not a page token of this run" in refused.text
+    assert refused.status_code == 404 and "not a page token of this run" in refused.text
     history = api.get(f"/records/{client}-r00001/history", params={"client_id": client}).json()
     assert [h["to_status"] for h in history] == ["COMPLETED"]
     runs = api.get(f"/jobs/{JOB}/runs", params={"limit": 50}).json()["items"]

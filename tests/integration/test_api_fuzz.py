@@ -5,11 +5,12 @@ be one the document declares, with the body it declares.
 
 With keys of every scope:
 - a read key, and a read key limited to one client;
-- a trigger key and an admin key limited to a client and a job type of the fuzz's own (the
-  bench's no-op job type, which calls no external system), their path parameters pinned to
-  them: their writes land, on data the fuzz creates and removes, and touch no other test's.
+- a trigger key and an admin key limited to a client of the fuzz's own and one job type,
+  their path parameters pinned to them: their writes land, on data the fuzz creates and
+  removes at the end.
 """
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from schemathesis import GenerationMode, openapi
 
 from jobkit.adapters.config import ConfigStore
 from jobkit.adapters.keys import KeyStore, Scope
+from jobkit.domain.errors import ConfigNotFoundError
 from jobkit.webhooks.subscriptions import SubscriptionStore
 from jobkit_cli.stack import Stack
 
@@ -33,7 +35,7 @@ def published(api_base: str) -> Iterator[Any]:
     yield openapi.from_dict(document)
 
 
-FUZZ_CLIENT, FUZZ_JOB = "fuzz-client", "bench-noop"
+FUZZ_CLIENT, FUZZ_JOB = "fuzz-client", "sync-contacts"
 OWN_DATA = {"client_id": FUZZ_CLIENT, "job_type": FUZZ_JOB}
 # name: (scopes, limited to the fuzz's own client and job type)
 KEYS = {
@@ -44,10 +46,18 @@ KEYS = {
 }
 
 
+class Keys(dict[str, str]):
+    """The fuzz's keys by name; shown as their names only, so a failing test's report, which
+    prints its arguments, never holds a key."""
+
+    def __repr__(self) -> str:
+        return f"Keys({sorted(self)})"
+
+
 @pytest.fixture(scope="module")
-def fuzz_keys(stack: Stack, issued_keys: list[str]) -> Iterator[dict[str, str]]:
+def fuzz_keys(stack: Stack, issued_keys: list[str]) -> Iterator[Keys]:
     store = KeyStore(stack.table("KeysTableName"))
-    keys = {}
+    keys = Keys()
     for name, (scopes, limited) in KEYS.items():
         limits: dict[str, Any] = (
             {"clients": {FUZZ_CLIENT}, "job_types": {FUZZ_JOB}} if limited else {}
@@ -56,7 +66,8 @@ def fuzz_keys(stack: Stack, issued_keys: list[str]) -> Iterator[dict[str, str]]:
         issued_keys.append(keys[name])  # scanned for in every log at the end of the suite
     yield keys
     # What the admin key created: the fuzz client's configuration and subscriptions.
-    ConfigStore(stack.table("ConfigTableName")).delete(FUZZ_JOB, FUZZ_CLIENT)
+    with contextlib.suppress(ConfigNotFoundError):
+        ConfigStore(stack.table("ConfigTableName")).delete(FUZZ_JOB, FUZZ_CLIENT)
     subscriptions = SubscriptionStore(
         stack.table("SubscriptionsTableName"),
         stack.client("secretsmanager"),
@@ -73,7 +84,7 @@ def _name(operation: Any) -> str:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 @pytest.mark.parametrize("key_name", list(KEYS))
 def test_every_answer_is_documented_and_none_is_a_server_error(
-    published: Any, api_base: str, fuzz_keys: dict[str, str], key_name: str, mode: Any
+    published: Any, api_base: str, fuzz_keys: Keys, key_name: str, mode: Any
 ) -> None:
     # Each operation in turn (schemathesis' own pytest plugin does not load under this
     # pytest); hypothesis generates the cases, schemathesis sends and checks them.
@@ -110,11 +121,12 @@ def test_every_answer_is_documented_and_none_is_a_server_error(
         except Exception as exc:  # noqa: BLE001 - collected, so every operation is fuzzed
             failures[_name(operation)] = str(exc)[:600]
     assert not failures, "\n\n".join(f"{op}: {why}" for op, why in failures.items())
-    # Every operation was sent cases, and each got past the authorizer: the key was accepted
-    # every time (401 is the authorizer's refusal), so what answered was the API's routing,
-    # validation and scopes.
+    # Every operation was sent cases. Valid ones all got past the authorizer: the key was
+    # accepted every time (401 is the authorizer's refusal), so what answered was the API's
+    # routing, validation and scopes (negative cases may garble the key header itself).
     assert {op for op, _ in answers} == {_name(operation) for operation in operations}
-    assert sorted({op for op, status in answers if status == 401}) == []
+    if mode is GenerationMode.POSITIVE:
+        assert sorted({op for op, status in answers if status == 401}) == []
     changed = {op for op, status in answers if not op.startswith("GET ") and status < 300}
     if KEYS[key_name][0] == {Scope.READ}:
         assert sorted(changed) == []  # a read key reads: nothing it sent changed anything

@@ -259,7 +259,7 @@ def test_a_page_token_of_another_run_is_refused(api: Api, pipeline: Pipeline) ->
     # When a page of the run's clients is asked for from that token
     answer = api.call("GET", f"/runs/{run_id}/clients", READ, {"next": token})
     # Then it is refused before it reaches DynamoDB
-    assert (answer.status, answer.json()) == (400, {"error": "next: not a page token of this run"})
+    assert (answer.status, answer.json()) == (404, {"error": "next: not a page token of this run"})
 
 
 # Jobs
@@ -342,7 +342,8 @@ def test_a_clients_deliveries_show_their_last_attempt(api: Api, pipeline: Pipeli
     log.attempt("d1", **attempt, status="retrying", http_status=None, latency_ms=5000.0)
     log.attempt("d1", **attempt, status="retrying", http_status=503, latency_ms=12.34)
     # When a key of acme lists acme's deliveries
-    answer = api.call("GET", "/webhooks/deliveries", key("read", clients="acme"), attempt)
+    query = {"client_id": "acme"}
+    answer = api.call("GET", "/webhooks/deliveries", key("read", clients="acme"), query)
     # Then the delivery shows both attempts and the last one's status and latency
     assert answer.status == 200
     [delivery] = answer.json()
@@ -473,8 +474,9 @@ BAD_TOKEN = base64.urlsafe_b64encode(b"[1]").decode()
         ("GET", "/records/r1/history", AcmeOnly, {"client_id": "globex"}, None, 404, "no history"),
         ("DELETE", "/webhooks/subscriptions/acme/nope", ADMIN, None, None, 404, "'nope'"),
         ("GET", "/nowhere", ADMIN, None, None, 404, "no such resource"),
-        # bad page tokens: 400
-        ("GET", f"/jobs/{JOB}/runs", ADMIN, {"next": BAD_TOKEN}, None, 400, "not a page token"),
+        # bad page tokens: 404, no such page
+        ("GET", f"/jobs/{JOB}/runs", ADMIN, {"next": BAD_TOKEN}, None, 404, "not a page token"),
+        ("GET", "/health", ADMIN, {"limt": "5"}, None, 422, "unknown parameter(s) limt"),
         # invalid values: 422
         ("POST", f"/jobs/{JOB}/runs", ADMIN, None, {"surprise": 1}, 422, "surprise"),
         ("POST", f"/jobs/{JOB}/runs", ADMIN, None, {"clientIds": "acme"}, 422, "clientIds"),

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig, parse_config_item
 from jobkit.domain.errors import ConfigNotFoundError
@@ -104,6 +105,21 @@ def test_store_round_trips_settings_and_state(aws: Any) -> None:
     loaded = store.get("sync-completed-records", "acme")
     assert loaded.settings == {"ratio": 0.5, "mode": "fast", "n": 3}
     assert loaded.cursor == "acme-r00010"
+
+
+def test_settings_at_dynamodbs_number_limits_are_stored_and_beyond_them_refused(aws: Any) -> None:
+    # Given settings at the edges of what a DynamoDB number holds
+    store = ConfigStore(aws.tables["ConfigTable"])
+    edges = {"huge": 9.9e125, "digits": 10**38 - 1, "tiny": 1e-170}
+    # When the client is stored and read back
+    store.put(ClientConfig(**VALID, settings=edges))
+    # Then the big ones are kept, and one too small for DynamoDB is stored as 0
+    loaded = store.get("sync-completed-records", "acme").settings
+    assert loaded == {"huge": 9.9e125, "digits": 10**38 - 1, "tiny": 0}
+    # And numbers DynamoDB cannot hold are refused, naming the setting
+    for too_big in (-9.6e235, 10**200):
+        with pytest.raises(ValidationError, match="settings.x"):
+            ClientConfig(**VALID, settings={"x": too_big})
 
 
 def test_enabling_an_unknown_client_says_so(aws: Any) -> None:

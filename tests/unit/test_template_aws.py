@@ -198,6 +198,25 @@ def test_the_api_has_exactly_one_stage_with_throttling_logs_and_tracing() -> Non
     assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (20, 50)
 
 
+def test_api_gateways_own_refusals_are_part_of_the_deployment_with_the_error_body() -> None:
+    # SAM writes GatewayResponses into the API's OpenAPI body, so each deployment carries them
+    # (a separate AWS::ApiGateway::GatewayResponse takes effect only at the next deployment).
+    body = _resources("AWS::ApiGateway::RestApi")["Api"]["Properties"]["Body"]
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    statuses = {kind: r.get("statusCode") for kind, r in responses.items()}
+    assert statuses == {
+        "UNAUTHORIZED": "401",
+        "ACCESS_DENIED": "403",
+        "MISSING_AUTHENTICATION_TOKEN": "403",
+        "THROTTLED": "429",
+        "DEFAULT_4XX": None,
+        "DEFAULT_5XX": None,
+    }
+    for response in responses.values():
+        template = response["responseTemplates"]["application/json"]
+        assert template == '{"error":$context.error.messageString}'
+
+
 def test_access_logs_come_after_the_accounts_api_gateway_role_when_the_stack_creates_it() -> None:
     parameters = template()["Parameters"]["CreateApiGatewayAccountRole"]
     assert parameters["Default"] == "true"  # a fresh account has no role

@@ -19,7 +19,15 @@ from jobkit.adapters.update_expression import UpdateExpression
 from jobkit.domain.envelope import Identifier, JobType, describe_validation_error
 from jobkit.domain.errors import ConfigNotFoundError, PromotionRefusedError
 
-SettingValue = str | int | float | bool
+# Free settings are stored as DynamoDB numbers: at most 38 digits, magnitudes up to 9.9e125.
+SettingValue = (
+    str
+    | Annotated[int, Field(ge=-(10**38) + 1, le=10**38 - 1)]
+    | Annotated[float, Field(allow_inf_nan=False, ge=-9.9e125, le=9.9e125)]
+    | bool
+)
+# Below this magnitude DynamoDB cannot hold a number (it underflows): such a float is 0.
+_SMALLEST_NUMBER = 1e-128
 KEY_FIELDS = ("job_type", "client_id")
 # The Config table's index of clients with a failure streak (partition job_type, sort
 # failure_streak): rows hold the attribute only while a streak runs.
@@ -95,11 +103,26 @@ class InvalidClientConfig:
 
 
 def _to_dynamo(value: SettingValue) -> Any:
-    return Decimal(str(value)) if isinstance(value, float) else value
+    if not isinstance(value, float):
+        return value
+    return Decimal(str(value)) if abs(value) >= _SMALLEST_NUMBER else Decimal(0)
+
+
+def _from_dynamo(value: Any) -> Any:
+    # DynamoDB numbers come back as Decimal: a whole one of at most 38 digits is the int it was
+    # written as (a float holds 17 digits only).
+    if not isinstance(value, Decimal):
+        return value
+    exponent = value.as_tuple().exponent
+    whole = isinstance(exponent, int) and exponent >= 0 and value.copy_abs() < 10**38
+    return int(value) if whole else float(value)
 
 
 def parse_config_item(item: dict[str, Any]) -> ClientConfig | InvalidClientConfig:
     """Validate one stored item; never raises for bad data."""
+    settings = item.get("settings")
+    if isinstance(settings, dict):
+        item = {**item, "settings": {key: _from_dynamo(v) for key, v in settings.items()}}
     try:
         return ClientConfig.model_validate(item)
     except ValidationError as exc:

@@ -1,4 +1,8 @@
-"""Pages of the API: a page token is DynamoDB's LastEvaluatedKey, base64 JSON."""
+"""Pages of the API: a page token is DynamoDB's LastEvaluatedKey, base64 JSON.
+
+A token that names no page of this resource (garbled, or of another run) is a 404, "no such
+page": the document can state a token's alphabet, not that this API wrote it.
+"""
 
 import base64
 import json
@@ -29,15 +33,22 @@ def decode(token: str | None) -> dict[str, Any] | None:
     try:
         value = json.loads(base64.urlsafe_b64decode(token.encode()))
     except ValueError as exc:
-        raise ApiError(400, "next: not a page token from this API") from exc
-    if not isinstance(value, dict):
-        raise ApiError(400, "next: not a page token from this API")
+        raise ApiError(404, "next: not a page token from this API") from exc
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ApiError(404, "next: not a page token from this API")
     return value
+
+
+def holding(start: dict[str, Any] | None, *keys: str) -> dict[str, Any] | None:
+    """A page token that holds exactly these keys (what the page it names starts from)."""
+    if start is not None and set(start) != set(keys):
+        raise ApiError(404, "next: not a page token of these pages")
+    return start
 
 
 def run_page_start(run_id: str, token: str | None) -> dict[str, Any] | None:
     """A page token of this run's rows: one of another run would be a DynamoDB error."""
-    start = decode(token)
+    start = holding(decode(token), "run_id", "sk")
     if start is not None and start.get("run_id") != run_id:
-        raise ApiError(400, "next: not a page token of this run")
+        raise ApiError(404, "next: not a page token of this run")
     return start

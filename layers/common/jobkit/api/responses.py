@@ -15,10 +15,9 @@ from jobkit.domain.envelope import describe_validation_error
 from jobkit.domain.errors import ConfigNotFoundError
 
 _ERRORS = {
-    400: "Bad request: the field and the rule it breaks",
     401: "Missing, unknown, expired or revoked key (answered by the authorizer)",
     403: "The key's scope does not allow this",
-    404: "No such job type, run, client or subscription, or none the key may read",
+    404: "No such job type, run, client, subscription or page, or none the key may read",
     429: "Too many requests: the stage's throttling (answered by API Gateway)",
 }
 
@@ -75,16 +74,16 @@ def _config_not_found(exc: ConfigNotFoundError) -> Response[str]:
 
 
 def _invalid_value(exc: ValidationError) -> Response[str]:
-    return _invalid(describe_validation_error(exc), exc.errors(include_input=False))
+    return invalid(describe_validation_error(exc), exc.errors(include_input=False))
 
 
 def _invalid_request(exc: RequestValidationError) -> Response[str]:
     errors = list(exc.errors())
     summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:3])
-    return _invalid(summary, errors)
+    return invalid(summary, errors)
 
 
-def _invalid(summary: str, errors: Sequence[Any]) -> Response[str]:
+def invalid(summary: str, errors: Sequence[Any]) -> Response[str]:
     """A 422 as the document describes it (Powertools' ``HTTPValidationError``: each error's
     ``loc``, ``msg`` and ``type``, never the input) with the one-line ``error`` every other
     refusal carries. Powertools' own 422 leaves out the ``msg`` its document requires."""

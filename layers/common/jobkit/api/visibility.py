@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from jobkit.api.models import LIVE_CLIENT_ROWS, RunOut, run_out
+from jobkit.api.paging import holding
 from jobkit.runs.models import (
     COUNTERS,
     ClientRun,
@@ -79,6 +80,7 @@ class EveryClient:
         return self._queries.items_page(run_id, outcome, limit, start)
 
     def runs_page(self, job_type: str, limit: int, start: Start) -> tuple[list[RunHeader], Start]:
+        start = holding(start, "run_id", "sk", "job_type", "created_at")
         return self._queries.runs_page(job_type, limit, start)
 
     def recent_runs(self, job_type: str, limit: int) -> list[RunHeader]:
@@ -147,7 +149,8 @@ class SomeClients:
 
     def runs_page(self, job_type: str, limit: int, start: Start) -> tuple[list[RunHeader], Start]:
         """The runs any of these clients is in, newest first."""
-        before = str(start["before"]) if start and "before" in start else None
+        start = holding(start, "before")
+        before = str(start["before"]) if start else None
         shown, more = self._newest_runs(job_type, limit, before)
         headers = self._queries.headers([run_id for run_id, _ in shown])
         seen = [self._seen(headers[run_id]) for run_id, _ in shown if run_id in headers]
