@@ -50,10 +50,11 @@ def rest_event(
     authorizer: dict[str, str] | None,
     query: dict[str, str] | None = None,
     body: Any = None,
+    content_type: str = "application/json",
 ) -> dict[str, Any]:
     """What API Gateway hands the function (REST API, proxy integration, stage v1)."""
     resource = path if path in UNAUTHENTICATED else "/{proxy+}"
-    headers = {"Host": DOMAIN, "Content-Type": "application/json", "User-Agent": "pytest"}
+    headers = {"Host": DOMAIN, "Content-Type": content_type, "User-Agent": "pytest"}
     context: dict[str, Any] = {
         "resourcePath": resource,
         "httpMethod": method,
@@ -103,8 +104,9 @@ class Api:
         as_key: dict[str, str] | None = ADMIN,
         query: dict[str, str] | None = None,
         body: Any = None,
+        content_type: str = "application/json",
     ) -> Answer:
-        event = rest_event(method, path, as_key, query, body)
+        event = rest_event(method, path, as_key, query, body, content_type)
         response = self.app.resolve(event, LambdaContext())  # type: ignore[arg-type]
         return Answer(response["statusCode"], response["multiValueHeaders"], response["body"])
 
@@ -250,6 +252,22 @@ def test_a_runs_item_outcomes_are_filtered_and_paged(api: Api, pipeline: Pipelin
     items = sorted((item["record_id"], item["outcome"]) for page in pages for item in page)
     assert items == [(f"acme-r0000{n}", "processed") for n in (1, 2, 3)]
     assert len(pages[0]) == 2
+
+
+def test_a_page_token_of_another_job_types_runs_is_no_page_of_these(
+    api: Api, pipeline: Pipeline
+) -> None:
+    # Given a page token of one job type's runs
+    finished_run(api, pipeline, {"acme": 1})
+    finished_run(api, pipeline, {"globex": 1})
+    token = api.call("GET", f"/jobs/{JOB}/runs", READ, {"limit": "1"}).json()["next"]
+    # When the other job type's runs are asked for from it
+    answer = api.call("GET", f"/jobs/{OTHER_JOB}/runs", READ, {"next": token})
+    # Then it names no page of them, before DynamoDB is asked
+    assert (answer.status, answer.json()) == (
+        404,
+        {"error": "next: not a page token of this job type's runs"},
+    )
 
 
 def test_a_page_token_of_another_run_is_refused(api: Api, pipeline: Pipeline) -> None:
@@ -474,12 +492,15 @@ BAD_TOKEN = base64.urlsafe_b64encode(b"[1]").decode()
         ("GET", "/records/r1/history", AcmeOnly, {"client_id": "globex"}, None, 404, "no history"),
         ("DELETE", "/webhooks/subscriptions/acme/nope", ADMIN, None, None, 404, "'nope'"),
         ("GET", "/nowhere", ADMIN, None, None, 404, "no such resource"),
+        # a documented path under a method it does not list: 405
+        ("PUT", "/health", ADMIN, None, None, 405, "PUT is not allowed here"),
         # bad page tokens: 404, no such page
         ("GET", f"/jobs/{JOB}/runs", ADMIN, {"next": BAD_TOKEN}, None, 404, "not a page token"),
         ("GET", "/health", ADMIN, {"limt": "5"}, None, 422, "unknown parameter(s) limt"),
         # invalid values: 422
         ("POST", f"/jobs/{JOB}/runs", ADMIN, None, {"surprise": 1}, 422, "surprise"),
         ("POST", f"/jobs/{JOB}/runs", ADMIN, None, {"clientIds": "acme"}, 422, "clientIds"),
+        ("POST", f"/jobs/{JOB}/runs", ADMIN, None, {"dryRun": 0}, 422, "dryRun"),
         ("GET", f"/jobs/{JOB}/runs", ADMIN, {"limit": "0"}, None, 422, "limit"),
         ("GET", "/runs/r1/items", ADMIN, {"status": "lost"}, None, 422, "status"),
         ("PUT", f"/jobs/{JOB}/clients/x", ADMIN, None, {"group_id": "g", "page_size": 0}, 422, ""),
@@ -546,3 +567,23 @@ def test_the_document_states_the_constraints_the_api_applies(api: Api) -> None:
     assert "pattern" in parameter("/jobs/{job_type}/runs", "get", "next")["anyOf"][0]
     assert "pattern" in parameter("/jobs/{job_type}/clients/{client_id}", "put", "client_id")
     assert 409 in paths["/runs/{run_id}"]["delete"]["responses"]
+
+
+def test_a_path_under_a_method_it_does_not_list_names_the_methods_it_does(api: Api) -> None:
+    # When a documented path is asked with a method the document does not list for it
+    answer = api.call("PATCH", "/runs/r1", ADMIN)
+    # Then it is a 405 that names the methods it has
+    assert (answer.status, answer.headers["Allow"]) == (405, ["DELETE, GET"])
+
+
+def test_a_body_that_is_not_json_is_refused_before_it_is_parsed(api: Api) -> None:
+    # When a run is asked for with a multipart body that has no boundary
+    answer = api.call(
+        "POST", f"/jobs/{JOB}/runs", TRIGGER, body={}, content_type="multipart/form-data"
+    )
+    # Then it is a 415 naming the media type, and no run starts
+    assert (answer.status, answer.json()) == (
+        415,
+        {"error": "a body is application/json, not multipart/form-data"},
+    )
+    assert api.invoked == []

@@ -110,14 +110,14 @@ def test_store_round_trips_settings_and_state(aws: Any) -> None:
 def test_settings_at_dynamodbs_number_limits_are_stored_and_beyond_them_refused(aws: Any) -> None:
     # Given settings at the edges of what a DynamoDB number holds
     store = ConfigStore(aws.tables["ConfigTable"])
-    edges = {"huge": 9.9e125, "digits": 10**38 - 1, "tiny": 1e-170}
+    edges = {"huge": 9.9e37, "digits": 2**53 - 1, "tiny": 1e-170, "half": 0.5}
     # When the client is stored and read back
     store.put(ClientConfig(**VALID, settings=edges))
-    # Then the big ones are kept, and one too small for DynamoDB is stored as 0
+    # Then their values are kept, and one too small for DynamoDB is stored as 0
     loaded = store.get("sync-completed-records", "acme").settings
-    assert loaded == {"huge": 9.9e125, "digits": 10**38 - 1, "tiny": 0}
+    assert loaded == {"huge": 9.9e37, "digits": 2**53 - 1, "tiny": 0, "half": 0.5}
     # And numbers DynamoDB cannot hold are refused, naming the setting
-    for too_big in (-9.6e235, 10**200):
+    for too_big in (-3.3e62, 10**200, 1e38):
         with pytest.raises(ValidationError, match="settings.x"):
             ClientConfig(**VALID, settings={"x": too_big})
 

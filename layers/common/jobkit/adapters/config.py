@@ -12,18 +12,21 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from jobkit.adapters.aws import batch_get, condition_failed, refused_as
 from jobkit.adapters.update_expression import UpdateExpression
 from jobkit.domain.envelope import Identifier, JobType, describe_validation_error
 from jobkit.domain.errors import ConfigNotFoundError, PromotionRefusedError
 
-# Free settings are stored as DynamoDB numbers: at most 38 digits, magnitudes up to 9.9e125.
+# Free settings are stored as DynamoDB numbers, which hold 38 digits: a float up to 9.9e37 reads
+# back whole however the table writes it out (plain digits, not an exponent). Integers are
+# JSON's safe ones, which every client's parser reads exactly.
+SAFE_INTEGER = 2**53 - 1
 SettingValue = (
     str
-    | Annotated[int, Field(ge=-(10**38) + 1, le=10**38 - 1)]
-    | Annotated[float, Field(allow_inf_nan=False, ge=-9.9e125, le=9.9e125)]
+    | Annotated[int, Field(ge=-SAFE_INTEGER, le=SAFE_INTEGER)]
+    | Annotated[float, Field(allow_inf_nan=False, ge=-9.9e37, le=9.9e37)]
     | bool
 )
 # Below this magnitude DynamoDB cannot hold a number (it underflows): such a float is 0.
@@ -62,12 +65,13 @@ class ClientSettings(BaseModel):
     year: Year | None = None
     frequency_minutes: FrequencyMinutes = 30
     page_size: PageSize = 50
-    enabled: bool = True
-    pilot: bool = False
+    # Strict: a JSON 0 or "yes" is not a boolean, whatever pydantic's lax mode would make of it.
+    enabled: StrictBool = True
+    pilot: StrictBool = False
     settings: dict[str, SettingValue] = Field(default_factory=dict)
     # The client authenticates with a bearer token kept in Secrets Manager
     # (``<credential prefix>/<client_id>``), rotated by the platform.
-    credentials: bool = Field(
+    credentials: StrictBool = Field(
         False, description="Call with the bearer token stored for this client (Secrets Manager)."
     )
 

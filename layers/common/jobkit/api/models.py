@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from jobkit.adapters.config import ClientConfig, ClientSettings
 from jobkit.adapters.events import EventType
@@ -30,7 +30,7 @@ class StartRun(_Body):
     client_ids: Annotated[list[Identifier], Field(max_length=1000)] | None = Field(
         None, alias="clientIds"
     )
-    dry_run: bool = Field(False, alias="dryRun")
+    dry_run: StrictBool = Field(False, alias="dryRun")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -191,8 +191,10 @@ class HistoryEntry(BaseModel):
 
 # https anywhere; plain http to loopback only where the stack allows it (the local stack, whose
 # API function's environment says so): the document states the rule its stack applies.
-_HTTPS = r"https://[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/\S*)?"
-_LOOPBACK = r"http://(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?(?:/\S*)?"
+# A URL is ASCII (RFC 3986: anything else is percent-encoded), which every regex engine agrees on.
+_HTTPS = r"https://[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/[!-~]*)?"
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_LOOPBACK = rf"http://(?:localhost|127(?:\.{_OCTET}){{3}}|\[::1\])(?::\d{{1,5}})?(?:/[!-~]*)?"
 _LOCAL = os.environ.get("ALLOW_LOOPBACK_WEBHOOKS", "").lower() == "true"
 WEBHOOK_URL = f"^(?:{_HTTPS}|{_LOOPBACK})$" if _LOCAL else f"^{_HTTPS}$"
 

@@ -18,6 +18,7 @@ _ERRORS = {
     401: "Missing, unknown, expired or revoked key (answered by the authorizer)",
     403: "The key's scope does not allow this",
     404: "No such job type, run, client, subscription or page, or none the key may read",
+    415: "A body that is not application/json",
     429: "Too many requests: the stage's throttling (answered by API Gateway)",
 }
 
@@ -60,11 +61,6 @@ def no_content() -> Response[str]:
     return Response(status_code=204, content_type="application/json", body="")
 
 
-def _no_route(exc: Exception) -> Response[str]:
-    # The same error body as every other 404 (the router's own says {"message": …}).
-    return error(404, "no such resource")
-
-
 def _api_error(exc: ApiError) -> Response[str]:
     return error(exc.status, str(exc))
 
@@ -94,7 +90,6 @@ def invalid(summary: str, errors: Sequence[Any]) -> Response[str]:
 
 def install_error_handlers(app: APIGatewayRestResolver) -> None:
     """Typed errors to status codes; anything else is a bug (500, logged)."""
-    app.not_found(_no_route)
     app.exception_handler(ApiError)(_api_error)
     app.exception_handler(ConfigNotFoundError)(_config_not_found)
     app.exception_handler(ValidationError)(_invalid_value)

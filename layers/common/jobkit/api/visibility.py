@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from jobkit.api.models import LIVE_CLIENT_ROWS, RunOut, run_out
 from jobkit.api.paging import holding
+from jobkit.api.responses import ApiError
 from jobkit.runs.models import (
     COUNTERS,
     ClientRun,
@@ -81,6 +82,8 @@ class EveryClient:
 
     def runs_page(self, job_type: str, limit: int, start: Start) -> tuple[list[RunHeader], Start]:
         start = holding(start, "run_id", "sk", "job_type", "created_at")
+        if start is not None and start["job_type"] != job_type:
+            raise ApiError(404, "next: not a page token of this job type's runs")
         return self._queries.runs_page(job_type, limit, start)
 
     def recent_runs(self, job_type: str, limit: int) -> list[RunHeader]:
