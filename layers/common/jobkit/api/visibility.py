@@ -96,28 +96,34 @@ class SomeClients:
     def __init__(self, queries: RunQueries, clients: frozenset[str]) -> None:
         self._queries = queries
         self._clients = sorted(clients)
-        # The rows ``header`` read, for the ``run_out`` of the same request that follows it.
-        self._read: dict[str, list[ClientRun]] = {}
+        # Each run's rows of these clients, read once per request (an instance serves one):
+        # the header that shows a run, its body and the health page's recent results share them.
+        self._rows: dict[str, dict[str, ClientRun]] = {}
 
     def header(self, run_id: str) -> RunHeader | None:
         header = self._queries.header(run_id)
         if header is None:
             return None
-        rows = sorted(self._queries.client_rows(run_id, self._clients).values(), key=_by_id)
+        self._rows.pop(run_id, None)  # read again with the header: a cancel may come between
+        rows = self._own_rows(run_id)
         if not rows and not set(header.requested_clients) & set(self._clients):
             return None  # none of these clients is in it: it is not there for this reader
-        self._read[run_id] = rows
         return seen_through(header, rows)
 
     def run_out(self, header: RunHeader, client_rows: int = LIVE_CLIENT_ROWS) -> RunOut:
-        rows = self._read.pop(header.run_id, None)
-        if rows is None:
-            rows = sorted(self.client_rows(header.run_id, self._clients).values(), key=_by_id)
+        rows = self._own_rows(header.run_id)
         return RunOut.of(RunView(header=header, clients=rows[:client_rows]))
 
     def client_rows(self, run_id: str, client_ids: Sequence[str]) -> dict[str, ClientRun]:
-        wanted = [client_id for client_id in client_ids if client_id in self._clients]
-        return self._queries.client_rows(run_id, wanted) if wanted else {}
+        self._own_rows(run_id)
+        rows = self._rows[run_id]
+        return {client_id: rows[client_id] for client_id in client_ids if client_id in rows}
+
+    def _own_rows(self, run_id: str) -> list[ClientRun]:
+        """These clients' rows of the run, by client id, read by key once."""
+        if run_id not in self._rows:
+            self._rows[run_id] = self._queries.client_rows(run_id, self._clients)
+        return sorted(self._rows[run_id].values(), key=_by_id)
 
     def clients_page(self, run_id: str, limit: int, start: Start) -> tuple[list[ClientRun], Start]:
         """These clients' rows by client id, read by key a page's worth at a time."""
@@ -177,8 +183,7 @@ class SomeClients:
         return self.runs_page(job_type, limit, None)[0]
 
     def _seen(self, header: RunHeader) -> RunHeader:
-        rows = self._queries.client_rows(header.run_id, self._clients)
-        return seen_through(header, list(rows.values()))
+        return seen_through(header, self._own_rows(header.run_id))
 
 
 def seen_through(header: RunHeader, rows: Sequence[ClientRun]) -> RunHeader:
