@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 RECORDS_ROUTE = "GET /v1/records"
 ACKS_ROUTE = "POST /v1/acks"
@@ -13,6 +13,9 @@ EXTERNAL_ROUTES = (RECORDS_ROUTE, ACKS_ROUTE, CONTACTS_ROUTE, HEALTH_ROUTE, CRED
 
 # Visible ASCII only, so any token can travel in an Authorization header as it is.
 Token = Annotated[str, Field(min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$")]
+
+# What a records query runs: every completed record, or only those with items still pending.
+Script = Literal["GET_COMPLETED", "GET_COMPLETED_PENDING"]
 
 # Five digits keep lexicographic id order equal to numeric order, which keyset paging relies on.
 MAX_RECORDS = 99_999
@@ -54,6 +57,8 @@ class SeedClientRequest(_Request):
     records: int = Field(ge=0, le=MAX_RECORDS)
     poison: list[str] = []
     pending_items_per_record: int = Field(2, ge=0, le=100)
+    # Moves the whole seeding into the past, e.g. to feed a sync that only asks for recent days.
+    completed_days_ago: float = Field(0, ge=0, le=3650)
     # Becomes the client's one active token; never echoed back.
     credential: Token | None = None
 
@@ -82,6 +87,10 @@ class RecordsQuery(_Request):
     group: str | None = None
     cursor: str = ""
     limit: int = Field(50, ge=1, le=500)
+    # Filters; a page's cursor and limit count only the records that pass them.
+    completed_after: AwareDatetime | None = None
+    year: int | None = Field(None, ge=2000, le=2100)
+    script: Script = "GET_COMPLETED"
 
 
 class Record(_Response):

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from external_system.contacts import ContactBook, SeedContacts, SeededContacts
 from external_system.faults import Decision, Endpoint, Fault
@@ -35,7 +36,7 @@ from external_system.models import (
     ResetDone,
     SeedClientRequest,
 )
-from external_system.state import NotFoundError, State
+from external_system.state import NotFoundError, RecordFilter, State
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 # The same words for a missing, malformed, unknown or retired token: the caller learns nothing.
@@ -82,11 +83,18 @@ class Route:
     stat: str | None = None
 
 
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors(include_url=False, include_input=False)
-    )
+def _validation_message(exc: ValidationError, *, echo_input: bool = False) -> str:
+    return "; ".join(_error_message(error, echo_input) for error in exc.errors(include_url=False))
+
+
+def _error_message(error: ErrorDetails, echo_input: bool) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    # Only a single string is echoed (a query value as sent): a body may carry a token, and a
+    # missing field's input is the whole request.
+    refused = error.get("input")
+    if echo_input and isinstance(refused, str):
+        return f"{where}: {error['msg']} (got {refused!r})"
+    return f"{where}: {error['msg']}"
 
 
 def _parse_body[ModelT: BaseModel](model: type[ModelT], body: bytes) -> ModelT:
@@ -100,7 +108,16 @@ def _parse_query[ModelT: BaseModel](model: type[ModelT], query: Mapping[str, str
     try:
         return model.model_validate(dict(query))
     except ValidationError as exc:
-        raise HttpError(400, _validation_message(exc)) from exc
+        # A query holds no secrets, and the refused value is what a caller needs to see.
+        raise HttpError(400, _validation_message(exc, echo_input=True)) from exc
+
+
+def _record_filter(query: RecordsQuery) -> RecordFilter:
+    return RecordFilter(
+        completed_after=query.completed_after,
+        year=query.year,
+        pending_only=query.script == "GET_COMPLETED_PENDING",
+    )
 
 
 class Api:
@@ -201,7 +218,9 @@ class Api:
         self._state.check_client(client_id, query.group)
 
         def serve_page() -> Reply:
-            page = self._state.page(client_id, query.group, query.cursor, query.limit)
+            page = self._state.page(
+                client_id, query.group, query.cursor, query.limit, _record_filter(query)
+            )
             return Reply(200, page)
 
         return self._external(client_id, Endpoint.RECORDS, serve_page)

@@ -9,8 +9,10 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 from external_system.credentials import Keyring
 from external_system.faults import Decision, Endpoint, FaultPlan
@@ -30,8 +32,8 @@ from external_system.models import (
     record_id,
 )
 
-# Record n completes n-1 minutes after this, so every seeding gives the same timestamps.
-_FIRST_COMPLETION = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+_TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
+_SECONDS_PER_DAY = 86_400
 _ATTRIBUTES = {"amount": 12.5}
 # Enough for a rate-limit test's bursts, bounded so a long demo cannot grow memory without end.
 MAX_ARRIVALS = 100_000
@@ -45,9 +47,30 @@ class NotFoundError(LookupError):
 class _Record:
     id: str
     version: int
-    completed_at: str
+    # Kept as a time, not its text, so filtering compares instead of parsing; always UTC.
+    completed_at: datetime
     pending_items: list[str]
     poison: bool
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """Which records a page serves; the default serves every completed one."""
+
+    completed_after: datetime | None = None  # inclusive
+    year: int | None = None  # a UTC year
+    pending_only: bool = False
+
+    def admits(self, record: _Record) -> bool:
+        # The stored time decides, even for a poison record that shows "garbage" instead.
+        if self.completed_after is not None and record.completed_at < self.completed_after:
+            return False
+        if self.year is not None and record.completed_at.year != self.year:
+            return False
+        return bool(record.pending_items) or not self.pending_only
+
+
+EVERY_RECORD = RecordFilter()
 
 
 @dataclass
@@ -71,6 +94,14 @@ class _Client:
             if index < len(self.unacked) and self.unacked[index] == rid:
                 del self.unacked[index]
 
+    def unacked_after(self, cursor: str, wanted: RecordFilter) -> Iterator[_Record]:
+        """Unacked records after the cursor, by id, that pass the filter."""
+        # Lazy, so a page stops scanning as soon as it has what it needs.
+        for index in range(bisect_right(self.unacked, cursor), len(self.unacked)):
+            record = self.records[self.unacked[index]]
+            if wanted.admits(record):
+                yield record
+
     def bump(self, record: _Record) -> None:
         record.version += 1
         if (record.id, record.version) in self.acked:
@@ -87,22 +118,26 @@ class _Client:
             client_id=self.client_id,
             group_id=self.group_id,
             version=version,
-            completed_at="garbage" if record.poison else record.completed_at,
+            completed_at="garbage" if record.poison else record.completed_at.strftime(_TIMESTAMP),
             pending_items=list(record.pending_items),
             attributes=dict(_ATTRIBUTES),
         )
 
 
-def _build_client(body: SeedClientRequest) -> _Client:
+def _build_client(body: SeedClientRequest, seeded_at: datetime) -> _Client:
+    """Record n of N completes N - n + 1 seconds before ``seeded_at``, moved back by
+    ``completed_days_ago``: the newest is just in the past, 99,999 span under 28 hours."""
+    # Whole seconds, as served: a filter at a served time must agree with the stored one.
+    shift = timedelta(seconds=round(body.completed_days_ago * _SECONDS_PER_DAY))
+    newest = seeded_at - shift - timedelta(seconds=1)
     poison = set(body.poison)
     records: dict[str, _Record] = {}
     for n in range(1, body.records + 1):
         rid = record_id(body.client_id, n)
-        completed_at = _FIRST_COMPLETION + timedelta(minutes=n - 1)
         records[rid] = _Record(
             id=rid,
             version=1,
-            completed_at=completed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            completed_at=newest - timedelta(seconds=body.records - n),
             pending_items=[f"{rid}-p{k}" for k in range(1, body.pending_items_per_record + 1)],
             poison=rid in poison,
         )
@@ -132,7 +167,9 @@ class State:
         self.keyring.reset()
 
     def seed(self, body: SeedClientRequest) -> SeedClientResponse:
-        client = _build_client(body)  # outside the lock: large seeds must not stall requests
+        seeded_at = datetime.now(UTC).replace(microsecond=0)
+        # Built outside the lock: large seeds must not stall requests.
+        client = _build_client(body, seeded_at)
         with self._lock:
             self._clients[body.client_id] = client
         # Seeding without a credential leaves any configured ones alone: re-seeding is not a reset.
@@ -144,14 +181,23 @@ class State:
         with self._lock:
             self._client(client_id, group_id)
 
-    def page(self, client_id: str, group_id: str | None, cursor: str, limit: int) -> RecordsPage:
-        """Unacknowledged records after the cursor, by id; keyset paging survives acks."""
+    def page(
+        self,
+        client_id: str,
+        group_id: str | None,
+        cursor: str,
+        limit: int,
+        wanted: RecordFilter = EVERY_RECORD,
+    ) -> RecordsPage:
+        """Unacknowledged records after the cursor that pass the filter, by id; keyset paging
+        survives acks, and the cursor is the last served id, so it always moves forward."""
         with self._lock:
             client = self._client(client_id, group_id)
-            start = bisect_right(client.unacked, cursor)
-            ids = client.unacked[start : start + limit + 1]
-            records = [client.to_model(client.records[rid]) for rid in ids[:limit]]
-            more = len(ids) > limit
+            # One past the page says whether another exists. A filter that passes few records
+            # scans far for it, but only over ids in memory.
+            found = list(islice(client.unacked_after(cursor, wanted), limit + 1))
+            records = [client.to_model(record) for record in found[:limit]]
+            more = len(found) > limit
             return RecordsPage(records=records, next_cursor=records[-1].id if more else None)
 
     def ack(self, client_id: str, acks: list[tuple[str, int]]) -> AckResponse:

@@ -44,6 +44,42 @@ def test_a_status_other_than_completed_is_refused(api: httpx.Client) -> None:
     assert response.json()["error"].startswith("status: ")
 
 
+def test_an_unknown_script_is_refused_naming_script_and_the_value(api: httpx.Client) -> None:
+    response = api.get(RECORDS, params={"script": "GET_EVERYTHING"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("script: ")
+    assert "'GET_EVERYTHING'" in error
+    assert "GET_COMPLETED_PENDING" in error  # and what would have been accepted
+
+
+@pytest.mark.parametrize(
+    "completed_after", ["2026-11-20T10:00:00", "yesterday", "2026-13-01T00:00:00Z"]
+)
+def test_completed_after_without_a_timezone_or_not_a_time_is_refused(
+    api: httpx.Client, completed_after: str
+) -> None:
+    response = api.get(RECORDS, params={"completed_after": completed_after})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("completed_after: ")
+    assert repr(completed_after) in response.json()["error"]
+
+
+@pytest.mark.parametrize("year", ["1999", "2101", "last"])
+def test_a_year_outside_2000_to_2100_is_refused_naming_year(api: httpx.Client, year: str) -> None:
+    response = api.get(RECORDS, params={"year": year})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("year: ")
+
+
+@pytest.mark.parametrize("days", [-1, 3651])
+def test_completed_days_ago_outside_0_to_3650_is_refused(api: httpx.Client, days: int) -> None:
+    body = {"client_id": "acme", "group_id": "g1", "records": 1, "completed_days_ago": days}
+    response = api.post("/_admin/clients", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("completed_days_ago: ")
+
+
 def test_malformed_json_is_refused_and_nothing_is_acked(api: httpx.Client) -> None:
     # When an ack body is not JSON
     response = api.post(ACKS, content=b'{"acks": [', headers={"Content-Type": "application/json"})
