@@ -35,22 +35,41 @@ KEY_FIELDS = ("job_type", "client_id")
 # The Config table's index of clients with a failure streak (partition job_type, sort
 # failure_streak): rows hold the attribute only while a streak runs.
 STREAK_INDEX = "by-streak"
+# The Config table's index of when clients go stale (partition job_type, sort stale_at, the
+# minute since the epoch at which a client with no newer clean run is stale).
+STALE_INDEX = "by-stale-at"
 # Written by the platform as runs go; kept when a client's configuration is replaced.
-STATE_FIELDS = frozenset({"cursor", "failure_streak", "healthy_runs"})
+STATE_FIELDS = frozenset(
+    {"cursor", "failure_streak", "healthy_runs", "last_success_at", "last_scheduled_at"}
+)
 # Of those, what only a run writes (``record_result``), never ``put``: a clean run removes the
 # streak, so keeping it with if_not_exists would write back, from a stale read, one that ended.
-RUN_WRITTEN_FIELDS = frozenset({"failure_streak"})
+RUN_WRITTEN_FIELDS = frozenset({"failure_streak", "last_success_at", "last_scheduled_at"})
+# Worked out by ``put`` from the settings (and kept in step by runs): see ``Freshness``.
+FRESHNESS_FIELDS = frozenset({"fresh_since", "stale_window", "stale_at"})
+# The seed's query fields: a job declares which of them it uses (``Job.config_fields``), and a
+# row that sets one its job does not use is refused. The others apply to every job.
+QUERY_FIELDS = ("script", "days", "year")
+# A client is stale when its last clean run is older than this many times its frequency.
+STALE_AFTER_FREQUENCIES = 3
+DEFAULT_FREQUENCY_MINUTES = 30
 # The seed's rollout rule: a pilot client is watched for two full cycles before it is expanded.
 PILOT_HEALTHY_RUNS = 2
 
 
 # A client's settings, as the Config table and the API's client body both constrain them.
 Route = Annotated[str, Field(pattern=r"^/[A-Za-z0-9_\-/]*$", max_length=128)]
-Script = Annotated[str, Field(min_length=1, max_length=64)]
+Script = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Days = Annotated[int, Field(ge=1, le=366)]
 Year = Annotated[int, Field(ge=2000, le=2100)]
 FrequencyMinutes = Annotated[int, Field(ge=1, le=10080)]
 PageSize = Annotated[int, Field(ge=1, le=500)]
+StaleAfterMinutes = Annotated[int, Field(ge=1, le=43200)]  # 30 days
+
+
+def epoch_minute(when: datetime) -> int:
+    """Whole minutes since the epoch: how the Config table keeps times it sums and sorts."""
+    return int(when.timestamp() // 60)
 
 
 class ClientSettings(BaseModel):
@@ -60,10 +79,24 @@ class ClientSettings(BaseModel):
 
     group_id: Identifier
     route: Route = "/v1"
-    script: Script = "GET_COMPLETED"
-    days: Days = 7
+    # Unset: the job's own default, for a job that uses the field (``QUERY_FIELDS``).
+    script: Script | None = None
+    days: Days | None = None
     year: Year | None = None
-    frequency_minutes: FrequencyMinutes = 30
+    frequency_minutes: FrequencyMinutes = Field(
+        DEFAULT_FREQUENCY_MINUTES,
+        description=(
+            "Minutes between scheduled syncs: a scheduled fire plans the client only when"
+            " this long has passed since the last scheduled fire that planned it."
+        ),
+    )
+    stale_after_minutes: StaleAfterMinutes | None = Field(
+        None,
+        description=(
+            "The client is stale when its last clean run started longer ago than this;"
+            f" unset: {STALE_AFTER_FREQUENCIES} times its frequency."
+        ),
+    )
     page_size: PageSize = 50
     # Strict: a JSON 0 or "yes" is not a boolean, whatever pydantic's lax mode would make of it.
     enabled: StrictBool = True
@@ -74,6 +107,15 @@ class ClientSettings(BaseModel):
     credentials: StrictBool = Field(
         False, description="Call with the bearer token stored for this client (Secrets Manager)."
     )
+
+    @property
+    def stale_after(self) -> int:
+        """Minutes without a clean run after which the client is stale."""
+        return self.stale_after_minutes or STALE_AFTER_FREQUENCIES * self.frequency_minutes
+
+    def query_fields_set(self) -> list[str]:
+        """The query fields this row sets (``QUERY_FIELDS``), for a job to accept or refuse."""
+        return [name for name in QUERY_FIELDS if getattr(self, name) is not None]
 
 
 class ClientConfig(ClientSettings):
@@ -87,6 +129,17 @@ class ClientConfig(ClientSettings):
     cursor: str | None = None
     failure_streak: int = Field(0, ge=0)
     healthy_runs: int = Field(0, ge=0)  # clean runs in a row, what promoting a pilot expects
+    last_success_at: datetime | None = None  # when its last clean run started
+    last_scheduled_at: datetime | None = None  # the scheduled time of the last fire that planned it
+    # Freshness, in minutes since the epoch: when it was last known fresh (its last clean
+    # run's start, else when it was configured or enabled), and when it goes stale from there.
+    fresh_since: int | None = None
+    stale_window: int | None = None
+    stale_at: int | None = None
+
+    def is_stale(self, now: datetime) -> bool:
+        """A disabled client is expected not to sync: it is never stale."""
+        return self.enabled and self.stale_at is not None and self.stale_at <= epoch_minute(now)
 
     def to_item(self) -> dict[str, Any]:
         item = self.model_dump(mode="json", exclude_none=True)
@@ -174,15 +227,35 @@ class ConfigStore:
 
     def streaks(self, job_type: str, client_prefix: str = "") -> Iterator[tuple[str, int]]:
         """(client id, failure streak) of every client whose streak runs, from the streak
-        index: as many rows as there are failing clients.
+        index: as many rows as there are failing clients."""
+        items = self._indexed(STREAK_INDEX, ("failure_streak > :bound", 0), job_type, client_prefix)
+        for item in items:
+            yield str(item["client_id"]), int(item["failure_streak"])
 
-        While DynamoDB is still building the index (the first deploy that adds it, on a
-        table that has rows), it refuses reads of it: the streaks are then read from the
-        table itself, every row of the job type read and only the failing ones returned."""
-        values: dict[str, Any] = {":job": job_type, ":zero": 0}
+    def stale(self, job_type: str, now: datetime, client_prefix: str = "") -> Iterator[str]:
+        """The enabled clients that are stale at ``now``, from the stale index, longest stale
+        first: as many rows as there are stale clients, not as there are clients."""
+        items = self._indexed(
+            STALE_INDEX, ("stale_at <= :bound", epoch_minute(now)), job_type, client_prefix
+        )
+        for item in items:
+            if item.get("enabled", True):
+                yield str(item["client_id"])
+
+    def _indexed(
+        self, index: str, sort_range: tuple[str, int], job_type: str, client_prefix: str
+    ) -> Iterator[dict[str, Any]]:
+        """The rows of a job type in a range of an index's sort key (a condition on it and
+        its ``:bound``), in the index's order.
+
+        While DynamoDB is still building the index (the first deploy that adds it, on a table
+        that has rows), it refuses reads of it: the range is then read from the table itself,
+        every row of the job type read and only those in range returned."""
+        condition, bound = sort_range
+        values: dict[str, Any] = {":job": job_type, ":bound": bound}
         query: dict[str, Any] = {
-            "IndexName": STREAK_INDEX,
-            "KeyConditionExpression": "job_type = :job AND failure_streak > :zero",
+            "IndexName": index,
+            "KeyConditionExpression": f"job_type = :job AND {condition}",
             "ExpressionAttributeValues": values,
         }
         if client_prefix:
@@ -195,14 +268,11 @@ class ConfigStore:
             if "backfilling" not in str(exc).lower():
                 raise
             fallback = self._client_range(job_type, client_prefix)
-            fallback["ExpressionAttributeValues"][":zero"] = 0
-            pages = self._pages(
-                self._table.query, FilterExpression="failure_streak > :zero", **fallback
-            )
+            fallback["ExpressionAttributeValues"][":bound"] = bound
+            pages = self._pages(self._table.query, FilterExpression=condition, **fallback)
             first = next(pages)
         for page in itertools.chain([first], pages):
-            for item in page.get("Items", []):
-                yield str(item["client_id"]), int(item["failure_streak"])
+            yield from page.get("Items", [])
 
     def get_many(
         self, job_type: str, client_ids: Sequence[str]
@@ -253,7 +323,7 @@ class ConfigStore:
         item = config.to_item()
         update = UpdateExpression()
         for field in ClientConfig.model_fields:
-            if field in KEY_FIELDS or field in RUN_WRITTEN_FIELDS:
+            if field in KEY_FIELDS or field in RUN_WRITTEN_FIELDS or field in FRESHNESS_FIELDS:
                 continue
             if field in STATE_FIELDS:
                 if field in item:
@@ -262,6 +332,7 @@ class ConfigStore:
                 update.set(field, item[field])
             else:
                 update.remove(field)  # unset now: gone from the row too
+        _keep_fresh_from(update, config.stale_after, since=epoch_minute(datetime.now(UTC)))
         self._table.update_item(
             Key={field: item[field] for field in KEY_FIELDS}, **update.arguments()
         )
@@ -283,22 +354,39 @@ class ConfigStore:
             ExpressionAttributeValues={":cursor": cursor},
         )
 
-    def record_result(self, job_type: str, client_id: str, failed: bool) -> int | None:
-        """Extend or reset the client's consecutive-failure streak (and, the other way round,
-        its run of healthy runs); None if it has no row."""
+    def record_result(
+        self,
+        job_type: str,
+        client_id: str,
+        failed: bool,
+        *,
+        started: datetime | None = None,
+        scheduled_for: datetime | None = None,
+    ) -> int | None:
+        """A client's part of a run is over: extend or reset its consecutive-failure streak
+        (and, the other way round, its run of healthy runs); a clean run that ``started`` then
+        is its last success. ``scheduled_for``: the scheduled fire that planned it, which
+        decides when it is next due. None if it has no row."""
+        update = UpdateExpression()
         if failed:
-            update = "ADD failure_streak :one SET healthy_runs = :zero"
-            values = {":one": 1, ":zero": 0}
+            update.add("failure_streak", 1).set("healthy_runs", 0)
         else:
             # Removed, not zeroed: the row leaves the streak index (STREAK_INDEX).
-            update, values = "REMOVE failure_streak ADD healthy_runs :one", {":one": 1}
+            update.remove("failure_streak").add("healthy_runs", 1)
+            started = started or datetime.now(UTC)
+            update.set("last_success_at", started.isoformat())
+            # The window kept on the row by ``put``: no read of the row first.
+            minute = epoch_minute(started)
+            update.set("fresh_since", minute)
+            update.set_sum("stale_at", "stale_window", _DEFAULT_STALE_WINDOW, minute)
+        if scheduled_for is not None:
+            update.set("last_scheduled_at", scheduled_for.isoformat())
         try:
             response = self._table.update_item(
                 Key={"job_type": job_type, "client_id": client_id},
-                UpdateExpression=update,
                 ConditionExpression="attribute_exists(client_id)",
-                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",  # UPDATED_NEW would not tell a removed streak
+                **update.arguments(),
             )
         except ClientError as exc:
             if not condition_failed(exc):
@@ -341,16 +429,32 @@ class ConfigStore:
         return self.get(job_type, client_id)
 
     def set_enabled(self, job_type: str, client_id: str, enabled: bool) -> None:
+        """Enable or disable a client. Enabling starts its freshness afresh: nothing was
+        expected of it while it was disabled."""
+        now = datetime.now(UTC)
+        update = UpdateExpression().set("enabled", enabled).set("updated_at", now.isoformat())
+        if enabled:
+            minute = epoch_minute(now)
+            update.set("fresh_since", minute)
+            update.set_sum("stale_at", "stale_window", _DEFAULT_STALE_WINDOW, minute)
         with refused_as(lambda: not_configured(job_type, client_id)):
             self._table.update_item(
                 Key={"job_type": job_type, "client_id": client_id},
-                UpdateExpression="SET enabled = :enabled, updated_at = :now",
                 ConditionExpression="attribute_exists(client_id)",
-                ExpressionAttributeValues={
-                    ":enabled": enabled,
-                    ":now": datetime.now(UTC).isoformat(),
-                },
+                **update.arguments(),
             )
+
+
+# A row written before rows kept their window: the default settings' window.
+_DEFAULT_STALE_WINDOW = STALE_AFTER_FREQUENCIES * DEFAULT_FREQUENCY_MINUTES
+
+
+def _keep_fresh_from(update: UpdateExpression, window: int, since: int) -> None:
+    """The row's freshness after its settings changed: fresh since its last clean run (or,
+    for a new row, since ``since``), stale ``window`` minutes after that."""
+    update.set("fresh_since", since, if_absent=True)
+    update.set("stale_window", window)
+    update.set_sum("stale_at", "fresh_since", since, window)
 
 
 def not_configured(job_type: str, client_id: str) -> ConfigNotFoundError:

@@ -24,6 +24,16 @@ class UpdateExpression:
         self._sets.append(f"{name} = {assigned}")
         return self
 
+    def set_sum(
+        self, attribute: str, base: str, base_default: int, amount: int
+    ) -> "UpdateExpression":
+        """``attribute = base + amount``, counting from ``base_default`` where the item has
+        no ``base``: DynamoDB does the sum, so a value kept on the row needs no read first."""
+        name, base_name = self._name(attribute), self._name(base)
+        default, added = self._value(base_default), self._value(amount)
+        self._sets.append(f"{name} = if_not_exists({base_name}, {default}) + {added}")
+        return self
+
     def add(self, attribute: str, amount: int | float) -> "UpdateExpression":
         """A counter: ``attribute`` grows by ``amount`` (from 0 on an item without it)."""
         self._adds.append(f"{self._name(attribute)} {self._value(amount)}")
