@@ -31,6 +31,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +223,8 @@ def _per_item(requests: Counter[str], n: int, service: str, ops: set[str] | None
 
 
 def plan_many(stack: Stack, clients: int) -> dict[str, Any]:
-    """Plan ``clients`` clients in one run (config rows only: the run is cancelled at once)."""
+    """Plan ``clients`` clients in one scheduled fire (config rows only: the run is cancelled
+    at once)."""
     ids = [f"plan{uuid.uuid4().hex[:6]}-{n:05d}" for n in range(clients)]
     _configure_clients(stack, NOOP, ids)
     # One attempt, and time to finish: a retried invoke would plan the run twice.
@@ -233,8 +235,14 @@ def plan_many(stack: Stack, clients: int) -> dict[str, Any]:
         config=Config(read_timeout=600, retries={"max_attempts": 1}),
         **LOCAL_CREDENTIALS,  # type: ignore[call-overload]
     )
+    # A scheduled fire, as Scheduler sends it: every client is due (none was planned by a
+    # schedule yet), and the fire counts the stale ones too.
+    fired_at = datetime.now(UTC).replace(microsecond=0)
+    payload = {"trigger": "schedule", "scheduled_time": fired_at.isoformat()}
     started = time.time()
-    response = lambda_client.invoke(FunctionName=stack.planners[NOOP], Payload=b'{"trigger":"cli"}')
+    response = lambda_client.invoke(
+        FunctionName=stack.planners[NOOP], Payload=json.dumps(payload).encode()
+    )
     seconds = time.time() - started
     planned = json.loads(response["Payload"].read())
     if response.get("FunctionError"):

@@ -60,17 +60,19 @@ def _job_table(job: JobHealthOut, dlq_depth: int | None) -> Table:
         title=title,
         caption=(
             f"{len(job.clients)} of {job.clients_total} client(s),"
-            f" {job.clients_needing_attention} needing attention (listed first)"
+            f" {job.clients_needing_attention} needing attention (listed first),"
+            f" {job.clients_stale} stale"
         ),
     )
-    for column in ("client", "recent runs (newest first)", "streak", "processed/received", "note"):
+    columns = ("client", "recent runs (newest first)", "streak", "processed/received")
+    for column in (*columns, "last success", "note"):
         table.add_column(column)
     for client in job.clients:
         table.add_row(*_client_cells(client))
     return table
 
 
-def _client_cells(client: ClientHealthOut) -> tuple[str, Text, Text, Text, str]:
+def _client_cells(client: ClientHealthOut) -> tuple[str, Text, Text, Text, Text, str]:
     recent = Text()
     for result in client.recent or ["-"]:
         recent.append("■ ", style=COLOURS.get(result, "dim"))
@@ -79,7 +81,23 @@ def _client_cells(client: ClientHealthOut) -> tuple[str, Text, Text, Text, str]:
     ratio = Text(
         "-" if client.ratio is None else f"{client.ratio:.1f}%", style="bold red" if low else ""
     )
-    return client.client_id, recent, streak, ratio, _note(client)
+    return client.client_id, recent, streak, ratio, _last_success(client), _note(client)
+
+
+def _last_success(client: ClientHealthOut) -> Text:
+    """Its age since the last clean run: minutes, hours or days, and stale in red."""
+    minutes = client.age_minutes
+    if minutes is None:
+        since = "never"
+    elif minutes < 120:
+        since = f"{minutes} min ago"
+    elif minutes < 2880:
+        since = f"{minutes // 60} h ago"
+    else:
+        since = f"{minutes // 1440} d ago"
+    if client.stale:
+        return Text(f"{since} · stale", style="bold red")
+    return Text(since)
 
 
 def _note(client: ClientHealthOut) -> str:

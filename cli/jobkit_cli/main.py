@@ -7,7 +7,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig
+from jobkit.adapters.config import (
+    DEFAULT_FREQUENCY_MINUTES,
+    ClientConfig,
+    ConfigStore,
+    InvalidClientConfig,
+)
 from jobkit.api.models import RunOut
 from jobkit.ops.health_page import DEFAULT_CLIENTS
 from jobkit_cli import localstack
@@ -160,6 +165,18 @@ def clients_add(
     group: Annotated[str, typer.Option(help="The client's group in the external system.")],
     route: str = "/v1",
     page_size: int = 50,
+    frequency: Annotated[
+        int, typer.Option(help="Minutes between scheduled syncs of this client.")
+    ] = DEFAULT_FREQUENCY_MINUTES,
+    stale_after: Annotated[
+        int | None,
+        typer.Option(help="Minutes without a clean run before it is stale (3 x frequency)."),
+    ] = None,
+    days: Annotated[int | None, typer.Option(help="Look-back, for jobs that use it.")] = None,
+    year: Annotated[int | None, typer.Option(help="Year, for jobs that use it.")] = None,
+    script: Annotated[
+        str | None, typer.Option(help="The external query, for jobs that use it.")
+    ] = None,
     pilot: bool = False,
     disabled: bool = False,
     credentials: Annotated[
@@ -168,7 +185,10 @@ def clients_add(
     setting: Annotated[list[str] | None, typer.Option(help="key=value, repeatable")] = None,
 ) -> None:
     """Add a client of a job type, or replace its configuration (its sync state is kept);
-    validated before it is written."""
+    validated before it is written, a field its job does not use refused."""
+    from jobkit.domain.job import unused_fields_error
+    from jobkit_cli.job_modules import config_fields
+
     settings = dict(item.split("=", 1) for item in setting or [] if "=" in item)
     try:
         config = ClientConfig(
@@ -177,15 +197,24 @@ def clients_add(
             group_id=group,
             route=route,
             page_size=page_size,
+            frequency_minutes=frequency,
+            stale_after_minutes=stale_after,
+            days=days,
+            year=year,
+            script=script,
             pilot=pilot,
             enabled=not disabled,
             settings=settings,
             credentials=credentials,
             created_by="cli",
         )
-    except ValueError as exc:
-        console.print(f"[red]invalid client: {exc}")
+        refused = unused_fields_error(job_type, config_fields(job_type), config)
+    except (ValueError, LookupError) as exc:
+        console.print(f"[red]invalid client: {exc}", highlight=False)
         raise typer.Exit(2) from exc
+    if refused:
+        console.print(f"[red]invalid client: {refused}", highlight=False)
+        raise typer.Exit(2)
     ConfigStore(Stack.current().table("ConfigTableName")).put(config)
     console.print(f"client {client_id} of {job_type}: saved")
 

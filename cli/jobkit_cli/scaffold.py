@@ -43,7 +43,16 @@ from pydantic import BaseModel
 
 from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.external import ExternalSystem
-from jobkit.domain.job import AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
+from jobkit.domain.job import (
+    AckRef,
+    AckResult,
+    ExternalRecord,
+    Job,
+    Page,
+    PageRequest,
+    Skip,
+    Transition,
+)
 
 
 class {camel}Record(ExternalRecord):
@@ -55,10 +64,10 @@ class _Page(BaseModel):
     next_cursor: str | None
 
 
-def fetch_page(external: ExternalSystem, client: ClientConfig, cursor: str | None) -> Page:
+def fetch_page(external: ExternalSystem, client: ClientConfig, request: PageRequest) -> Page:
     params: dict[str, Any] = {{"group": client.group_id, "limit": client.page_size}}
-    if cursor is not None:
-        params["cursor"] = cursor
+    if request.cursor is not None:
+        params["cursor"] = request.cursor
     page = external.get_as(_Page, f"{{client.route}}/clients/{{client.client_id}}/records", params)
     return Page(records=page.records, next_cursor=page.next_cursor)
 
@@ -83,6 +92,9 @@ JOB = Job(
     fetch_page=fetch_page,
     process=process,
     acknowledge=acknowledge,
+    # The query fields (script, days, year) fetch_page uses; a client row setting another
+    # is refused. Add them here as the query starts using them.
+    config_fields=frozenset(),
 )
 '''
 

@@ -40,17 +40,20 @@ def seed_client(
     records: int,
     poison: list[str] | None = None,
     pending_items: int = 2,
+    completed_days_ago: float = 0,
     **config: Any,
 ) -> ClientConfig:
     """One client: its records in the external system and on the platform, and its config row;
     with ``credentials=True``, a bearer token the external system requires, kept in Secrets
-    Manager where the platform reads it."""
+    Manager where the platform reads it. The records completed in the second before seeding,
+    one a second, or ``completed_days_ago`` earlier."""
     seed: dict[str, Any] = {
         "client_id": client_id,
         "group_id": group_id,
         "records": records,
         "poison": poison or [],
         "pending_items_per_record": pending_items,
+        "completed_days_ago": completed_days_ago,
     }
     if config.get("credentials"):
         seed["credential"] = store_credential(stack, client_id)

@@ -15,10 +15,17 @@ from jobkit.observability import metrics
 from jobkit.settings import ApiSettings, load_settings
 from jobkit.wiring.api import build_services
 from jobkit.wiring.entry import lambda_entry
+from jobs import JOBS
+
+
+def config_fields(job_type: str) -> frozenset[str]:
+    """A job's query fields: its module is imported when one of its clients is written."""
+    return JOBS[job_type].config_fields
+
 
 settings = load_settings(ApiSettings)
 DASHBOARD = (Path(__file__).parent / "dashboard.html").read_text()
-app = build_app(build_services(settings, DASHBOARD))
+app = build_app(build_services(settings, DASHBOARD, config_fields))
 
 
 @lambda_entry(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -9,7 +9,7 @@ IsLocal): acknowledging records without applying them would lose them on a real 
 
 from jobkit.adapters.config import ClientConfig
 from jobkit.domain.job import Job, Skip
-from jobs.sync_completed_records import CompletedRecord, acknowledge, fetch_page
+from jobs.sync_completed_records import CONFIG_FIELDS, CompletedRecord, acknowledge, fetch_page
 
 
 def process(record: CompletedRecord, client: ClientConfig) -> Skip:
@@ -23,4 +23,5 @@ JOB = Job(
     fetch_page=fetch_page,
     process=process,
     acknowledge=acknowledge,
+    config_fields=CONFIG_FIELDS,
 )

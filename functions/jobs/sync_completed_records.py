@@ -3,19 +3,36 @@
 For each enabled client, fetch its completed records (paged); for each record move the
 platform record to COMPLETED through the workflow (history row), register the COMPLETED
 workflow trigger and clear its pending items; acknowledge back only what succeeded.
+
+The client's query fields shape what is fetched: ``days`` (records completed within that many
+days before the run's time), ``year`` (completed that year) and ``script`` (the external
+system's query).
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.external import ExternalSystem
-from jobkit.domain.job import AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
+from jobkit.domain.job import (
+    AckRef,
+    AckResult,
+    ExternalRecord,
+    Job,
+    Page,
+    PageRequest,
+    Skip,
+    Transition,
+)
 
 OPEN_STATUSES = frozenset({"OPEN", "PENDING", "IN_PROGRESS"})
+# The seed's defaults, for a client row that leaves the field unset.
+DEFAULT_DAYS = 7
+DEFAULT_SCRIPT = "GET_COMPLETED"
+CONFIG_FIELDS = frozenset({"days", "year", "script"})
 
 
 class CompletedRecord(ExternalRecord):
@@ -35,14 +52,25 @@ class _AckResponse(BaseModel):
     unknown: list[str] = []
 
 
-def fetch_page(external: ExternalSystem, client: ClientConfig, cursor: str | None) -> Page:
+def records_query(client: ClientConfig, request: PageRequest) -> dict[str, Any]:
+    """The external system's records query for one page of this client."""
+    since = request.as_of - timedelta(days=client.days or DEFAULT_DAYS)
     params: dict[str, Any] = {
         "status": "completed",
         "group": client.group_id,
         "limit": client.page_size,
+        "script": client.script or DEFAULT_SCRIPT,
+        "completed_after": since.isoformat(),
     }
-    if cursor is not None:
-        params["cursor"] = cursor
+    if client.year is not None:
+        params["year"] = client.year
+    if request.cursor is not None:
+        params["cursor"] = request.cursor
+    return params
+
+
+def fetch_page(external: ExternalSystem, client: ClientConfig, request: PageRequest) -> Page:
+    params = records_query(client, request)
     path = f"{client.route}/clients/{client.client_id}/records"
     page = external.get_as(_RecordsPage, path, params)
     return Page(records=page.records, next_cursor=page.next_cursor)
@@ -81,4 +109,5 @@ JOB = Job(
     fetch_page=fetch_page,
     process=process,
     acknowledge=acknowledge,
+    config_fields=CONFIG_FIELDS,
 )

@@ -13,7 +13,17 @@ from pydantic import BaseModel
 from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.external import ExternalSystem
 from jobkit.domain.envelope import content_hash
-from jobkit.domain.job import NEW, AckRef, AckResult, ExternalRecord, Job, Page, Skip, Transition
+from jobkit.domain.job import (
+    NEW,
+    AckRef,
+    AckResult,
+    ExternalRecord,
+    Job,
+    Page,
+    PageRequest,
+    Skip,
+    Transition,
+)
 
 SYNCED = "SYNCED"
 
@@ -33,10 +43,10 @@ class _Feed(BaseModel):
     position: str
 
 
-def fetch_page(external: ExternalSystem, client: ClientConfig, cursor: str | None) -> Page:
+def fetch_page(external: ExternalSystem, client: ClientConfig, request: PageRequest) -> Page:
     params: dict[str, Any] = {"limit": client.page_size}
-    if cursor is not None:
-        params["cursor"] = cursor
+    if request.cursor is not None:
+        params["cursor"] = request.cursor
     feed = external.get_as(_Feed, f"{client.route}/clients/{client.client_id}/contacts", params)
     return Page(records=feed.contacts, next_cursor=feed.next_cursor, resume_at=feed.position)
 

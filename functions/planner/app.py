@@ -1,4 +1,4 @@
-"""Planner Lambda, one per job type: open a run and enqueue a page item per enabled client."""
+"""Planner Lambda, one per job type: open a run and enqueue a page item per due client."""
 
 from typing import Any
 
@@ -7,13 +7,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.observability import metrics
 from jobkit.pipeline.plan import parse_plan_request
+from jobkit.runs.models import Trigger
 from jobkit.settings import PlannerSettings, load_settings
 from jobkit.wiring.entry import lambda_entry
 from jobkit.wiring.parts import build_parts
 from jobkit.wiring.planner import build_planner
+from jobs import JOBS
 
 settings = load_settings(PlannerSettings)
-planner = build_planner(settings, build_parts(settings))
+planner = build_planner(
+    settings, build_parts(settings), lambda: JOBS[settings.job_type].config_fields
+)
 
 
 @lambda_entry()
@@ -22,4 +26,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     header = planner.plan(request)
     metrics.add_dimension(name="job_type", value=settings.job_type)
     metrics.add_metric(name="RunsPlanned", unit=MetricUnit.Count, value=1)
+    if request.trigger is Trigger.SCHEDULE:
+        # Each fire counts them: the alarm sees a client that silently stopped syncing.
+        metrics.add_metric(name="ClientsStale", unit=MetricUnit.Count, value=planner.stale_count())
     return {"run_id": header.run_id, "status": header.status.value, "clients": header.clients}

@@ -85,6 +85,17 @@ class RunOut(BaseModel):
     counts: Counts
     issues: list[str]
     eta_seconds: float | None = Field(None, description="From the average item time so far.")
+    scheduled_for: datetime | None = Field(
+        None, description="A scheduled run's fire time, which due-ness and queries count from."
+    )
+    not_due: int = Field(
+        0,
+        description=(
+            "Clients a scheduled fire did not plan: their frequency_minutes had not passed since"
+            " the fire that last planned them. A run asked for by hand plans every client it"
+            " names, or every enabled one, whatever their frequency."
+        ),
+    )
     clients: list[ClientRunOut] = Field(
         [],
         description=(
@@ -123,6 +134,8 @@ class RunOut(BaseModel):
             counts=Counts(clients=header.clients, **totals),
             issues=header.issues,
             eta_seconds=_eta(header, totals),
+            scheduled_for=header.scheduled_for,
+            not_due=header.not_due,
             clients=clients,
         )
 

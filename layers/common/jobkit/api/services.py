@@ -29,6 +29,8 @@ class Services:
     invoke_async: Callable[[str, dict[str, Any]], None]
     dlq_depth: Callable[[], int]
     dashboard_html: str
+    # A job type's query fields (``Job.config_fields``): a client row may set no other.
+    config_fields: Callable[[str], frozenset[str]]
     is_local: bool = False
     allow_loopback_webhooks: bool = False
 

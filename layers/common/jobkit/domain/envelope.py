@@ -72,6 +72,13 @@ class PageItem(_Envelope):
     cursor: str | None = None
     page_number: int = Field(1, ge=1)
     attempt: int = Field(0, ge=0, le=100)  # the client-level retry this page belongs to
+    # The run's reference time, which a query window (``days``) is counted back from; items
+    # enqueued before it was carried count from when they were enqueued.
+    as_of: datetime | None = None
+
+    @property
+    def query_time(self) -> datetime:
+        return self.as_of or self.enqueued_at
 
 
 class RecordItem(_Envelope):
@@ -118,6 +125,7 @@ def new_page_item(
     page_number: int = 1,
     now: datetime | None = None,
     attempt: int = 0,
+    as_of: datetime | None = None,
 ) -> PageItem:
     key = page_item_key(job_type, client_id, run_id, cursor)
     # A retried client's page is a new item of the run (counted on its own); the work it
@@ -135,6 +143,7 @@ def new_page_item(
         cursor=cursor,
         page_number=page_number,
         attempt=attempt,
+        as_of=as_of,
     )
 
 

@@ -9,11 +9,12 @@ dead letters and run accounting are the platform's.
 import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config import QUERY_FIELDS, ClientConfig, ClientSettings
 from jobkit.adapters.external import ExternalSystem
 from jobkit.domain.errors import JobModuleError, UnknownJobTypeError
 
@@ -81,7 +82,17 @@ class AckResult:
     rejected: dict[str, str] = field(default_factory=dict)
 
 
-FetchPage = Callable[[ExternalSystem, ClientConfig, str | None], Page]
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page to fetch: from ``cursor`` (None: the first), for the run whose reference
+    time is ``as_of`` (the scheduled time of the fire, or when a manual run was asked for),
+    so every page of a run, and every retry of it, asks for the same window."""
+
+    cursor: str | None
+    as_of: datetime
+
+
+FetchPage = Callable[[ExternalSystem, ClientConfig, PageRequest], Page]
 AcknowledgeFn = Callable[[ExternalSystem, ClientConfig, Sequence[AckRef]], AckResult]
 
 
@@ -95,9 +106,40 @@ class Job[RecordT: ExternalRecord]:
     fetch_page: FetchPage
     process: Callable[[RecordT, ClientConfig], Transition | Skip]
     acknowledge: AcknowledgeFn
+    # The query fields (``QUERY_FIELDS``: script, days, year) its fetch uses; a client row of
+    # this job that sets any other is refused.
+    config_fields: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = self.config_fields - set(QUERY_FIELDS)
+        if unknown:
+            raise JobModuleError(
+                f"job {self.name} declares unknown config fields {sorted(unknown)};"
+                f" the query fields are {list(QUERY_FIELDS)}"
+            )
 
     def parse_record(self, raw: dict[str, Any]) -> RecordT:
         return self.record_model.model_validate(raw)
+
+
+def unused_fields(job_type: str, uses: frozenset[str], settings: ClientSettings) -> dict[str, str]:
+    """Each query field ``settings`` sets that a job using only ``uses`` would ignore, with
+    why it is refused."""
+    used = ", ".join(sorted(uses)) or "none of them"
+    return {
+        name: f"not used by job type {job_type} (of script, days, year it uses {used}):"
+        " leave it unset"
+        for name in settings.query_fields_set()
+        if name not in uses
+    }
+
+
+def unused_fields_error(
+    job_type: str, uses: frozenset[str], settings: ClientSettings
+) -> str | None:
+    """The one-line refusal naming every field ``unused_fields`` finds, or None."""
+    unused = unused_fields(job_type, uses, settings)
+    return "; ".join(f"{name}: {why}" for name, why in unused.items()) or None
 
 
 def raw_record_id(raw: dict[str, Any]) -> str | None:

@@ -3,22 +3,24 @@
 Served by the API and drawn by the CLI; apart from ``jobkit.runs.client_health`` so the functions
 that only keep failure streaks do not import the API's models at cold start.
 
-Built to stay small and quick with 100,000 clients: it reads the failing clients' keys, the
-rows it lists and a count, not every client. Those needing attention come from the Config
-table's streak index (rows hold a failure streak only while it runs), longest streak first,
-and the page is filled with the other clients in id order, a page of rows at a time. The
+Built to stay small and quick with 100,000 clients: it reads the failing and stale clients'
+keys, the rows it lists and a count, not every client. Those needing attention come from the
+Config table's streak index (rows hold a failure streak only while it runs), longest streak
+first, then from its stale index (rows sorted by when they go stale), longest stale first;
+the page is filled with the other clients in id order, a page of rows at a time. The
 total is counted by DynamoDB (``Select=COUNT``): no row leaves the table, though the read
 units are a full read's. Only the listed clients' rows of the recent runs are read, by key.
 The open run's live totals are summed over its client rows only while it has few enough of
 them; a bigger run shows the totals its clients have rolled up so far.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig
+from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig, epoch_minute
 from jobkit.api.models import LIVE_CLIENT_ROWS, RunOut
 from jobkit.api.visibility import RunsSeen
 from jobkit.runs.models import (
@@ -45,6 +47,23 @@ class ClientHealthOut(BaseModel):
         None, description="processed / received (%) in its last finished run"
     )
     problem: str | None = None
+    frequency_minutes: int | None = Field(None, description="Minutes between its scheduled syncs.")
+    last_success_at: datetime | None = Field(
+        None, description="When its last clean run started; null: none yet."
+    )
+    age_minutes: int | None = Field(
+        None, description="Minutes since last_success_at; null: no clean run yet."
+    )
+    stale_after_minutes: int | None = Field(
+        None, description="Its stale age: its own, or 3 times its frequency."
+    )
+    stale: bool = Field(
+        False,
+        description=(
+            "Enabled, and no clean run for longer than its stale age (counted from when it"
+            " was configured or enabled while it has none)."
+        ),
+    )
 
 
 class JobHealthOut(BaseModel):
@@ -65,13 +84,14 @@ class JobHealthOut(BaseModel):
     clients_needing_attention: int = Field(
         description=(
             "Of those, clients with a failure streak (an invalid configuration fails each run"
-            " it is planned in)."
+            " it is planned in) or stale."
         )
     )
+    clients_stale: int = Field(0, description="Of those, the stale clients.")
     clients: list[ClientHealthOut] = Field(
         description=(
-            "A page of them: those needing attention first, longest streak first, then the"
-            " others by client id."
+            "A page of them: those needing attention first (longest failure streak first,"
+            " then the stale ones, longest stale first), then the others by client id."
         )
     )
 
@@ -117,27 +137,70 @@ def build_health(
     """Job types x clients: per job type, up to ``limit`` of the clients ``shown``, those
     needing attention first, with their recent results."""
     shown = shown or ClientsShown()
+    now = datetime.now(UTC)
     jobs = [
-        _job_health(job_type, schedule, configs, runs, limit, shown)
+        _job_health(job_type, schedule, _Clients(configs, job_type, now), runs, limit, shown)
         for job_type, schedule in sorted(schedules.items())
     ]
-    return HealthOut(generated_at=datetime.now(UTC), dlq_depth=dlq_depth, jobs=jobs)
+    return HealthOut(generated_at=now, dlq_depth=dlq_depth, jobs=jobs)
+
+
+@dataclass(frozen=True)
+class _Clients:
+    """One job type's client rows as the page reads them, and the time it judges them at."""
+
+    configs: ConfigStore
+    job_type: str
+    now: datetime
+
+    def line(
+        self, config: ClientConfig | InvalidClientConfig, streak: int | None = None
+    ) -> ClientHealthOut:
+        """A client's line. ``streak``: the index's, which ranked it; else the row's own."""
+        if isinstance(config, InvalidClientConfig):
+            return ClientHealthOut(
+                client_id=config.client_id,
+                enabled=False,
+                pilot=False,
+                streak=streak or 0,
+                recent=[],
+                problem=config.reason,
+            )
+        success = config.last_success_at
+        return ClientHealthOut(
+            client_id=config.client_id,
+            enabled=config.enabled,
+            pilot=config.pilot,
+            streak=config.failure_streak if streak is None else streak,
+            recent=[],
+            frequency_minutes=config.frequency_minutes,
+            last_success_at=success,
+            age_minutes=None if success is None else epoch_minute(self.now) - epoch_minute(success),
+            stale_after_minutes=config.stale_after,
+            stale=config.is_stale(self.now),
+        )
+
+    def lines(self, client_ids: Sequence[str], streaks: Mapping[str, int]) -> list[ClientHealthOut]:
+        """These clients' lines, read by key, in this order: a row deleted since an index
+        was written is left out."""
+        found = self.configs.get_many(self.job_type, list(client_ids))
+        return [self.line(found[c], streaks.get(c)) for c in client_ids if c in found]
 
 
 def _job_health(
     job_type: str,
     schedule: str,
-    configs: ConfigStore,
+    clients: _Clients,
     runs: RunsSeen,
     limit: int,
     shown: ClientsShown,
 ) -> JobHealthOut:
     headers = runs.recent_runs(job_type, RECENT_RUNS)
     if shown.only is None:
-        total = configs.count(job_type, shown.prefix)
-        attention, listed = _attention_first(configs, job_type, limit, shown.prefix)
+        total = clients.configs.count(job_type, shown.prefix)
+        attention, stale, listed = _attention_first(clients, limit, shown.prefix)
     else:
-        total, attention, listed = _only_these(configs, job_type, limit, shown)
+        total, attention, stale, listed = _only_these(clients, limit, shown)
     _add_recent(listed, headers, runs)
     open_header = next((h for h in headers if h.status not in FINAL_STATUSES), None)
     return JobHealthOut(
@@ -149,87 +212,68 @@ def _job_health(
         recent_runs=[h.status.value for h in headers],
         clients_total=total,
         clients_needing_attention=attention,
+        clients_stale=stale,
         clients=listed,
     )
 
 
 def _attention_first(
-    configs: ConfigStore, job_type: str, limit: int, client_prefix: str
-) -> tuple[int, list[ClientHealthOut]]:
-    """How many clients need attention, and a page of ``limit``: those first, longest
-    streak first, then the others by id."""
-    streaking = sorted(configs.streaks(job_type, client_prefix), key=lambda s: (-s[1], s[0]))
-    listed = _streaking_clients(configs, job_type, streaking, limit)
+    clients: _Clients, limit: int, client_prefix: str
+) -> tuple[int, int, list[ClientHealthOut]]:
+    """How many clients need attention and how many are stale, and a page of ``limit``:
+    those needing attention first (longest streak first, then longest stale), then the
+    others by id."""
+    configs, job_type = clients.configs, clients.job_type
+    streaks = dict(configs.streaks(job_type, client_prefix))
+    stale = list(configs.stale(job_type, clients.now, client_prefix))
+    ranked = sorted(streaks, key=lambda c: (-streaks[c], c))
+    ranked += [c for c in stale if c not in streaks]
+    listed: list[ClientHealthOut] = []
+    for start in range(0, len(ranked), limit):
+        if len(listed) >= limit:
+            break
+        listed += clients.lines(ranked[start : start + limit], streaks)
+    listed = listed[:limit]
     if len(listed) < limit:
-        # Every client with a streak is listed by now: the rest are the others, by id.
-        skip = {client_id for client_id, _ in streaking}
-        listed += _other_clients(configs, job_type, client_prefix, skip, limit - len(listed))
-    return len(streaking), listed
+        # Every client needing attention is listed by now: the rest are the others, by id.
+        listed += _other_clients(clients, client_prefix, set(ranked), limit - len(listed))
+    return len(ranked), len(stale), listed
 
 
 def _only_these(
-    configs: ConfigStore, job_type: str, limit: int, shown: ClientsShown
-) -> tuple[int, int, list[ClientHealthOut]]:
-    """A few named clients (a key's): their rows by key. How many are configured, how many
-    need attention, and a page of them, those first, longest streak first, then by id."""
+    clients: _Clients, limit: int, shown: ClientsShown
+) -> tuple[int, int, int, list[ClientHealthOut]]:
+    """A few named clients (a key's): their rows by key. How many are configured, need
+    attention and are stale, and a page of them, in the page's order."""
     wanted = sorted(c for c in shown.only or () if c.startswith(shown.prefix))
-    found = configs.get_many(job_type, wanted)
-    clients = sorted((_client(config) for config in found.values()), key=_attention_order)
-    return len(clients), sum(c.streak > 0 for c in clients), clients[:limit]
+    found = clients.configs.get_many(clients.job_type, wanted)
+    lines = sorted((clients.line(config) for config in found.values()), key=_attention_order)
+    attention = sum(c.streak > 0 or c.stale for c in lines)
+    return len(lines), attention, sum(c.stale for c in lines), lines[:limit]
 
 
-def _attention_order(client: ClientHealthOut) -> tuple[bool, int, str]:
-    return (client.streak == 0, -client.streak, client.client_id)
-
-
-def _streaking_clients(
-    configs: ConfigStore, job_type: str, streaking: list[tuple[str, int]], limit: int
-) -> list[ClientHealthOut]:
-    """Their rows by key, a page at a time: a row deleted since the index was written is
-    skipped and the next failing client takes its place."""
-    listed: list[ClientHealthOut] = []
-    for start in range(0, len(streaking), limit):
-        if len(listed) >= limit:
-            break
-        chunk = streaking[start : start + limit]
-        found = configs.get_many(job_type, [client_id for client_id, _ in chunk])
-        listed += [_client(found[c], streak) for c, streak in chunk if c in found]
-    return listed[:limit]
+def _attention_order(client: ClientHealthOut) -> tuple[bool, bool, int, int, str]:
+    return (
+        client.streak == 0,
+        not client.stale,
+        -client.streak,
+        -(client.age_minutes or 0),
+        client.client_id,
+    )
 
 
 def _other_clients(
-    configs: ConfigStore, job_type: str, client_prefix: str, skip: set[str], wanted: int
+    clients: _Clients, client_prefix: str, skip: set[str], wanted: int
 ) -> list[ClientHealthOut]:
     listed: list[ClientHealthOut] = []
     page_size = min(wanted + len(skip), _MAX_PAGE_ROWS)
-    for config in configs.first_clients(job_type, client_prefix, page_size=page_size):
+    rows = clients.configs.first_clients(clients.job_type, client_prefix, page_size=page_size)
+    for config in rows:
         if config.client_id not in skip:
-            listed.append(_client(config))
+            listed.append(clients.line(config))
             if len(listed) == wanted:
                 break
     return listed
-
-
-def _client(
-    config: ClientConfig | InvalidClientConfig, streak: int | None = None
-) -> ClientHealthOut:
-    """A client's line. ``streak``: the index's, which ranked it; else the row's own."""
-    if isinstance(config, InvalidClientConfig):
-        return ClientHealthOut(
-            client_id=config.client_id,
-            enabled=False,
-            pilot=False,
-            streak=streak or 0,
-            recent=[],
-            problem=config.reason,
-        )
-    return ClientHealthOut(
-        client_id=config.client_id,
-        enabled=config.enabled,
-        pilot=config.pilot,
-        streak=config.failure_streak if streak is None else streak,
-        recent=[],
-    )
 
 
 def _add_recent(

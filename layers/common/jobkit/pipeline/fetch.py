@@ -21,7 +21,7 @@ from jobkit.domain.envelope import (
     new_record_item,
 )
 from jobkit.domain.errors import PermanentError
-from jobkit.domain.job import Page, raw_record_id
+from jobkit.domain.job import Page, PageRequest, raw_record_id
 from jobkit.pipeline.batch import PageResult
 from jobkit.pipeline.lookup import Lookups
 from jobkit.runs.counting import OutcomeCounting
@@ -82,7 +82,10 @@ class PageFetcher:
         client = self._lookups.client(item.job_type, item.client_id)
         external = self._external(client)
         page = self._circuits.call(
-            item.client_id, functools.partial(job.fetch_page, external, client, item.cursor)
+            item.client_id,
+            functools.partial(
+                job.fetch_page, external, client, PageRequest(item.cursor, item.query_time)
+            ),
         )
         if page.next_cursor is not None and (
             page.next_cursor == item.cursor or item.page_number >= _MAX_PAGES
@@ -121,4 +124,5 @@ def _next_page(item: PageItem, cursor: str) -> PageItem:
         cursor=cursor,
         page_number=item.page_number + 1,
         attempt=item.attempt,
+        as_of=item.query_time,
     )

@@ -4,11 +4,16 @@ A schedule fired twice for the same time opens one run: the run id is derived fr
 scheduled time, and a planner that finds its run already planned does nothing more. A planner
 that died half-way is resumed by the next attempt (client rows kept, page items re-sent and
 deduplicated downstream).
+
+A scheduled fire plans only the clients that are due (``is_due``): a client synced every day
+is not synced on every fire of a job scheduled every half hour. A run asked for by hand plans
+the clients it names, or every enabled one, whatever their frequency.
 """
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +28,7 @@ from jobkit.domain.envelope import (
     new_page_item,
 )
 from jobkit.domain.errors import PermanentError
+from jobkit.domain.job import unused_fields_error
 from jobkit.observability import logger
 from jobkit.pipeline.retry import ClientRetries, RetryRequest
 from jobkit.runs.lifecycle import RunLifecycle
@@ -78,6 +84,35 @@ def manual_run_id(job_type: str, now: datetime) -> str:
     return f"{job_type}.{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:8]}"
 
 
+# Scheduler gives the fire's own time; without it a fire is dated by the minute it ran in,
+# which may be up to a minute early or late: a client due on every fire must not skip one.
+_JITTER = timedelta(minutes=1)
+
+
+def fire_time(request: PlanRequest, now: datetime) -> datetime | None:
+    """A scheduled fire's time (Scheduler's, else the minute it fired in); None for a run
+    asked for by hand."""
+    if request.trigger is not Trigger.SCHEDULE:
+        return None
+    return request.scheduled_time or now.replace(second=0, microsecond=0)
+
+
+def is_due(config: ClientConfig, fired_at: datetime) -> bool:
+    """Whether the scheduled fire at ``fired_at`` plans this client: it was never planned by
+    a schedule, or its frequency has passed since the fire that last planned it (less the
+    jitter of a fire without Scheduler's time, at most half the frequency).
+
+    Decided by the fires' times alone, never the clock: a fire delivered twice, or resumed
+    after a crash, decides the same way (the fire that planned it is due again)."""
+    last = config.last_scheduled_at
+    if last is None or last == fired_at:
+        return True
+    if last > fired_at:
+        return False  # a later fire planned it already: this one arrived late
+    frequency = timedelta(minutes=config.frequency_minutes)
+    return fired_at - last >= frequency - min(_JITTER, frequency / 2)
+
+
 def opening_header(job_type: str, request: PlanRequest, run_id: str, now: datetime) -> RunHeader:
     """A run as it is opened, PLANNING: by its planner, or by the API before invoking it."""
     return RunHeader(
@@ -85,7 +120,7 @@ def opening_header(job_type: str, request: PlanRequest, run_id: str, now: dateti
         job_type=job_type,
         trigger=request.trigger,
         requested_by=request.requested_by,
-        scheduled_for=request.scheduled_time,
+        scheduled_for=fire_time(request, now),
         correlation_id=request.correlation_id or run_id,
         created_at=now,
         requested_clients=sorted(set(request.client_ids or ())),
@@ -95,10 +130,9 @@ def opening_header(job_type: str, request: PlanRequest, run_id: str, now: dateti
 def _run_id(job_type: str, request: PlanRequest, now: datetime) -> str:
     if request.run_id:
         return request.run_id
-    if request.trigger is Trigger.SCHEDULE:
-        # Scheduler's own time when it gave one; else the minute it fired in.
-        when = request.scheduled_time or now.replace(second=0, microsecond=0)
-        return schedule_run_id(job_type, when)
+    fired_at = fire_time(request, now)
+    if fired_at is not None:
+        return schedule_run_id(job_type, fired_at)
     return manual_run_id(job_type, now)
 
 
@@ -112,6 +146,7 @@ class Planner:
         *,
         circuits: Circuits,
         retries: ClientRetries,
+        config_fields: Callable[[], frozenset[str]] = frozenset,
     ):
         self._job_type = job_type
         self._configs = configs
@@ -119,6 +154,9 @@ class Planner:
         self._queue = queue
         self._circuits = circuits
         self._retries = retries
+        # The query fields the job uses, asked for on the first plan: the job's module is
+        # not imported at cold start (``jobs.JOBS`` imports each on first use).
+        self._config_fields = config_fields
 
     def plan(self, request: PlanRequest) -> RunHeader:
         now = datetime.now(UTC)
@@ -137,7 +175,7 @@ class Planner:
                 "resumed": not created,
             },
         )
-        selection = self._select_clients(request)
+        selection = self._select_clients(request, header.scheduled_for)
         if request.dry_run:
             self._close_dry_run(run_id, selection)
         else:
@@ -159,8 +197,9 @@ class Planner:
         """Client rows, then one page item per ready client, then the run is running."""
         run_id = header.run_id
         ready, waiting = self._hold_back_open_circuits(header, selection.clients)
-        issues = selection.issues + [
-            f"client {c.client_id}: circuit open, retry scheduled at {at}" for c, at in waiting
+        issues = [
+            *selection.issues,
+            *(f"client {c.client_id}: circuit open, retry scheduled at {at}" for c, at in waiting),
         ]
         invalid_rows = [
             ClientRun(client_id=bad.client_id, status=ClientStatus.INVALID_CONFIG, error=bad.reason)
@@ -170,10 +209,16 @@ class Planner:
         self._runs.add_clients(header, rows, resume=not created)
         self._queue.send([self._first_page(header, c, now) for c in ready])
         invalid = len(selection.invalid)
-        self._runs.mark_running(run_id, clients=len(rows), invalid=invalid, issues=issues)
+        self._runs.mark_running(
+            run_id,
+            clients=len(rows),
+            invalid=invalid,
+            issues=issues,
+            not_due=selection.not_due,
+        )
         if created:
             for row in invalid_rows:  # closed as they open
-                self._runs.client_closed(self._job_type, row)
+                self._runs.client_closed(header, row)
         logger.info(
             "run planned",
             extra={
@@ -181,6 +226,7 @@ class Planner:
                 "clients": len(ready),
                 "waiting_clients": len(waiting),
                 "invalid_clients": invalid,
+                "not_due_clients": selection.not_due,
                 "issues": issues,
             },
         )
@@ -209,6 +255,7 @@ class Planner:
             correlation_id=header.correlation_id,
             now=now,
             cursor=client.cursor,  # change feeds resume where the last run stopped
+            as_of=run_as_of(header),
         )
 
     def _schedule_retry(
@@ -224,13 +271,16 @@ class Planner:
                 attempt=1,
                 cursor=client.cursor,
                 reason="circuit open",
+                as_of=run_as_of(header),
             ),
             wait_at_least=circuit.retry_in_seconds if circuit else 0,
         )
 
-    def _select_clients(self, request: PlanRequest) -> "_Selection":
+    def _select_clients(self, request: PlanRequest, fired_at: datetime | None) -> "_Selection":
+        """The enabled clients to plan: those named, or all; on a scheduled fire, only those
+        due at its time. A row that sets a field the job does not use is reported."""
         wanted = set(request.client_ids) if request.client_ids is not None else None
-        selection = _Selection()
+        selection = _Selection(self._job_type, fired_at, self._config_fields())
         seen: set[str] = set()
         for config in self._configs.clients(self._job_type):
             seen.add(config.client_id)
@@ -238,29 +288,58 @@ class Planner:
                 selection.take(config)
         for missing in sorted((wanted or set()) - seen):
             selection.issues.append(f"client {missing}: not configured for {self._job_type}")
-        if not selection.clients and not selection.invalid:
+        if not selection.clients and not selection.invalid and not selection.not_due:
             selection.issues.append(f"no enabled clients configured for {self._job_type}")
         return selection
+
+    def stale_count(self) -> int:
+        """How many of the job's enabled clients are stale (no clean run for longer than their
+        stale age), logged by id: read from the stale index, one row per stale client."""
+        stale = list(self._configs.stale(self._job_type, datetime.now(UTC)))
+        if stale:
+            logger.warning(
+                "clients stale",
+                extra={"job_type": self._job_type, "count": len(stale), "clients": stale[:50]},
+            )
+        return len(stale)
+
+
+def run_as_of(header: RunHeader) -> datetime:
+    """The time a run's queries are relative to: its fire's, or when it was asked for."""
+    return header.scheduled_for or header.created_at
 
 
 @dataclass
 class _Selection:
-    """The clients a run plans: enabled ones, invalid configurations, and what to say."""
+    """The clients a run plans: enabled ones, invalid configurations, those not due (on a
+    scheduled fire at ``fired_at``), and what to say. ``uses``: the job's query fields."""
 
+    job_type: str
+    fired_at: datetime | None
+    uses: frozenset[str]
     clients: list[ClientConfig] = field(default_factory=list)
     invalid: list[InvalidClientConfig] = field(default_factory=list)
     issues: list[str] = field(default_factory=list)
+    not_due: int = 0
 
     def take(self, config: ClientConfig | InvalidClientConfig) -> None:
-        if isinstance(config, InvalidClientConfig):
-            logger.error(
-                "invalid client configuration",
-                extra={"client_id": config.client_id, "reason": config.reason},
-            )
-            self.invalid.append(config)
-            self.issues.append(f"client {config.client_id}: invalid configuration: {config.reason}")
-        elif config.enabled:
-            self.clients.append(config)
+        if isinstance(config, ClientConfig):
+            if not config.enabled:
+                return
+            if self.fired_at is not None and not is_due(config, self.fired_at):
+                self.not_due += 1
+                return
+            refused = unused_fields_error(self.job_type, self.uses, config)
+            if refused is None:
+                self.clients.append(config)
+                return
+            config = InvalidClientConfig(self.job_type, config.client_id, refused)
+        logger.error(
+            "invalid client configuration",
+            extra={"client_id": config.client_id, "reason": config.reason},
+        )
+        self.invalid.append(config)
+        self.issues.append(f"client {config.client_id}: invalid configuration: {config.reason}")
 
 
 def _ready_rows(ready: list[ClientConfig]) -> list[ClientRun]:

@@ -42,6 +42,7 @@ class RetryRequest(BaseModel):
     cursor: str | None = None
     page_number: int = Field(1, ge=1)
     reason: str = Field(max_length=500)
+    as_of: datetime | None = None  # the run's reference time (``PageItem.as_of``)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class ClientRetries:
             cursor=item.cursor,
             page_number=item.page_number,
             reason=reason[:500],
+            as_of=item.query_time,
         )
         # Also when the page was parked before (a crash before this line): the schedule's
         # name makes creating it again harmless.
@@ -234,6 +236,7 @@ class RetryWorker:
                     cursor=request.cursor,
                     page_number=request.page_number,
                     attempt=request.attempt,
+                    as_of=request.as_of,
                 )
             ]
         )

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from jobkit.adapters.config import ConfigStore
 from jobkit.observability import logger
-from jobkit.runs.models import ClientRun, ClientStatus, processed_ratio
+from jobkit.runs.models import ClientRun, ClientStatus, RunHeader, Trigger, processed_ratio
 
 RATIO_THRESHOLD = 95.0  # processed / received, percent, below which a job type is unhealthy
 STREAK_THRESHOLD = 3
@@ -27,14 +27,21 @@ def ratio_unhealthy(received: int, processed: int) -> bool:
 
 
 class ClientHealth:
-    """Called when a client's part of a run closes: keeps its streak and publishes it."""
+    """Called when a client's part of a run closes: keeps its streak and publishes it, and
+    keeps when it last succeeded and when a schedule last planned it."""
 
     def __init__(self, configs: ConfigStore) -> None:
         self._configs = configs
 
-    def record(self, job_type: str, row: ClientRun) -> int | None:
+    def record(self, header: RunHeader, row: ClientRun) -> int | None:
+        job_type = header.job_type
         failed = client_failed(row)
-        streak = self._configs.record_result(job_type, row.client_id, failed)
+        # Kept as the client's run closes, not as it is planned: the run's rows already take
+        # one write per client there, so planning costs no write on the Config table.
+        scheduled = header.scheduled_for if header.trigger is Trigger.SCHEDULE else None
+        streak = self._configs.record_result(
+            job_type, row.client_id, failed, started=header.created_at, scheduled_for=scheduled
+        )
         if streak is None:
             return None  # the client's configuration is gone: nothing to keep a streak on
         with single_metric(

@@ -26,7 +26,7 @@ from jobkit.runs.models import (
 )
 from jobkit.runs.table import RunsTable, now
 
-ClientClosed = Callable[[str, ClientRun], object]
+ClientClosed = Callable[[RunHeader, ClientRun], object]
 RunFinished = Callable[[RunHeader, RunStatus, datetime], object]
 
 
@@ -97,15 +97,15 @@ class RunClosing:
             Key={"run_id": run_id, "sk": HEADER}, ReturnValues="ALL_NEW", **update.arguments()
         )
         header = RunHeader.model_validate(response["Attributes"])
-        self.client_closed(header.job_type, row)
+        self.client_closed(header, row)
         self.maybe_finish(header)
 
-    def client_closed(self, job_type: str, row: ClientRun) -> None:
-        """Tell the health bookkeeping a client's part of a run is over."""
+    def client_closed(self, header: RunHeader, row: ClientRun) -> None:
+        """Tell the health bookkeeping a client's part of the run is over."""
         if self._on_client_closed is None:
             return
         try:
-            self._on_client_closed(job_type, row)
+            self._on_client_closed(header, row)
         except Exception:  # noqa: BLE001 - health bookkeeping must not stop a run closing
             logger.exception("recording client health failed", extra={"client_id": row.client_id})
 

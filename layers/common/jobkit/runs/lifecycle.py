@@ -56,14 +56,18 @@ class RunLifecycle:
         for row in rows:
             self._table.put_once(_client_item(header, row))
 
-    def client_closed(self, job_type: str, row: ClientRun) -> None:
+    def client_closed(self, header: RunHeader, row: ClientRun) -> None:
         """A client closed as it opened (an invalid configuration): its health is told."""
-        self._closing.client_closed(job_type, row)
+        self._closing.client_closed(header, row)
 
-    def mark_running(self, run_id: str, clients: int, invalid: int, issues: list[str]) -> None:
+    def mark_running(
+        self, run_id: str, clients: int, invalid: int, issues: list[str], not_due: int = 0
+    ) -> None:
         """Planning is over: every page item is on the queue. Invalid clients are closed as
-        they open."""
-        header = self._leave_planning(run_id, RunStatus.RUNNING, clients, issues, invalid=invalid)
+        they open; clients not due at a scheduled fire are counted, not planned."""
+        header = self._leave_planning(
+            run_id, RunStatus.RUNNING, clients, issues, invalid=invalid, not_due=not_due
+        )
         if header is not None:
             self._closing.maybe_finish(header)
 
@@ -79,11 +83,12 @@ class RunLifecycle:
         issues: list[str],
         invalid: int = 0,
         finished: bool = False,
+        not_due: int = 0,
     ) -> RunHeader | None:
         """The run's header out of PLANNING, once: None if another planner of the same run
         (a repeated trigger) got there first."""
         update = (
-            "SET #status = :status, clients = :clients, started_at = :now, "
+            "SET #status = :status, clients = :clients, started_at = :now, not_due = :not_due, "
             "issues = list_append(if_not_exists(issues, :empty), :issues)"
         )
         if finished:
@@ -94,6 +99,7 @@ class RunLifecycle:
             ":status": status.value,
             ":planning": RunStatus.PLANNING.value,
             ":clients": clients,
+            ":not_due": not_due,
             ":issues": issues,
             ":empty": [],
             ":now": now(),

@@ -86,6 +86,7 @@ class RunHeader(Counted):
     clients: int = 0
     clients_done: int = 0
     clients_failed: int = 0
+    not_due: int = 0  # clients a scheduled fire did not plan: their frequency had not passed
     issues: list[str] = Field(default_factory=list)
     # The clients a manual run named (none: every enabled client); a key limited to some
     # clients sees a run that names one of them before its client rows exist.

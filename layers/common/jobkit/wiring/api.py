@@ -2,6 +2,7 @@
 clients are made on first use: most requests need neither."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from jobkit.adapters.aws import dynamodb_table, lambda_client, secrets_client, sqs_client
@@ -25,7 +26,11 @@ def queue_depth(queue_url: str) -> int:
     return int(attributes.get("ApproximateNumberOfMessages", 0))
 
 
-def build_services(settings: ApiSettings, dashboard_html: str) -> Services:
+def build_services(
+    settings: ApiSettings,
+    dashboard_html: str,
+    config_fields: Callable[[str], frozenset[str]],
+) -> Services:
     ledger = open_ledger(dynamodb_table(settings.runs_table))
     subscriptions = SubscriptionStore(
         dynamodb_table(settings.subscriptions_table),
@@ -43,6 +48,7 @@ def build_services(settings: ApiSettings, dashboard_html: str) -> Services:
         invoke_async=invoke_async,
         dlq_depth=lambda: queue_depth(settings.work_dlq_url),
         dashboard_html=dashboard_html,
+        config_fields=config_fields,
         is_local=settings.is_local,
         allow_loopback_webhooks=settings.allow_loopback_webhooks,
     )

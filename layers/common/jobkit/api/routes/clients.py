@@ -4,6 +4,7 @@ are read in ``records`` and ``webhooks``."""
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
@@ -14,6 +15,7 @@ from jobkit.api.models import ClientConfigIn
 from jobkit.api.responses import documented, no_content
 from jobkit.api.services import services
 from jobkit.domain.envelope import Identifier
+from jobkit.domain.job import unused_fields
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
@@ -42,6 +44,14 @@ def put_client(
     body: Annotated[ClientConfigIn, Body()],
 ) -> ClientConfig:
     who = _admin(job_type, client_id)
+    unused = unused_fields(job_type, services(router).config_fields(job_type), body)
+    if unused:
+        raise RequestValidationError(
+            [
+                {"loc": ("body", name), "msg": why, "type": "unused_field"}
+                for name, why in unused.items()
+            ]
+        )
     configs = services(router).configs
     configs.put(body.to_config(job_type, client_id, created_by=f"key:{who.key_id}"))
     return configs.get(job_type, client_id)  # with the platform's state, which the put kept

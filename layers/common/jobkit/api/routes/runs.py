@@ -59,7 +59,15 @@ def _open(job_type: str, request: "PlanRequest", now: datetime) -> RunHeader:
     return header
 
 
-@router.post("/jobs/<job_type>/runs", responses=documented(202, "Run accepted"))
+@router.post(
+    "/jobs/<job_type>/runs",
+    responses=documented(202, "Run accepted"),
+    description=(
+        "Start a run by hand. It plans the enabled clients it names (clientIds), or every"
+        " enabled client, whatever their frequency_minutes: only scheduled fires plan a"
+        " client when it is due."
+    ),
+)
 def start_run(job_type: str, body: Annotated[StartRun, Body()]) -> Response[RunOut]:
     api = services(router)
     planner = api.planner(job_type)
