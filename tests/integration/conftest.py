@@ -4,9 +4,11 @@ The stack is brought up once per session (or a running one reused) and whatever 
 started is stopped at the end, even when tests fail.
 """
 
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -92,6 +94,13 @@ def runs(stack: Stack) -> RunQueries:
 def fire(stack: Stack, **payload: Any) -> dict[str, Any]:
     """Invoke the job's planner with the payload its schedule (or the CLI) sends."""
     return stack.invoke(stack.planners[JOB], payload)
+
+
+def unused_schedule_time() -> datetime:
+    """A scheduled time no other test (or earlier session on this stack) has used, in the last
+    four months: a query counts its look-back (``days``) from it, and the fake external
+    system's records completed just before they were seeded."""
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=secrets.randbelow(10**7))
 
 
 def wait_for_run(runs: RunQueries, run_id: str, timeout: float = 240.0) -> RunView:

@@ -102,3 +102,31 @@ def test_jobkit_health_lists_a_page_of_clients_and_finds_any_by_prefix(
     found = CliRunner().invoke(app, ["health", "--client", client], env={"COLUMNS": "200"})
     assert found.exit_code == 0, found.output
     assert client in found.output and "1 of 1 client(s)" in found.output
+
+
+def test_page_shows_a_stale_client_with_those_needing_attention(
+    api_base: str, make_key: Any, new_client: Any, stack: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from jobkit.adapters.config import ConfigStore
+
+    # Given a half-hourly client whose last clean run started two days ago, and a fresh one
+    stale, fresh = new_client("stale-page", records=0), new_client("stale-page", records=0)
+    configs = ConfigStore(stack.table("ConfigTableName"))
+    now = datetime.now(UTC)
+    configs.record_result(JOB, stale, failed=False, started=now - timedelta(days=2))
+    configs.record_result(JOB, fresh, failed=False, started=now)
+    # When the page is opened, filtered to the two
+    dom = _chromium(
+        f"{api_base}/dashboard#key={make_key(Scope.READ)}&client=stale-page-", "--dump-dom"
+    )
+    # Then the stale client is listed first, with its age, marked stale; the fresh one is not
+    rows = dom.split('<tr class="client"')[1:]
+    assert [f'data-client="{stale}"' in rows[0], f'data-client="{fresh}"' in rows[1]] == [
+        True,
+        True,
+    ]
+    assert "2 d ago · stale" in rows[0]
+    assert "0 min ago" in rows[1] and "stale" not in rows[1].split("last-success")[1][:40]
+    assert "1 stale" in dom and "1 needing attention" in dom

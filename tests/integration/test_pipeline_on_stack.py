@@ -1,9 +1,7 @@
 """The seed's checklist against the real pipeline: MiniStack, its SQS event source, HTTP."""
 
 import json
-import secrets
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,15 +13,20 @@ from jobkit.runs.models import RunStatus
 from jobkit.runs.queries import RunQueries
 from jobkit_cli.runs_view import peek_dead_letters
 from jobkit_cli.stack import Stack
-from tests.integration.conftest import acks, fire, log_lines, wait_for_run, wait_until
+from tests.integration.conftest import (
+    acks,
+    fire,
+    log_lines,
+    unused_schedule_time,
+    wait_for_run,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def _schedule_time() -> str:
-    """A scheduled time no other test (or earlier session on this stack) has used."""
-    offset = timedelta(seconds=secrets.randbelow(10**8))
-    return (datetime(2026, 1, 1, tzinfo=UTC) + offset).isoformat()
+    return unused_schedule_time().isoformat()
 
 
 def _history(stack: Stack, client_id: str, record_id: str) -> list[dict[str, Any]]:

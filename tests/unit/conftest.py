@@ -111,6 +111,7 @@ class FakeExternalSystem(ExternalSystem):
     fail_gets: int = 0
     down: set[str] = field(default_factory=set)  # clients whose endpoint fails every call
     calls: list[str] = field(default_factory=list)
+    queries: list[dict[str, Any]] = field(default_factory=list)  # each GET's parameters
 
     def add_client(
         self, client_id: str, group_id: str, count: int, poison: tuple[str, ...] = ()
@@ -134,6 +135,7 @@ class FakeExternalSystem(ExternalSystem):
         from jobkit.domain.errors import ExternalUnavailableError
 
         self.calls.append(f"GET {path}")
+        self.queries.append(dict(params or {}))
         if path.split("/")[3] in self.down:
             raise ExternalUnavailableError(f"GET {path}: HTTP 503 after retries")
         if self.fail_gets:

@@ -134,7 +134,7 @@ class Pipeline:
 
     def planner_for(self, job_type: str) -> Planner:
         settings = PlannerSettings.model_validate(self.environment(JOB_TYPE=job_type))
-        return build_planner(settings, self.parts)
+        return build_planner(settings, self.parts, lambda: JOBS[job_type].config_fields)
 
     def scheduled_retries(self) -> list[RetryRequest]:
         """The one-off schedules created so far, as the requests they would send."""

@@ -21,6 +21,7 @@ from jobkit.runs.models import Trigger
 from jobkit.settings import ApiSettings
 from jobkit.webhooks.subscriptions import DeliveryLog
 from jobkit.wiring.api import build_services, invoke_async
+from jobs import JOBS
 from tests.support import ROOT, LambdaContext
 from tests.unit.pipeline import JOB, Pipeline
 from tests.unit.test_cold_start import _cold_start as cold_start
@@ -142,7 +143,7 @@ def api(aws: Any) -> Api:
     settings = ApiSettings.model_validate(function_environment(aws.dlq_url))
     invoked: list[tuple[str, dict[str, Any]]] = []
     services = replace(
-        build_services(settings, DASHBOARD),
+        build_services(settings, DASHBOARD, lambda job_type: JOBS[job_type].config_fields),
         invoke_async=lambda function, payload: invoked.append((function, payload)),
     )
     return Api(build_app(services), invoked)
@@ -318,6 +319,39 @@ def test_an_admin_key_puts_reads_and_deletes_a_client(api: Api) -> None:
     deleted = api.call("DELETE", path)
     assert (deleted.status, deleted.text) == (204, "")
     assert api.call("GET", path).status == 404
+
+
+def test_a_client_setting_a_field_its_job_does_not_use_is_refused(api: Api) -> None:
+    # sync-contacts is a change feed: it uses no look-back, year or query script
+    refused = api.call(
+        "PUT", f"/jobs/{OTHER_JOB}/clients/initech", body={"group_id": "n", "days": 3}
+    )
+    assert refused.status == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "days"]
+    assert "not used by job type sync-contacts" in refused.json()["error"]
+    assert api.call("GET", f"/jobs/{OTHER_JOB}/clients/initech").status == 404
+    # The same fields are a sync-completed-records client's query
+    body = {
+        "group_id": "n",
+        "days": 3,
+        "year": 2026,
+        "script": "GET_COMPLETED",
+        "frequency_minutes": 1440,
+    }
+    accepted = api.call("PUT", f"/jobs/{JOB}/clients/initech", body=body)
+    assert accepted.status == 200, accepted.text
+    assert {k: accepted.json()[k] for k in body} == body
+
+
+def test_health_entries_carry_each_clients_last_success_and_staleness(
+    api: Api, pipeline: Pipeline
+) -> None:
+    finished_run(api, pipeline, {"acme": 2})
+    [job] = [j for j in api.call("GET", "/health").json()["jobs"] if j["job_type"] == JOB]
+    [acme] = job["clients"]
+    assert acme["last_success_at"] is not None
+    assert (acme["stale"], acme["age_minutes"], acme["stale_after_minutes"]) == (False, 0, 90)
+    assert job["clients_stale"] == 0
 
 
 # Records

@@ -75,6 +75,37 @@ def test_planner_rejects_a_bad_event_naming_the_field(handler_env: Any) -> None:
         app.handler({"trigger": "sometimes"}, LambdaContext())
 
 
+def _metric_values(output: str, name: str) -> list[Any]:
+    """The values of one metric in the EMF documents a handler printed."""
+    documents = [json.loads(line) for line in output.splitlines() if '"_aws"' in line]
+    return [doc[name] for doc in documents if name in doc]
+
+
+def test_a_scheduled_fire_publishes_how_many_clients_are_stale(
+    handler_env: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a client whose last clean run was a day ago (stale after 90 minutes)
+    from datetime import UTC, datetime, timedelta
+
+    from jobkit.adapters.aws import dynamodb_table
+    from jobkit.adapters.config import ClientConfig, ConfigStore
+
+    configs = ConfigStore(dynamodb_table("ConfigTable"))
+    configs.put(ClientConfig(job_type="sync-completed-records", client_id="late", group_id="n"))
+    day_ago = datetime.now(UTC) - timedelta(days=1)
+    configs.record_result("sync-completed-records", "late", failed=False, started=day_ago)
+    app = _fresh("planner.app")
+    capsys.readouterr()
+    # When the schedule fires, and when a run is asked for by hand
+    app.handler(load_event("planner-schedule"), LambdaContext())
+    scheduled = capsys.readouterr().out
+    app.handler(load_event("planner-api"), LambdaContext())
+    manual = capsys.readouterr().out
+    # Then the fire counts the stale client; a manual run is no fire and counts nothing
+    assert _metric_values(scheduled, "ClientsStale") == [[1.0]]
+    assert _metric_values(manual, "ClientsStale") == []
+
+
 def test_settings_missing_fail_at_cold_start_naming_the_variable(
     handler_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
