@@ -223,12 +223,14 @@ def clients_add(
 def clients_list(job_type: str) -> None:
     """Every client of a job type, invalid rows included (with their reason)."""
     table = Table(title=f"clients of {job_type}")
-    for column in ("client", "group", "enabled", "pilot", "healthy runs", "page size", "problem"):
+    columns = ("client", "group", "enabled", "pilot", "healthy runs", "page size")
+    for column in (*columns, "every (min)", "last success", "problem"):
         table.add_column(column)
     for config in ConfigStore(Stack.current().table("ConfigTableName")).clients(job_type):
         if isinstance(config, InvalidClientConfig):
-            table.add_row(config.client_id, "-", "-", "-", "-", "-", f"[red]{config.reason}")
+            table.add_row(config.client_id, *["-"] * 7, f"[red]{config.reason}")
         else:
+            success = config.last_success_at
             table.add_row(
                 config.client_id,
                 config.group_id,
@@ -236,6 +238,8 @@ def clients_list(job_type: str) -> None:
                 str(config.pilot),
                 str(config.healthy_runs),
                 str(config.page_size),
+                str(config.frequency_minutes),
+                success.isoformat(timespec="minutes") if success else "never",
                 "",
             )
     console.print(table)

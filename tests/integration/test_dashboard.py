@@ -101,6 +101,7 @@ def test_jobkit_health_lists_a_page_of_clients_and_finds_any_by_prefix(
     shown = CliRunner().invoke(app, ["health", "--limit", "3"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert f"3 of {total} client(s)" in shown.output
+    assert "last success" in shown.output and " stale" in shown.output
     found = CliRunner().invoke(app, ["health", "--client", client], env={"COLUMNS": "200"})
     assert found.exit_code == 0, found.output
     assert client in found.output and "1 of 1 client(s)" in found.output

@@ -328,7 +328,6 @@ def test_a_client_setting_a_field_its_job_does_not_use_is_refused(api: Api) -> N
     )
     assert refused.status == 422, refused.text
     assert refused.json()["detail"][0]["loc"] == ["body", "days"]
-    assert "not used by job type sync-contacts" in refused.json()["error"]
     assert api.call("GET", f"/jobs/{OTHER_JOB}/clients/initech").status == 404
     # The same fields are a sync-completed-records client's query
     body = {
@@ -341,6 +340,14 @@ def test_a_client_setting_a_field_its_job_does_not_use_is_refused(api: Api) -> N
     accepted = api.call("PUT", f"/jobs/{JOB}/clients/initech", body=body)
     assert accepted.status == 200, accepted.text
     assert {k: accepted.json()[k] for k in body} == body
+    # And the document says so: each job type's client body has the fields its job uses
+    schemas = api.call("GET", "/swagger", query={"format": "json"}).json()["components"]["schemas"]
+    query_fields = {"script", "days", "year"}
+    assert query_fields <= set(schemas["SyncCompletedRecordsClientIn"]["properties"])
+    assert not query_fields & set(schemas["SyncContactsClientIn"]["properties"])
+    # And a job type that does not exist is still a 404
+    unknown = api.call("PUT", "/jobs/no-such-job/clients/initech", body={"group_id": "n"})
+    assert (unknown.status, unknown.json()["error"]) == (404, "unknown job type 'no-such-job'")
 
 
 def test_health_entries_carry_each_clients_last_success_and_staleness(
@@ -436,7 +443,9 @@ def test_the_openapi_document_names_every_route_and_the_key_header(api: Api) -> 
         for path, methods in document["paths"].items()
         for method, operation in methods.items()
     }
-    assert len(operations) == 16 and "GET /dashboard" not in operations
+    # (16 routes, and a client PUT of each of the two job types, with its own body)
+    assert len(operations) == 16 + len(PLANNERS) and "GET /dashboard" not in operations
+    assert {f"PUT /jobs/{job}/clients/{{client_id}}" for job in PLANNERS} <= set(operations)
     assert all({"403", "404"} <= set(op["responses"]) for op in operations.values())
     assert operations["POST /jobs/{job_type}/runs"]["responses"]["202"]["description"] == (
         "Run accepted"
@@ -597,7 +606,7 @@ def test_the_document_states_the_constraints_the_api_applies(api: Api) -> None:
     # Then webhook URLs are https, client bodies' numbers have their bounds, page tokens
     # their alphabet, path client ids their pattern, and a cancel's 409 is listed
     assert schemas["NewSubscription"]["properties"]["url"]["pattern"].startswith("^https://")
-    assert schemas["ClientConfigIn"]["properties"]["page_size"]["minimum"] == 1
+    assert schemas["SyncCompletedRecordsClientIn"]["properties"]["page_size"]["minimum"] == 1
     assert "pattern" in parameter("/jobs/{job_type}/runs", "get", "next")["anyOf"][0]
     assert "pattern" in parameter("/jobs/{job_type}/clients/{client_id}", "put", "client_id")
     assert 409 in paths["/runs/{run_id}"]["delete"]["responses"]

@@ -228,3 +228,31 @@ def test_every_job_in_the_template_alarms_on_stale_clients() -> None:
     }
     # bench-noop exists on the local stack only, for make bench: no one is paged for it
     assert planners - alarmed == {"bench-noop"}
+
+
+def test_a_scheduled_fire_costs_no_more_requests_per_client_than_a_manual_run(
+    pipeline: Pipeline,
+) -> None:
+    # Given 120 clients, all due
+    with pipeline.aws.tables["ConfigTable"].batch_writer() as batch:
+        for n in range(120):
+            config = ClientConfig(job_type=JOB, client_id=f"c{n:03d}", group_id="north")
+            batch.put_item(Item=config.to_item())
+    made: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        made.append(model.name)
+
+    events = pipeline.aws.tables["ConfigTable"].meta.client.meta.events
+    events.register("before-call.dynamodb", count)
+    pipeline.plan(trigger="cli")
+    manual = list(made)
+    made.clear()
+    pipeline.plan(trigger="schedule", scheduled_time=T0)
+    scheduled = list(made)
+    events.unregister("before-call.dynamodb", count)
+    # Then a scheduled fire makes the same requests: due-ness is read from the rows the
+    # planner already queries, and nothing is written on them as it plans (the handler's
+    # count of stale clients adds one query per fire, whatever the clients)
+    assert sorted(scheduled) == sorted(manual)
+    assert len(manual) > 5

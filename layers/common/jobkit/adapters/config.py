@@ -72,17 +72,14 @@ def epoch_minute(when: datetime) -> int:
     return int(when.timestamp() // 60)
 
 
-class ClientSettings(BaseModel):
-    """What an operator sets of a client: the Config table's row, and the API's client body."""
+class PlatformSettings(BaseModel):
+    """What an operator sets of a client, whatever its job: the API's client body has these
+    and the query fields its job uses (``jobkit.api.models.client_body``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     group_id: Identifier
     route: Route = "/v1"
-    # Unset: the job's own default, for a job that uses the field (``QUERY_FIELDS``).
-    script: Script | None = None
-    days: Days | None = None
-    year: Year | None = None
     frequency_minutes: FrequencyMinutes = Field(
         DEFAULT_FREQUENCY_MINUTES,
         description=(
@@ -112,6 +109,15 @@ class ClientSettings(BaseModel):
     def stale_after(self) -> int:
         """Minutes without a clean run after which the client is stale."""
         return self.stale_after_minutes or STALE_AFTER_FREQUENCIES * self.frequency_minutes
+
+
+class ClientSettings(PlatformSettings):
+    """What an operator sets of a client: the Config table's row, query fields included."""
+
+    # Unset: the job's own default, for a job that uses the field (``QUERY_FIELDS``).
+    script: Script | None = Field(None, description="The external system's query.")
+    days: Days | None = Field(None, description="Look back this many days from the run's time.")
+    year: Year | None = Field(None, description="Only what the external system dates that year.")
 
     def query_fields_set(self) -> list[str]:
         """The query fields this row sets (``QUERY_FIELDS``), for a job to accept or refuse."""

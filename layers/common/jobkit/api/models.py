@@ -5,9 +5,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
-from jobkit.adapters.config import ClientConfig, ClientSettings
+from jobkit.adapters.config import QUERY_FIELDS, ClientConfig, ClientSettings, PlatformSettings
 from jobkit.adapters.events import EventType
 from jobkit.domain.envelope import Identifier
 from jobkit.runs.models import COUNTERS, ClientRun, ItemRow, RunHeader, RunStatus, RunView
@@ -183,13 +183,31 @@ class JobOut(BaseModel):
     health: str = Field(description="healthy, degraded, failing or unknown, from the last run")
 
 
-class ClientConfigIn(ClientSettings):
-    """A client's configuration, as written through the API (state fields are the platform's)."""
+class ClientConfigIn(PlatformSettings):
+    """A client's configuration, as written through the API (state fields are the platform's).
+    Each job type has its own (``client_body``): these fields and the query fields it uses."""
 
     def to_config(self, job_type: str, client_id: str, created_by: str) -> ClientConfig:
         return ClientConfig(
             job_type=job_type, client_id=client_id, created_by=created_by, **self.model_dump()
         )
+
+
+def client_body(job_type: str, uses: frozenset[str]) -> type[ClientConfigIn]:
+    """The client body of one job type: the platform's fields and the query fields (script,
+    days, year) its job uses. Any other is refused, and the document says which are whose."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in ClientSettings.model_fields.items()
+        if name in uses and name in QUERY_FIELDS
+    }
+    camel = "".join(part.capitalize() for part in job_type.replace("_", "-").split("-"))
+    return create_model(
+        f"{camel}ClientIn",
+        __base__=ClientConfigIn,
+        __doc__=f"A {job_type} client, as written through the API.",
+        **fields,
+    )
 
 
 class HistoryEntry(BaseModel):

@@ -11,6 +11,7 @@ from jobkit.api.document import (
 )
 from jobkit.api.responses import install_error_handlers
 from jobkit.api.routes import clients, health, jobs, records, runs, webhooks
+from jobkit.api.routes.clients import client_writes
 from jobkit.api.services import Services
 
 ROUTERS = (runs.router, jobs.router, clients.router, records.router, webhooks.router, health.router)
@@ -37,6 +38,8 @@ def build_app(services: Services) -> APIGatewayRestResolver:
         return next_middleware(resolver)
 
     app.use([provide_services, check_request])
+    job_fields = {job_type: services.config_fields(job_type) for job_type in services.planners}
+    app.include_router(client_writes(job_fields))  # before the routers: see client_writes
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
