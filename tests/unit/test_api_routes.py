@@ -443,9 +443,10 @@ def test_the_openapi_document_names_every_route_and_the_key_header(api: Api) -> 
         for path, methods in document["paths"].items()
         for method, operation in methods.items()
     }
-    # (16 routes, and a client PUT of each of the two job types, with its own body)
-    assert len(operations) == 16 + len(PLANNERS) and "GET /dashboard" not in operations
+    # (15 routes, and a client PUT of each of the two job types, with its own body)
+    assert len(operations) == 15 + len(PLANNERS) and "GET /dashboard" not in operations
     assert {f"PUT /jobs/{job}/clients/{{client_id}}" for job in PLANNERS} <= set(operations)
+    assert "PUT /jobs/{job_type}/clients/{client_id}" not in operations
     assert all({"403", "404"} <= set(op["responses"]) for op in operations.values())
     assert operations["POST /jobs/{job_type}/runs"]["responses"]["202"]["description"] == (
         "Run accepted"
@@ -608,7 +609,7 @@ def test_the_document_states_the_constraints_the_api_applies(api: Api) -> None:
     assert schemas["NewSubscription"]["properties"]["url"]["pattern"].startswith("^https://")
     assert schemas["SyncCompletedRecordsClientIn"]["properties"]["page_size"]["minimum"] == 1
     assert "pattern" in parameter("/jobs/{job_type}/runs", "get", "next")["anyOf"][0]
-    assert "pattern" in parameter("/jobs/{job_type}/clients/{client_id}", "put", "client_id")
+    assert "pattern" in parameter(f"/jobs/{JOB}/clients/{{client_id}}", "put", "client_id")
     assert 409 in paths["/runs/{run_id}"]["delete"]["responses"]
 
 

@@ -62,11 +62,15 @@ def method_not_allowed_or_not_found(app: APIGatewayRestResolver) -> Response[str
     """No route answered: a path the document lists under other methods is a 405 naming
     them; anything else is a 404, with the error body of every other refusal."""
     event = app.current_event
-    for pattern, methods in _paths(app).methods:
-        if pattern.fullmatch(event.path) and event.http_method.upper() not in methods:
-            answer = error(405, f"{event.http_method} is not allowed here")
-            answer.headers["Allow"] = ", ".join(sorted(methods))
-            return answer
+    # Every documented path the request's matches: a job type's own client path and the one
+    # of every job type both match /jobs/<job>/clients/<id>, each with its methods.
+    allowed = frozenset[str]().union(
+        *(methods for pattern, methods in _paths(app).methods if pattern.fullmatch(event.path))
+    )
+    if allowed and event.http_method.upper() not in allowed:
+        answer = error(405, f"{event.http_method} is not allowed here")
+        answer.headers["Allow"] = ", ".join(sorted(allowed))
+        return answer
     return error(404, "no such resource")
 
 
