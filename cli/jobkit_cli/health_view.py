@@ -3,7 +3,7 @@
 from rich.table import Table
 from rich.text import Text
 
-from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.api.visibility import EveryClient
 from jobkit.ops.health_page import (
     DEFAULT_CLIENTS,

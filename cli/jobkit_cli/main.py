@@ -7,12 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jobkit.adapters.config import (
-    DEFAULT_FREQUENCY_MINUTES,
-    ClientConfig,
-    ConfigStore,
-    InvalidClientConfig,
-)
+from jobkit.adapters.config import DEFAULT_FREQUENCY_MINUTES, ClientConfig, InvalidClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.api.models import RunOut
 from jobkit.ops.health_page import DEFAULT_CLIENTS
 from jobkit_cli import localstack

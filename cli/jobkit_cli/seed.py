@@ -5,7 +5,8 @@ from typing import Any
 
 import httpx
 
-from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.credentials import ExternalCredential, secret_name
 from jobkit.adapters.records import STATE, record_pk
 from jobkit_cli.stack import Stack

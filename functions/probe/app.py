@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.adapters.aws import dynamodb_table
-from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.ops.probe import HealthProbe, ProbeRequest
 from jobkit.settings import ProbeSettings, load_settings
 from jobkit.wiring.entry import lambda_entry

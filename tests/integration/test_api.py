@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.keys import KeyStore, Scope, parse_key
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import JOB, wait_until

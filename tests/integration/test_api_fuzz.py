@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, openapi
 
-from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.keys import KeyStore, Scope
 from jobkit.domain.errors import ConfigNotFoundError
 from jobkit.webhooks.subscriptions import SubscriptionStore

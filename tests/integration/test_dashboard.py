@@ -92,7 +92,7 @@ def test_jobkit_health_lists_a_page_of_clients_and_finds_any_by_prefix(
 ) -> None:
     from typer.testing import CliRunner
 
-    from jobkit.adapters.config import ConfigStore
+    from jobkit.adapters.config_store import ConfigStore
     from jobkit_cli.main import app
 
     client = new_client("health", records=1)
@@ -112,7 +112,7 @@ def test_page_shows_a_stale_client_with_those_needing_attention(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from jobkit.adapters.config import ConfigStore
+    from jobkit.adapters.config_store import ConfigStore
 
     # Given a half-hourly client whose last clean run started two days ago, and a fresh one
     prefix = f"stale{uuid.uuid4().hex[:6]}"

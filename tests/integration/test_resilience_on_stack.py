@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.runs.models import ClientRun, RunStatus
 from jobkit.runs.queries import RunQueries
 from jobkit_cli.stack import Stack

@@ -5,7 +5,8 @@ import uuid
 import httpx
 import pytest
 
-from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.runs.queries import RunQueries
 from jobkit_cli.stack import Stack
 from tests.integration.conftest import wait_for_run

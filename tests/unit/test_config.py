@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig, parse_config_item
+from jobkit.adapters.config import ClientConfig, InvalidClientConfig, parse_config_item
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.domain.errors import ConfigNotFoundError
 
 VALID = {"job_type": "sync-completed-records", "client_id": "acme", "group_id": "north"}

@@ -88,7 +88,8 @@ def test_a_scheduled_fire_publishes_how_many_clients_are_stale(
     from datetime import UTC, datetime, timedelta
 
     from jobkit.adapters.aws import dynamodb_table
-    from jobkit.adapters.config import ClientConfig, ConfigStore
+    from jobkit.adapters.config import ClientConfig
+    from jobkit.adapters.config_store import ConfigStore
 
     configs = ConfigStore(dynamodb_table("ConfigTable"))
     configs.put(ClientConfig(job_type="sync-completed-records", client_id="late", group_id="n"))
@@ -136,7 +137,8 @@ def test_retry_worker_schedules_its_next_attempt_at_itself_in_the_stacks_group(
     )
 
     from jobkit.adapters.circuits import circuit_name
-    from jobkit.adapters.config import ClientConfig, ConfigStore
+    from jobkit.adapters.config import ClientConfig
+    from jobkit.adapters.config_store import ConfigStore
 
     scheduler = boto3.client("scheduler")
     scheduler.create_schedule_group(Name="jobkit-schedules")

@@ -10,7 +10,8 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 )
 
 from jobkit.adapters.circuits import Circuits
-from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.credentials import CredentialSource
 from jobkit.adapters.external import Connections
 from jobkit.adapters.http_client import build_http_client

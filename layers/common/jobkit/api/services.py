@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.records import WorkflowStore
 from jobkit.api.responses import ApiError
 from jobkit.runs.lifecycle import RunLifecycle

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig, epoch_minute
+from jobkit.adapters.config import ClientConfig, InvalidClientConfig, epoch_minute
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.api.models import LIVE_CLIENT_ROWS, RunOut
 from jobkit.api.visibility import RunsSeen
 from jobkit.runs.models import (

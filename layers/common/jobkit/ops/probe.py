@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerOpenEr
 from pydantic import BaseModel, ConfigDict
 
 from jobkit.adapters.circuits import Circuits
-from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.external import Connections
 from jobkit.domain.envelope import Identifier
 from jobkit.domain.errors import JobkitError

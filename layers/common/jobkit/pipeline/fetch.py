@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from jobkit.adapters.circuits import Circuits
-from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.external import ExternalSystem
 from jobkit.adapters.queue import MAX_MESSAGE_BYTES, WorkQueue
 from jobkit.domain.envelope import (

@@ -3,7 +3,8 @@
 from collections.abc import Mapping
 from typing import Any
 
-from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.domain.errors import UnknownJobTypeError
 from jobkit.domain.job import Job
 

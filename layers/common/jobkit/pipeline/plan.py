@@ -19,7 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobkit.adapters.circuits import Circuits, OpenCircuit
-from jobkit.adapters.config import ClientConfig, ConfigStore, InvalidClientConfig
+from jobkit.adapters.config import ClientConfig, InvalidClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.queue import WorkQueue
 from jobkit.domain.envelope import (
     Identifier,

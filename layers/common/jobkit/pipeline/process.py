@@ -25,7 +25,8 @@ from pydantic import BaseModel
 
 from jobkit.adapters.aws import SQSClient
 from jobkit.adapters.circuits import Circuits
-from jobkit.adapters.config import ClientConfig, ConfigStore
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.events import EventPublisher
 from jobkit.adapters.external import ExternalSystem
 from jobkit.adapters.queue import DeadLetterQueue, WorkQueue

@@ -10,7 +10,7 @@ needed by the API and the CLI only, not by every function that closes a client's
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.observability import logger
 from jobkit.runs.models import ClientRun, ClientStatus, RunHeader, Trigger, processed_ratio
 

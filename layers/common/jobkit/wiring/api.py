@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobkit.adapters.aws import dynamodb_table, lambda_client, secrets_client, sqs_client
-from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.records import WorkflowStore
 from jobkit.api.services import Services
 from jobkit.runs.ledger import open_ledger

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 
 from jobkit.adapters.aws import dynamodb_client, dynamodb_table, scheduler_client, sqs_client
 from jobkit.adapters.circuits import Circuits
-from jobkit.adapters.config import ConfigStore
+from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.credentials import CredentialSource
 from jobkit.adapters.external import Connections
 from jobkit.adapters.queue import WorkQueue

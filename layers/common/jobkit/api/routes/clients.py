@@ -8,7 +8,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from jobkit.adapters.config import ClientConfig, not_configured
+from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config_store import not_configured
 from jobkit.adapters.keys import Scope
 from jobkit.api.auth import Caller, caller
 from jobkit.api.models import ClientConfigIn, client_body
