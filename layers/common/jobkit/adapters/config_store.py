@@ -228,10 +228,7 @@ class ConfigStore:
             update.remove("failure_streak").add("healthy_runs", 1)
             started = started or datetime.now(UTC)
             update.set("last_success_at", started.isoformat())
-            # The window kept on the row by ``put``: no read of the row first.
-            minute = epoch_minute(started)
-            update.set("fresh_since", minute)
-            update.set_sum("stale_at", "stale_window", _DEFAULT_STALE_WINDOW, minute)
+            _fresh_at(update, epoch_minute(started))
         if scheduled_for is not None:
             update.set("last_scheduled_at", scheduled_for.isoformat())
         try:
@@ -287,9 +284,7 @@ class ConfigStore:
         now = datetime.now(UTC)
         update = UpdateExpression().set("enabled", enabled).set("updated_at", now.isoformat())
         if enabled:
-            minute = epoch_minute(now)
-            update.set("fresh_since", minute)
-            update.set_sum("stale_at", "stale_window", _DEFAULT_STALE_WINDOW, minute)
+            _fresh_at(update, epoch_minute(now))
         with refused_as(lambda: not_configured(job_type, client_id)):
             self._table.update_item(
                 Key={"job_type": job_type, "client_id": client_id},
@@ -300,6 +295,13 @@ class ConfigStore:
 
 # A row written before rows kept their window: the default settings' window.
 _DEFAULT_STALE_WINDOW = STALE_AFTER_FREQUENCIES * DEFAULT_FREQUENCY_MINUTES
+
+
+def _fresh_at(update: UpdateExpression, minute: int) -> None:
+    """Fresh as of ``minute`` (a clean run started, or the client was enabled): stale the
+    row's own window later, summed by DynamoDB so the row is not read first."""
+    update.set("fresh_since", minute)
+    update.set_sum("stale_at", "stale_window", _DEFAULT_STALE_WINDOW, minute)
 
 
 def _keep_fresh_from(update: UpdateExpression, window: int, since: int) -> None:

@@ -122,24 +122,21 @@ class Job[RecordT: ExternalRecord]:
         return self.record_model.model_validate(raw)
 
 
-def unused_fields(job_type: str, uses: frozenset[str], settings: ClientSettings) -> dict[str, str]:
-    """Each query field ``settings`` sets that a job using only ``uses`` would ignore, with
-    why it is refused."""
-    used = ", ".join(sorted(uses)) or "none of them"
-    return {
-        name: f"not used by job type {job_type} (of script, days, year it uses {used}):"
-        " leave it unset"
-        for name in settings.query_fields_set()
-        if name not in uses
-    }
-
-
 def unused_fields_error(
     job_type: str, uses: frozenset[str], settings: ClientSettings
 ) -> str | None:
-    """The one-line refusal naming every field ``unused_fields`` finds, or None."""
-    unused = unused_fields(job_type, uses, settings)
-    return "; ".join(f"{name}: {why}" for name, why in unused.items()) or None
+    """The refusal naming each query field ``settings`` sets that a job using only ``uses``
+    would ignore, or None when it sets none."""
+    used = ", ".join(sorted(uses)) or "none of them"
+    unused = [name for name in settings.query_fields_set() if name not in uses]
+    return (
+        "; ".join(
+            f"{name}: not used by job type {job_type} (of script, days, year it uses {used}):"
+            " leave it unset"
+            for name in unused
+        )
+        or None
+    )
 
 
 def raw_record_id(raw: dict[str, Any]) -> str | None:
