@@ -6,6 +6,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
 
 from jobkit_cli.template import load_template
 
@@ -49,6 +52,23 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+def add_records(
+    base_url: str, client_id: str, count: int, completed_days_ago: float = 0.0
+) -> dict[str, Any]:
+    """``count`` more records for a client already seeded in the fake external system (see
+    jobkit_cli.seed.seed_client), numbered on from its last and unacknowledged, completed a
+    second apart up to a second before now, or ``completed_days_ago`` earlier. Returns the
+    answer: ``{"client_id", "added", "records"}``, records being the client's new total."""
+    body = {"count": count, "completed_days_ago": completed_days_ago}
+    # Plain HTTP needs no CA bundle, and loading one costs ~40 ms per client.
+    verify = urlsplit(base_url).scheme == "https"
+    with httpx.Client(base_url=base_url, timeout=10.0, verify=verify) as admin:
+        response = admin.post(f"/_admin/clients/{quote(client_id, safe='')}/records", json=body)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
 
 
 def template() -> dict[str, Any]:

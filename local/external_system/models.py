@@ -1,5 +1,6 @@
 """Every request and response body of the fake external system's HTTP API."""
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -80,6 +81,18 @@ class SeedClientResponse(_Response):
     records: int
 
 
+class AddRecordsRequest(_Request):
+    # No more than a client can hold at all; what it already holds is checked against it too.
+    count: int = Field(ge=1, le=MAX_RECORDS)
+    completed_days_ago: float = Field(0, ge=0, le=3650)
+
+
+class AddRecordsResponse(_Response):
+    client_id: str
+    added: int
+    records: int  # the client's total afterwards
+
+
 class RecordsQuery(_Request):
     model_config = ConfigDict(extra="ignore")
 
@@ -91,6 +104,25 @@ class RecordsQuery(_Request):
     completed_after: AwareDatetime | None = None
     year: int | None = Field(None, ge=2000, le=2100)
     script: Script = "GET_COMPLETED"
+    # Either bound makes a window query, which serves acknowledged records too: a backfill
+    # re-runs what was already done. From inclusive, to exclusive, so windows tile.
+    completed_from: AwareDatetime | None = None
+    completed_to: AwareDatetime | None = None
+
+    @field_validator("completed_to")
+    @classmethod
+    def _window_is_not_empty(
+        cls, completed_to: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        # Absent when completed_from itself was refused: that error already names it.
+        completed_from = info.data.get("completed_from")
+        if (
+            completed_from is not None
+            and completed_to is not None
+            and completed_from >= completed_to
+        ):
+            raise ValueError("completed_from must be before completed_to")
+        return completed_to
 
 
 class Record(_Response):

@@ -24,6 +24,7 @@ from external_system.models import (
     RECORDS_ROUTE,
     AckRequest,
     AcksQuery,
+    AddRecordsRequest,
     ClientHealth,
     CredentialFaultsRequest,
     CredentialsRequest,
@@ -36,7 +37,7 @@ from external_system.models import (
     ResetDone,
     SeedClientRequest,
 )
-from external_system.state import NotFoundError, RecordFilter, State
+from external_system.state import NotFoundError, RecordFilter, State, TooManyRecordsError
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 # The same words for a missing, malformed, unknown or retired token: the caller learns nothing.
@@ -117,6 +118,8 @@ def _record_filter(query: RecordsQuery) -> RecordFilter:
         completed_after=query.completed_after,
         year=query.year,
         pending_only=query.script == "GET_COMPLETED_PENDING",
+        completed_from=query.completed_from,
+        completed_to=query.completed_to,
     )
 
 
@@ -131,6 +134,7 @@ class Api:
             ("GET", "/health", self._health, None),
             ("POST", "/_admin/reset", self._reset, None),
             ("POST", "/_admin/clients", self._seed, None),
+            ("POST", f"/_admin/clients/{client}/records", self._add_records, None),
             ("POST", f"/_admin/clients/{client}/records/{record}/bump", self._bump, None),
             ("GET", "/_admin/faults", self._get_faults, None),
             ("PUT", "/_admin/faults", self._put_faults, None),
@@ -304,6 +308,14 @@ class Api:
 
     def _seed(self, request: Request, params: Mapping[str, str]) -> Reply:
         return Reply(201, self._state.seed(_parse_body(SeedClientRequest, request.body)))
+
+    def _add_records(self, request: Request, params: Mapping[str, str]) -> Reply:
+        body = _parse_body(AddRecordsRequest, request.body)
+        try:
+            return Reply(200, self._state.add_records(params["client_id"], body))
+        except TooManyRecordsError as exc:
+            # Valid on its own, refused for what the client already holds.
+            raise HttpError(409, str(exc)) from exc
 
     def _bump(self, request: Request, params: Mapping[str, str]) -> Reply:
         return Reply(200, self._state.bump(params["client_id"], params["record_id"]))

@@ -18,8 +18,11 @@ from external_system.credentials import Keyring
 from external_system.faults import Decision, Endpoint, FaultPlan
 from external_system.models import (
     EXTERNAL_ROUTES,
+    MAX_RECORDS,
     AckReport,
     AckResponse,
+    AddRecordsRequest,
+    AddRecordsResponse,
     ClientAcks,
     FaultConfig,
     InjectedCounts,
@@ -43,6 +46,10 @@ class NotFoundError(LookupError):
     """Something named in the request does not exist; the message says what."""
 
 
+class TooManyRecordsError(ValueError):
+    """Adding records would take a client past what five-digit ids can number."""
+
+
 @dataclass
 class _Record:
     id: str
@@ -55,11 +62,18 @@ class _Record:
 
 @dataclass(frozen=True)
 class RecordFilter:
-    """Which records a page serves; the default serves every completed one."""
+    """Which records a page serves; the default serves every unacknowledged completed one."""
 
     completed_after: datetime | None = None  # inclusive
     year: int | None = None  # a UTC year
     pending_only: bool = False
+    # A window (either bound set) serves acknowledged records too.
+    completed_from: datetime | None = None  # inclusive
+    completed_to: datetime | None = None  # exclusive
+
+    @property
+    def is_window(self) -> bool:
+        return self.completed_from is not None or self.completed_to is not None
 
     def admits(self, record: _Record) -> bool:
         # The stored time decides, even for a poison record that shows "garbage" instead.
@@ -67,7 +81,14 @@ class RecordFilter:
             return False
         if self.year is not None and record.completed_at.year != self.year:
             return False
+        if not self._in_window(record.completed_at):
+            return False
         return bool(record.pending_items) or not self.pending_only
+
+    def _in_window(self, completed_at: datetime) -> bool:
+        if self.completed_from is not None and completed_at < self.completed_from:
+            return False
+        return self.completed_to is None or completed_at < self.completed_to
 
 
 EVERY_RECORD = RecordFilter()
@@ -77,12 +98,24 @@ EVERY_RECORD = RecordFilter()
 class _Client:
     client_id: str
     group_id: str
-    records: dict[str, _Record]
+    # What records added later are given, so they look like the seeded ones.
+    pending_items_per_record: int
+    records: dict[str, _Record] = field(default_factory=dict)
+    # Sorted ids of every record, which window pages bisect instead of sorting per request.
+    ids: list[str] = field(default_factory=list)
     # Sorted ids of the records not acknowledged at their current version: paging bisects it,
     # so a page costs the same however many records are already acknowledged.
-    unacked: list[str]
+    unacked: list[str] = field(default_factory=list)
     acked: set[tuple[str, int]] = field(default_factory=set)
     duplicate_acks: int = 0
+
+    def add(self, records: list[_Record]) -> None:
+        """Records numbered on from the last, so appending keeps both id lists sorted."""
+        for record in records:
+            self.records[record.id] = record
+        new_ids = [record.id for record in records]
+        self.ids += new_ids
+        self.unacked += new_ids
 
     def acknowledge(self, rid: str, version: int) -> None:
         if (rid, version) in self.acked:
@@ -94,11 +127,13 @@ class _Client:
             if index < len(self.unacked) and self.unacked[index] == rid:
                 del self.unacked[index]
 
-    def unacked_after(self, cursor: str, wanted: RecordFilter) -> Iterator[_Record]:
-        """Unacked records after the cursor, by id, that pass the filter."""
+    def served_after(self, cursor: str, wanted: RecordFilter) -> Iterator[_Record]:
+        """Records after the cursor, by id, that pass the filter: unacked ones only, unless
+        the filter is a window."""
+        ids = self.ids if wanted.is_window else self.unacked
         # Lazy, so a page stops scanning as soon as it has what it needs.
-        for index in range(bisect_right(self.unacked, cursor), len(self.unacked)):
-            record = self.records[self.unacked[index]]
+        for index in range(bisect_right(ids, cursor), len(ids)):
+            record = self.records[ids[index]]
             if wanted.admits(record):
                 yield record
 
@@ -125,23 +160,44 @@ class _Client:
 
 
 def _build_client(body: SeedClientRequest, seeded_at: datetime) -> _Client:
-    """Record n of N completes N - n + 1 seconds before ``seeded_at``, moved back by
-    ``completed_days_ago``: the newest is just in the past, 99,999 span under 28 hours."""
-    # Whole seconds, as served: a filter at a served time must agree with the stored one.
-    shift = timedelta(seconds=round(body.completed_days_ago * _SECONDS_PER_DAY))
-    newest = seeded_at - shift - timedelta(seconds=1)
-    poison = set(body.poison)
-    records: dict[str, _Record] = {}
-    for n in range(1, body.records + 1):
-        rid = record_id(body.client_id, n)
-        records[rid] = _Record(
-            id=rid,
-            version=1,
-            completed_at=newest - timedelta(seconds=body.records - n),
-            pending_items=[f"{rid}-p{k}" for k in range(1, body.pending_items_per_record + 1)],
-            poison=rid in poison,
+    client = _Client(body.client_id, body.group_id, body.pending_items_per_record)
+    client.add(
+        _new_records(
+            client, body.records, body.completed_days_ago, seeded_at, frozenset(body.poison)
         )
-    return _Client(body.client_id, body.group_id, records, unacked=sorted(records))
+    )
+    return client
+
+
+def _new_records(
+    client: _Client,
+    count: int,
+    completed_days_ago: float,
+    now: datetime,
+    poison: frozenset[str] = frozenset(),
+) -> list[_Record]:
+    """The client's next ``count`` records, numbered on from its last: the n-th of them
+    completes count - n + 1 seconds before ``now``, moved back by ``completed_days_ago``, so
+    the newest is just in the past and 99,999 span under 28 hours."""
+    # Whole seconds, as served: a filter at a served time must agree with the stored one.
+    shift = timedelta(seconds=round(completed_days_ago * _SECONDS_PER_DAY))
+    newest = now - shift - timedelta(seconds=1)
+    held = len(client.records)
+    records: list[_Record] = []
+    for n in range(1, count + 1):
+        rid = record_id(client.client_id, held + n)
+        records.append(
+            _Record(
+                id=rid,
+                version=1,
+                completed_at=newest - timedelta(seconds=count - n),
+                pending_items=[
+                    f"{rid}-p{k}" for k in range(1, client.pending_items_per_record + 1)
+                ],
+                poison=rid in poison,
+            )
+        )
+    return records
 
 
 class State:
@@ -177,6 +233,23 @@ class State:
             self.keyring.replace(body.client_id, [body.credential])
         return SeedClientResponse(client_id=body.client_id, records=len(client.records))
 
+    def add_records(self, client_id: str, body: AddRecordsRequest) -> AddRecordsResponse:
+        added_at = datetime.now(UTC).replace(microsecond=0)
+        # Built under the lock, unlike a seeding: the numbering continues from the client's
+        # count, which a concurrent add would change.
+        with self._lock:
+            client = self._client(client_id)
+            held = len(client.records)
+            if held + body.count > MAX_RECORDS:
+                raise TooManyRecordsError(
+                    f"count: {client_id} holds {held} records; {body.count} more would pass "
+                    f"the {MAX_RECORDS} a client can hold"
+                )
+            client.add(_new_records(client, body.count, body.completed_days_ago, added_at))
+            return AddRecordsResponse(
+                client_id=client_id, added=body.count, records=len(client.records)
+            )
+
     def check_client(self, client_id: str, group_id: str | None = None) -> None:
         with self._lock:
             self._client(client_id, group_id)
@@ -189,13 +262,14 @@ class State:
         limit: int,
         wanted: RecordFilter = EVERY_RECORD,
     ) -> RecordsPage:
-        """Unacknowledged records after the cursor that pass the filter, by id; keyset paging
-        survives acks, and the cursor is the last served id, so it always moves forward."""
+        """Records after the cursor that pass the filter, by id (unacknowledged ones unless
+        the filter is a window); keyset paging survives acks, and the cursor is the last
+        served id, so it always moves forward."""
         with self._lock:
             client = self._client(client_id, group_id)
             # One past the page says whether another exists. A filter that passes few records
             # scans far for it, but only over ids in memory.
-            found = list(islice(client.unacked_after(cursor, wanted), limit + 1))
+            found = list(islice(client.served_after(cursor, wanted), limit + 1))
             records = [client.to_model(record) for record in found[:limit]]
             more = len(found) > limit
             return RecordsPage(records=records, next_cursor=records[-1].id if more else None)

@@ -65,6 +65,32 @@ def test_completed_after_without_a_timezone_or_not_a_time_is_refused(
     assert repr(completed_after) in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    "completed_to", ["2026-11-20T10:00:00Z", "2026-11-20T09:59:59Z", "2026-11-20T12:00:00+02:00"]
+)
+def test_a_window_that_does_not_start_before_it_ends_is_refused_naming_both(
+    api: httpx.Client, completed_to: str
+) -> None:
+    # When a window ends at or before its start (the last the same instant in another offset)
+    params = {"completed_from": "2026-11-20T10:00:00Z", "completed_to": completed_to}
+    response = api.get(RECORDS, params=params)
+    # Then it is refused naming both bounds
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(
+        "completed_to: Value error, completed_from must be before completed_to"
+    )
+
+
+@pytest.mark.parametrize("bound", ["completed_from", "completed_to"])
+def test_a_window_bound_without_a_timezone_is_refused_naming_it(
+    api: httpx.Client, bound: str
+) -> None:
+    response = api.get(RECORDS, params={bound: "2026-11-20T10:00:00"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(f"{bound}: ")
+    assert "'2026-11-20T10:00:00'" in response.json()["error"]
+
+
 @pytest.mark.parametrize("year", ["1999", "2101", "last"])
 def test_a_year_outside_2000_to_2100_is_refused_naming_year(api: httpx.Client, year: str) -> None:
     response = api.get(RECORDS, params={"year": year})
