@@ -18,7 +18,13 @@ TABLE_OUTPUTS = (
     "IdempotencyTableName",
     "ControlTableName",
 )
-QUEUE_OUTPUTS = ("WorkQueueUrl", "WorkDLQUrl", "ScheduleDLQUrl", "DomainEventsDLQUrl")
+QUEUE_OUTPUTS = (
+    "WorkQueueUrl",
+    "BackfillQueueUrl",
+    "WorkDLQUrl",
+    "ScheduleDLQUrl",
+    "DomainEventsDLQUrl",
+)
 
 
 def external_admin(stack: Stack) -> httpx.Client:
@@ -60,8 +66,18 @@ def seed_client(
         seed["credential"] = store_credential(stack, client_id)
     with external_admin(stack) as admin:
         admin.post("/_admin/clients", json=seed).raise_for_status()
+    write_platform_records(stack, client_id, record_ids(client_id, records), pending_items)
+    client = ClientConfig(job_type=job_type, client_id=client_id, group_id=group_id, **config)
+    ConfigStore(stack.table("ConfigTableName")).put(client)
+    return client
+
+
+def write_platform_records(
+    stack: Stack, client_id: str, ids: list[str], pending_items: int = 2
+) -> None:
+    """The platform's side of these records: IN_PROGRESS, with their pending items."""
     with stack.table("RecordsTableName").batch_writer() as batch:
-        for record_id in record_ids(client_id, records):
+        for record_id in ids:
             batch.put_item(
                 Item={
                     "pk": record_pk(client_id, record_id),
@@ -73,9 +89,6 @@ def seed_client(
                     "pending_items": [f"{record_id}-p{k}" for k in range(1, pending_items + 1)],
                 }
             )
-    client = ClientConfig(job_type=job_type, client_id=client_id, group_id=group_id, **config)
-    ConfigStore(stack.table("ConfigTableName")).put(client)
-    return client
 
 
 def store_credential(stack: Stack, client_id: str) -> str:

@@ -24,4 +24,5 @@ JOB = Job(
     process=process,
     acknowledge=acknowledge,
     config_fields=CONFIG_FIELDS,
+    windowed=True,  # the same fetch as sync-completed-records
 )

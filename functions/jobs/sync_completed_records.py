@@ -6,7 +6,7 @@ workflow trigger and clear its pending items; acknowledge back only what succeed
 
 The client's query fields shape what is fetched: ``days`` (records completed within that many
 days before the run's time), ``year`` (completed that year) and ``script`` (the external
-system's query).
+system's query). A backfill asks for its window instead of the last ``days``.
 """
 
 from collections.abc import Sequence
@@ -53,15 +53,21 @@ class _AckResponse(BaseModel):
 
 
 def records_query(client: ClientConfig, request: PageRequest) -> dict[str, Any]:
-    """The external system's records query for one page of this client."""
-    since = request.as_of - timedelta(days=client.days or DEFAULT_DAYS)
+    """The external system's records query for one page of this client: those completed in
+    the last ``days`` before the run's time, or, for a backfill, in its window (acknowledged
+    or not)."""
     params: dict[str, Any] = {
         "status": "completed",
         "group": client.group_id,
         "limit": client.page_size,
         "script": client.script or DEFAULT_SCRIPT,
-        "completed_after": since.isoformat(),
     }
+    if request.window is not None:
+        params["completed_from"] = request.window.start.isoformat()
+        params["completed_to"] = request.window.end.isoformat()
+    else:
+        since = request.as_of - timedelta(days=client.days or DEFAULT_DAYS)
+        params["completed_after"] = since.isoformat()
     if client.year is not None:
         params["year"] = client.year
     if request.cursor is not None:
@@ -110,4 +116,5 @@ JOB = Job(
     process=process,
     acknowledge=acknowledge,
     config_fields=CONFIG_FIELDS,
+    windowed=True,
 )

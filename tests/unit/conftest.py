@@ -3,6 +3,7 @@
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -42,6 +43,7 @@ class Aws:
     sqs: Any
     work_queue_url: str
     dlq_url: str
+    backfill_queue_url: str = ""
 
 
 @pytest.fixture
@@ -67,7 +69,8 @@ def aws() -> Iterator[Aws]:
         sqs = boto3.client("sqs")
         dlq_url = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
         work_url = sqs.create_queue(QueueName="work")["QueueUrl"]
-        yield Aws(tables=tables, sqs=sqs, work_queue_url=work_url, dlq_url=dlq_url)
+        backfill_url = sqs.create_queue(QueueName="backfill")["QueueUrl"]
+        yield Aws(tables, sqs, work_url, dlq_url, backfill_url)
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +147,11 @@ class FakeExternalSystem(ExternalSystem):
         client_id = path.split("/")[3]
         acked = {rid for rid, _ in self.acked.get(client_id, [])}
         cursor = (params or {}).get("cursor") or ""
-        rows = [r for r in self.records[client_id] if r["id"] > cursor and r["id"] not in acked]
+        rows = [
+            r
+            for r in self.records[client_id]
+            if r["id"] > cursor and _served(r, acked, params or {})
+        ]
         page = rows[: self.page_size]
         more = len(rows) > self.page_size
         return {"records": page, "next_cursor": page[-1]["id"] if more else None}
@@ -162,6 +169,19 @@ class FakeExternalSystem(ExternalSystem):
         acks = [(a["record_id"], a["version"]) for a in body["acks"]]
         self.acked.setdefault(client_id, []).extend(acks)
         return {"acknowledged": [rid for rid, _ in acks], "unknown": []}
+
+
+def _served(record: dict[str, Any], acked: set[str], params: dict[str, Any]) -> bool:
+    """As the external system serves: records not acknowledged, or, for a window query (a
+    backfill's), those completed in the window, acknowledged or not."""
+    if "completed_from" not in params:
+        return record["id"] not in acked
+    try:
+        completed = datetime.fromisoformat(record["completed_at"])
+    except ValueError:
+        return True  # a poison record's garbage time: served, and dead-lettered downstream
+    start = datetime.fromisoformat(params["completed_from"])
+    return start <= completed < datetime.fromisoformat(params["completed_to"])
 
 
 @pytest.fixture

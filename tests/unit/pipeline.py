@@ -111,6 +111,7 @@ class Pipeline:
             "IDEMPOTENCY_TABLE": "IdempotencyTable",
             "CONTROL_TABLE": "ControlTable",
             "WORK_QUEUE_URL": self.aws.work_queue_url,
+            "BACKFILL_QUEUE_URL": self.aws.backfill_queue_url,
             "WORK_DLQ_URL": self.aws.dlq_url,
             "EVENT_BUS_NAME": "bus",
             "EXTERNAL_BASE_URL": "https://external.example.com",
@@ -189,14 +190,20 @@ class Pipeline:
     def plan(self, **request: Any) -> RunHeader:
         return self.planner.plan(PlanRequest(**request))
 
-    def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
+    def receive(self, max_messages: int = 10, queue_url: str = "") -> list[dict[str, Any]]:
+        """Messages of the live lane, or of ``queue_url`` (the backfill lane's), each marked
+        with the queue it came from, as the event source marks its records."""
+        queue_url = queue_url or self.aws.work_queue_url
         response = self.aws.sqs.receive_message(
-            QueueUrl=self.aws.work_queue_url,
+            QueueUrl=queue_url,
             MaxNumberOfMessages=max_messages,
             AttributeNames=["All"],
             VisibilityTimeout=30,
         )
-        return list(response.get("Messages", []))
+        messages = list(response.get("Messages", []))
+        for message in messages:
+            message["QueueUrl"] = queue_url
+        return messages
 
     def receive_batch(self, size: int = 50) -> list[dict[str, Any]]:
         """Up to ``size`` messages, gathered as Lambda's poller does on AWS (10 per receive)."""
@@ -219,13 +226,14 @@ class Pipeline:
             if message["MessageId"] in failed:
                 # Time passes: the retry becomes visible again.
                 self.aws.sqs.change_message_visibility(
-                    QueueUrl=self.aws.work_queue_url,
+                    QueueUrl=_queue_of(message, self.aws.work_queue_url),
                     ReceiptHandle=message["ReceiptHandle"],
                     VisibilityTimeout=0,
                 )
             else:
                 self.aws.sqs.delete_message(
-                    QueueUrl=self.aws.work_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    QueueUrl=_queue_of(message, self.aws.work_queue_url),
+                    ReceiptHandle=message["ReceiptHandle"],
                 )
         return failed
 
@@ -233,15 +241,17 @@ class Pipeline:
         """Give received messages back to the queue untouched."""
         for message in messages:
             self.aws.sqs.change_message_visibility(
-                QueueUrl=self.aws.work_queue_url,
+                QueueUrl=_queue_of(message, self.aws.work_queue_url),
                 ReceiptHandle=message["ReceiptHandle"],
                 VisibilityTimeout=0,
             )
 
     def drain(self, max_rounds: int = 200) -> Delivery:
+        """Both lanes, each invocation one queue's messages (as each event source hands
+        them): the live lane first, then the backfill lane, until both are empty."""
         delivery = Delivery()
         for _ in range(max_rounds):
-            messages = self.receive()
+            messages = self.receive() or self.receive(queue_url=self.aws.backfill_queue_url)
             if not messages:
                 return delivery
             delivery.invocations += 1
@@ -315,7 +325,12 @@ class RecordingEventBridge:
         return {"FailedEntryCount": failed, "Entries": answers}
 
 
+def _queue_of(message: dict[str, Any], default: str) -> str:
+    return str(message.get("QueueUrl") or default)
+
+
 def to_sqs_record(message: dict[str, Any]) -> dict[str, Any]:
+    queue_name = _queue_of(message, "work").rsplit("/", 1)[-1]
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
@@ -324,6 +339,6 @@ def to_sqs_record(message: dict[str, Any]) -> dict[str, Any]:
         "messageAttributes": {},
         "md5OfBody": message.get("MD5OfBody", ""),
         "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
+        "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue_name}",
         "awsRegion": "us-east-1",
     }

@@ -134,6 +134,10 @@ def function_environment(dlq_url: str) -> dict[str, str]:
         "WEBHOOK_SECRET_PREFIX": "jobkit-webhooks",
         "WORK_DLQ_URL": dlq_url,
         "PLANNERS": json.dumps(PLANNERS),
+        "IDEMPOTENCY_TABLE": "IdempotencyTable",
+        "CONTROL_TABLE": "ControlTable",
+        "EXTERNAL_BASE_URL": "https://external.example.com",
+        "CREDENTIALS_SECRET_PREFIX": "jobkit/external",
     }
 
 
@@ -143,7 +147,7 @@ def api(aws: Any) -> Api:
     settings = ApiSettings.model_validate(function_environment(aws.dlq_url))
     invoked: list[tuple[str, dict[str, Any]]] = []
     services = replace(
-        build_services(settings, DASHBOARD, lambda job_type: JOBS[job_type].config_fields),
+        build_services(settings, DASHBOARD, JOBS),
         invoke_async=lambda function, payload: invoked.append((function, payload)),
     )
     return Api(build_app(services), invoked)
@@ -443,8 +447,8 @@ def test_the_openapi_document_names_every_route_and_the_key_header(api: Api) -> 
         for path, methods in document["paths"].items()
         for method, operation in methods.items()
     }
-    # (15 routes, and a client PUT of each of the two job types, with its own body)
-    assert len(operations) == 15 + len(PLANNERS) and "GET /dashboard" not in operations
+    # (16 routes, and a client PUT of each of the two job types, with its own body)
+    assert len(operations) == 16 + len(PLANNERS) and "GET /dashboard" not in operations
     assert {f"PUT /jobs/{job}/clients/{{client_id}}" for job in PLANNERS} <= set(operations)
     assert "PUT /jobs/{job_type}/clients/{client_id}" not in operations
     assert all({"403", "404"} <= set(op["responses"]) for op in operations.values())

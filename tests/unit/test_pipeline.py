@@ -245,6 +245,9 @@ class _CrashAfterFirstSend:
         self._queue = queue
         self.crashed = False
 
+    def source_url(self, queue_arn: str | None) -> str:
+        return str(self._queue.source_url(queue_arn))
+
     def send(self, items: Any, delay_seconds: int = 0) -> None:
         self._queue.send(items, delay_seconds)
         if not self.crashed:

@@ -18,6 +18,8 @@ class TableSettings(_Env):
 
 class QueueSettings(_Env):
     work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
+    # The backfills' lane (``jobkit.domain.replay``): a queue with its own, lower, cap.
+    backfill_queue_url: str | None = Field(None, alias="BACKFILL_QUEUE_URL", min_length=1)
     # The chaos test's fault injection (duplicates, crashes): true on the local stack only.
     chaos_enabled: bool = Field(False, alias="CHAOS_ENABLED")
 
@@ -97,8 +99,11 @@ class AuthorizerSettings(_Env):
     keys_table: str = Field(alias="KEYS_TABLE", min_length=1)
 
 
-class ApiSettings(TableSettings):
+class ApiSettings(TableSettings, ExternalSettings):
     records_table: str = Field(alias="RECORDS_TABLE", min_length=1)
+    # A backfill's dry run reads the processor's idempotency records (ProcessorSettings').
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    idempotency_key_prefix: str = Field("jobkit", alias="IDEMPOTENCY_KEY_PREFIX")
     subscriptions_table: str = Field(alias="SUBSCRIPTIONS_TABLE", min_length=1)
     deliveries_table: str = Field(alias="DELIVERIES_TABLE", min_length=1)
     webhook_secret_prefix: str = Field(alias="WEBHOOK_SECRET_PREFIX", min_length=1)

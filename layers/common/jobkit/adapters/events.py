@@ -37,6 +37,8 @@ class StatusChanged(BaseModel):
     run_id: str
     occurred_at: datetime
     correlation_id: str
+    # Made by a backfill (``run_id`` is the backfill's run): a replayed transition.
+    replay: bool = False
 
 
 class BusEvent(BaseModel):

@@ -47,29 +47,63 @@ def _batches(bodies: Sequence[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     return batches
 
 
+def _queue_name(url_or_arn: str) -> str:
+    return url_or_arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
 class WorkQueue:
+    """The work queue, in two lanes: live runs' items, and backfills' (``item.replay``), whose
+    queue has an event source of its own with a lower concurrency cap."""
+
     def __init__(
-        self, sqs: Callable[[], SQSClient], queue_url: str, chaos: Chaos = NO_CHAOS
+        self,
+        sqs: Callable[[], SQSClient],
+        queue_url: str,
+        chaos: Chaos = NO_CHAOS,
+        backfill_url: str | None = None,
     ) -> None:
         # A factory (the cached `jobkit.adapters.aws.sqs_client`): the client is made on the first
         # send, so a cold start whose batch only processes records does not make it (~30 ms).
         self._sqs = sqs
         self._url = queue_url
+        self._backfill_url = backfill_url
         self._chaos = chaos
 
-    def send(self, items: Sequence[PageItem | RecordItem], delay_seconds: int = 0) -> None:
-        """Enqueue every work item, ten per request, resending entries SQS failed."""
-        self.send_bodies(
-            [(item.message_group_id, item.model_dump_json()) for item in items], delay_seconds
-        )
+    def lane_url(self, item: PageItem | RecordItem) -> str:
+        """The queue an item travels on."""
+        if item.replay is None:
+            return self._url
+        if self._backfill_url is None:
+            raise EnqueueError("no backfill queue is configured (BACKFILL_QUEUE_URL)")
+        return self._backfill_url
 
-    def send_bodies(self, bodies: Sequence[tuple[str, str]], delay_seconds: int = 0) -> None:
-        """Enqueue (message group, body) pairs, ten per request, resending failed entries."""
+    def source_url(self, queue_arn: str | None) -> str:
+        """The URL of the queue a batch was received from (each SQS event source invokes with
+        one queue's messages), named by its ARN; the live lane's when it is not known."""
+        if queue_arn and self._backfill_url:
+            if _queue_name(queue_arn) == _queue_name(self._backfill_url):
+                return self._backfill_url
+        return self._url
+
+    def send(self, items: Sequence[PageItem | RecordItem], delay_seconds: int = 0) -> None:
+        """Enqueue every work item on its lane, ten per request, resending entries SQS failed."""
+        lanes: dict[str, list[tuple[str, str]]] = {}
+        for item in items:
+            body = (item.message_group_id, item.model_dump_json())
+            lanes.setdefault(self.lane_url(item), []).append(body)
+        for url, bodies in lanes.items():
+            self.send_bodies(bodies, delay_seconds, url=url)
+
+    def send_bodies(
+        self, bodies: Sequence[tuple[str, str]], delay_seconds: int = 0, *, url: str | None = None
+    ) -> None:
+        """Enqueue (message group, body) pairs, ten per request, resending failed entries, on
+        ``url`` (by default the live lane)."""
         bodies = [*bodies, *(body for body in bodies if self._chaos.duplicate())]
         for batch in _batches(bodies):
-            self._send_batch(batch, min(MAX_DELAY_SECONDS, max(0, delay_seconds)))
+            self._send_batch(batch, min(MAX_DELAY_SECONDS, max(0, delay_seconds)), url or self._url)
 
-    def _send_batch(self, batch: list[tuple[str, str]], delay_seconds: int) -> None:
+    def _send_batch(self, batch: list[tuple[str, str]], delay_seconds: int, url: str) -> None:
         entries: dict[str, dict[str, Any]] = {
             str(index): {"Id": str(index), "MessageBody": body, "MessageGroupId": group}
             for index, (group, body) in enumerate(batch)
@@ -80,7 +114,7 @@ class WorkQueue:
         failures: list[Any] = []
         for attempt in range(_SEND_ATTEMPTS):
             response = self._sqs().send_message_batch(
-                QueueUrl=self._url,
+                QueueUrl=url,
                 Entries=list(entries.values()),  # type: ignore[arg-type]
             )
             failures = list(response.get("Failed", []))

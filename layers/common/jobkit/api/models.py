@@ -5,11 +5,21 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 
 from jobkit.adapters.config import QUERY_FIELDS, ClientConfig, ClientSettings, PlatformSettings
 from jobkit.adapters.events import EventType
 from jobkit.domain.envelope import Identifier
+from jobkit.domain.replay import BackfillSpec, ReplayMode, TimeWindow, window_error
 from jobkit.runs.models import COUNTERS, ClientRun, ItemRow, RunHeader, RunStatus, RunView
 from jobkit.runs.queries import RunQueries
 
@@ -33,6 +43,84 @@ class StartRun(_Body):
     dry_run: StrictBool = Field(False, alias="dryRun")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StartBackfill(_Body):
+    client_ids: Annotated[list[Identifier], Field(min_length=1, max_length=100)] = Field(
+        alias="clientIds"
+    )
+    window_from: AwareDatetime = Field(alias="from", description="ISO 8601, with a zone.")
+    window_to: AwareDatetime = Field(
+        alias="to", description="ISO 8601, with a zone; after from, and not in the future."
+    )
+    mode: ReplayMode = Field(
+        ReplayMode.MISSING,
+        description=(
+            "missing: only records whose version was never processed; all: every record in"
+            " the window again, as a new generation (the job's rules decide anew)."
+        ),
+    )
+    dry_run: StrictBool = Field(False, alias="dryRun")
+    request_id: Identifier | None = Field(
+        None,
+        alias="requestId",
+        description="The same request id is the same backfill: sent again, it starts nothing.",
+    )
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("window_to")
+    @classmethod
+    def _a_past_window(cls, end: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("window_from")
+        if start is not None:
+            refused = window_error(start, end, datetime.now(UTC))
+            if refused is not None:
+                raise ValueError(refused[1])
+        return end
+
+    def spec(self) -> BackfillSpec:
+        return BackfillSpec(
+            window=TimeWindow(start=self.window_from, end=self.window_to),
+            mode=self.mode,
+            request_id=self.request_id,
+        )
+
+
+class BackfillOut(BaseModel):
+    window_from: datetime
+    window_to: datetime
+    mode: str
+    request_id: str | None
+
+    @classmethod
+    def of(cls, spec: BackfillSpec) -> "BackfillOut":
+        return cls(
+            window_from=spec.window.start,
+            window_to=spec.window.end,
+            mode=spec.mode.value,
+            request_id=spec.request_id,
+        )
+
+
+class BackfillClientCount(BaseModel):
+    client_id: str
+    in_window: int = Field(description="Records the external system has in the window.")
+    already_processed: int = Field(description="Of those, whose work (in this mode) is done.")
+    would_process: int
+    complete: bool = Field(
+        description="False when the window was too large to page in the answer's time: the"
+        " counts are of the pages read."
+    )
+    error: str | None = Field(None, description="Why this client could not be counted.")
+
+
+class BackfillDryRunOut(BaseModel):
+    job_type: str
+    mode: str
+    window_from: datetime
+    window_to: datetime
+    clients: list[BackfillClientCount]
 
 
 class _Counters(BaseModel):
@@ -96,6 +184,7 @@ class RunOut(BaseModel):
             " names, or every enabled one, whatever their frequency."
         ),
     )
+    backfill: BackfillOut | None = Field(None, description="A backfill's window and mode.")
     clients: list[ClientRunOut] = Field(
         [],
         description=(
@@ -136,6 +225,7 @@ class RunOut(BaseModel):
             eta_seconds=_eta(header, totals),
             scheduled_for=header.scheduled_for,
             not_due=header.not_due,
+            backfill=BackfillOut.of(header.backfill) if header.backfill else None,
             clients=clients,
         )
 

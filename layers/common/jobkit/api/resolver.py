@@ -10,11 +10,19 @@ from jobkit.api.document import (
     unsupported_media_or_raise,
 )
 from jobkit.api.responses import install_error_handlers
-from jobkit.api.routes import clients, health, jobs, records, runs, webhooks
+from jobkit.api.routes import backfills, clients, health, jobs, records, runs, webhooks
 from jobkit.api.routes.clients import client_writes
 from jobkit.api.services import Services
 
-ROUTERS = (runs.router, jobs.router, clients.router, records.router, webhooks.router, health.router)
+ROUTERS = (
+    runs.router,
+    backfills.router,
+    jobs.router,
+    clients.router,
+    records.router,
+    webhooks.router,
+    health.router,
+)
 
 
 def build_app(services: Services) -> APIGatewayRestResolver:

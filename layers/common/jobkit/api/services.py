@@ -3,7 +3,7 @@ routers through the resolver's context on every request."""
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
@@ -13,6 +13,9 @@ from jobkit.api.responses import ApiError
 from jobkit.runs.lifecycle import RunLifecycle
 from jobkit.runs.queries import RunQueries
 from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
+
+if TYPE_CHECKING:
+    from jobkit.pipeline.dry_run import WindowCounter
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,10 @@ class Services:
     dashboard_html: str
     # A job type's query fields (``Job.config_fields``): a client row may set no other.
     config_fields: Callable[[str], frozenset[str]]
+    # Whether a job type's fetch takes a time window (``Job.windowed``): it can be backfilled.
+    windowed: Callable[[str], bool]
+    # A backfill's dry run, built on its first use: it reads the external system.
+    window_counter: Callable[[], "WindowCounter"]
     is_local: bool = False
     allow_loopback_webhooks: bool = False
 

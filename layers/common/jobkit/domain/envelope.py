@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from jobkit.domain.errors import InvalidEnvelopeError
+from jobkit.domain.replay import Replay, generation_suffix
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 JobType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9\-]{0,47}$")]
@@ -31,14 +32,21 @@ def content_hash(payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def record_item_key(job_type: str, client_id: str, record_id: str, raw: dict[str, Any]) -> str:
-    """Key of the work on one record: its version when it has a valid one, else its content."""
+def record_item_key(
+    job_type: str,
+    client_id: str,
+    record_id: str,
+    raw: dict[str, Any],
+    replay: Replay | None = None,
+) -> str:
+    """Key of the work on one record: its version when it has a valid one, else its content;
+    in a backfill of mode ``all``, also its generation (so the work is done again, once)."""
     version = raw.get("version")
     if isinstance(version, int) and not isinstance(version, bool):
         revision = f"v{version}"
     else:
         revision = f"h{content_hash(raw)}"
-    return f"{job_type}#{client_id}#{record_id}#{revision}"
+    return f"{job_type}#{client_id}#{record_id}#{revision}{generation_suffix(replay)}"
 
 
 def page_item_key(job_type: str, client_id: str, run_id: str, cursor: str | None) -> str:
@@ -58,6 +66,8 @@ class _Envelope(BaseModel):
     group_id: Identifier
     correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     enqueued_at: datetime
+    # Set on a backfill run's items: they travel on the backfill lane (``jobkit.domain.replay``).
+    replay: Replay | None = None
 
     @property
     def message_group_id(self) -> str:
@@ -126,6 +136,7 @@ def new_page_item(
     now: datetime | None = None,
     attempt: int = 0,
     as_of: datetime | None = None,
+    replay: Replay | None = None,
 ) -> PageItem:
     key = page_item_key(job_type, client_id, run_id, cursor)
     # A retried client's page is a new item of the run (counted on its own); the work it
@@ -144,6 +155,7 @@ def new_page_item(
         page_number=page_number,
         attempt=attempt,
         as_of=as_of,
+        replay=replay,
     )
 
 
@@ -151,7 +163,7 @@ def new_record_item(page: PageItem, record_id: str, raw: dict[str, Any]) -> Reco
     """The record item for one record found on a page; the same page yields the same ids."""
     return RecordItem(
         envelope_id=_digest(page.envelope_id, record_id),
-        item_key=record_item_key(page.job_type, page.client_id, record_id, raw),
+        item_key=record_item_key(page.job_type, page.client_id, record_id, raw, page.replay),
         job_type=page.job_type,
         run_id=page.run_id,
         client_id=page.client_id,
@@ -160,4 +172,5 @@ def new_record_item(page: PageItem, record_id: str, raw: dict[str, Any]) -> Reco
         enqueued_at=datetime.now(UTC),
         record_id=record_id,
         record=raw,
+        replay=page.replay,
     )

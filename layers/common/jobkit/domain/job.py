@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobkit.adapters.config import QUERY_FIELDS, ClientConfig, ClientSettings
 from jobkit.adapters.external import ExternalSystem
 from jobkit.domain.errors import JobModuleError, UnknownJobTypeError
+from jobkit.domain.replay import TimeWindow
 
 
 class ExternalRecord(BaseModel):
@@ -86,10 +87,14 @@ class AckResult:
 class PageRequest:
     """Which page to fetch: from ``cursor`` (None: the first), for the run whose reference
     time is ``as_of`` (the scheduled time of the fire, or when a manual run was asked for),
-    so every page of a run, and every retry of it, asks for the same window."""
+    so every page of a run, and every retry of it, asks for the same window.
+
+    ``window``: set on a backfill's pages, the records completed in it, whether or not the
+    external system was told of them already; the fetch asks for that window instead."""
 
     cursor: str | None
     as_of: datetime
+    window: TimeWindow | None = None
 
 
 FetchPage = Callable[[ExternalSystem, ClientConfig, PageRequest], Page]
@@ -109,6 +114,8 @@ class Job[RecordT: ExternalRecord]:
     # The query fields (``QUERY_FIELDS``: script, days, year) its fetch uses; a client row of
     # this job that sets any other is refused.
     config_fields: frozenset[str] = frozenset()
+    # Its fetch_page honours ``PageRequest.window``: only then can its clients be backfilled.
+    windowed: bool = False
 
     def __post_init__(self) -> None:
         unknown = self.config_fields - set(QUERY_FIELDS)

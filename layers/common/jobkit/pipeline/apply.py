@@ -22,6 +22,7 @@ from jobkit.adapters.records import (
 from jobkit.domain.envelope import RecordItem, describe_validation_error
 from jobkit.domain.errors import InvalidPayloadError, TenantMismatchError
 from jobkit.domain.job import AckRef, ExternalRecord, Job, Skip, Transition
+from jobkit.domain.replay import generation_suffix
 from jobkit.pipeline.batch import RecordResult
 from jobkit.pipeline.lookup import Lookups
 from jobkit.runs.models import Outcome
@@ -55,9 +56,12 @@ class RecordApplier:
                 envelope_id=item.envelope_id,
                 outcome=Outcome.SKIPPED,
                 reason=decision.reason,
-                ack=ack,
+                # A replay acknowledges only what it committed: what it skips is the live
+                # runs' to acknowledge (they fetch what was never acknowledged).
+                ack=None if item.replay else ack,
             )
-        tid = transition_id(item.client_id, record.id, f"v{record.version}", decision.to_status)
+        revision = f"v{record.version}{generation_suffix(item.replay)}"
+        tid = transition_id(item.client_id, record.id, revision, decision.to_status)
         context = TransitionContext(
             run_id=item.run_id,
             envelope_id=item.envelope_id,
@@ -73,7 +77,7 @@ class RecordApplier:
             envelope_id=item.envelope_id,
             outcome=outcome,
             reason=reason,
-            ack=ack,
+            ack=None if item.replay and outcome is not Outcome.PROCESSED else ack,
             event=self._event_owed(item, record.id, decision, tid, applied),
         )
 
@@ -107,6 +111,7 @@ class RecordApplier:
             run_id=item.run_id,
             occurred_at=committed.occurred_at,
             correlation_id=item.correlation_id,
+            replay=item.replay is not None,
         )
 
 

@@ -66,9 +66,10 @@ class PageFetcher:
         if snapshot.next_cursor is not None:
             outgoing.append(_next_page(item, snapshot.next_cursor))
         self._queue.send(outgoing)
-        if snapshot.resume_at is not None:
+        if snapshot.resume_at is not None and item.replay is None:
             # Only now: a crash before this line re-fetches from the old cursor (duplicates
-            # are skipped downstream), never skips data.
+            # are skipped downstream), never skips data. A backfill pages on its own cursor
+            # and never moves the live one.
             self._configs.save_cursor(item.job_type, item.client_id, snapshot.resume_at)
         return PageResult(
             run_id=item.run_id,
@@ -82,11 +83,10 @@ class PageFetcher:
         job = self._lookups.job(item.job_type)
         client = self._lookups.client(item.job_type, item.client_id)
         external = self._external(client)
+        window = item.replay.window if item.replay is not None else None
+        request = PageRequest(item.cursor, item.query_time, window)
         page = self._circuits.call(
-            item.client_id,
-            functools.partial(
-                job.fetch_page, external, client, PageRequest(item.cursor, item.query_time)
-            ),
+            item.client_id, functools.partial(job.fetch_page, external, client, request)
         )
         if page.next_cursor is not None and (
             page.next_cursor == item.cursor or item.page_number >= _MAX_PAGES
@@ -126,4 +126,5 @@ def _next_page(item: PageItem, cursor: str) -> PageItem:
         page_number=item.page_number + 1,
         attempt=item.attempt,
         as_of=item.query_time,
+        replay=item.replay,
     )

@@ -30,6 +30,7 @@ from jobkit.domain.envelope import (
 )
 from jobkit.domain.errors import PermanentError
 from jobkit.domain.job import unused_fields_error
+from jobkit.domain.replay import BackfillSpec, Replay
 from jobkit.observability import logger
 from jobkit.pipeline.retry import ClientRetries, RetryRequest
 from jobkit.runs.lifecycle import RunLifecycle
@@ -50,6 +51,7 @@ class PlanRequest(BaseModel):
     client_ids: list[Identifier] | None = None
     correlation_id: str | None = Field(None, max_length=128)
     dry_run: bool = False
+    backfill: BackfillSpec | None = None  # trigger ``backfill``: its window and mode
 
 
 class _ScheduledEvent(BaseModel):
@@ -125,6 +127,7 @@ def opening_header(job_type: str, request: PlanRequest, run_id: str, now: dateti
         correlation_id=request.correlation_id or run_id,
         created_at=now,
         requested_clients=sorted(set(request.client_ids or ())),
+        backfill=request.backfill,
     )
 
 
@@ -255,8 +258,9 @@ class Planner:
             group_id=client.group_id,
             correlation_id=header.correlation_id,
             now=now,
-            cursor=client.cursor,  # change feeds resume where the last run stopped
+            cursor=_first_cursor(header, client),
             as_of=run_as_of(header),
+            replay=run_replay(header),
         )
 
     def _schedule_retry(
@@ -270,9 +274,10 @@ class Planner:
                 group_id=client.group_id,
                 correlation_id=header.correlation_id,
                 attempt=1,
-                cursor=client.cursor,
+                cursor=_first_cursor(header, client),
                 reason="circuit open",
                 as_of=run_as_of(header),
+                replay=run_replay(header),
             ),
             wait_at_least=circuit.retry_in_seconds if circuit else 0,
         )
@@ -287,8 +292,8 @@ class Planner:
             seen.add(config.client_id)
             if wanted is None or config.client_id in wanted:
                 selection.take(config)
-        for missing in sorted((wanted or set()) - seen):
-            selection.issues.append(f"client {missing}: not configured for {self._job_type}")
+        if wanted is not None:
+            selection.report_named(wanted - seen)
         if not selection.clients and not selection.invalid and not selection.not_due:
             selection.issues.append(f"no enabled clients configured for {self._job_type}")
         return selection
@@ -310,6 +315,17 @@ def run_as_of(header: RunHeader) -> datetime:
     return header.scheduled_for or header.created_at
 
 
+def run_replay(header: RunHeader) -> Replay | None:
+    """What a backfill run's items carry (its window and generation); None for a live run."""
+    return header.backfill.replay(header.run_id) if header.backfill is not None else None
+
+
+def _first_cursor(header: RunHeader, client: ClientConfig) -> str | None:
+    """Change feeds resume where the last live run stopped; a backfill pages its window from
+    the start, on a cursor of its own."""
+    return None if header.backfill is not None else client.cursor
+
+
 @dataclass
 class _Selection:
     """The clients a run plans: enabled ones, invalid configurations, those not due (on a
@@ -322,10 +338,17 @@ class _Selection:
     invalid: list[InvalidClientConfig] = field(default_factory=list)
     issues: list[str] = field(default_factory=list)
     not_due: int = 0
+    disabled: list[str] = field(default_factory=list)
+
+    def report_named(self, missing: set[str]) -> None:
+        """What became of clients a run named and does not plan: unknown, or disabled."""
+        self.issues += [f"client {c}: not configured for {self.job_type}" for c in sorted(missing)]
+        self.issues += [f"client {c}: disabled, not run" for c in self.disabled]
 
     def take(self, config: ClientConfig | InvalidClientConfig) -> None:
         if isinstance(config, ClientConfig):
             if not config.enabled:
+                self.disabled.append(config.client_id)
                 return
             if self.fired_at is not None and not is_due(config, self.fired_at):
                 self.not_due += 1

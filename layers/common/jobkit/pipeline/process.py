@@ -55,7 +55,6 @@ class Dependencies:
     queue: WorkQueue
     dead_letters: DeadLetterQueue
     sqs: Callable[[], SQSClient]  # a factory: most batches never need the client
-    queue_url: str
     external: Callable[[ClientConfig], ExternalSystem]
     persistence: BasePersistenceLayer
     circuits: Circuits
@@ -71,6 +70,7 @@ class Dependencies:
 class Processor:
     def __init__(self, deps: Dependencies) -> None:
         self._budget = deps.budget
+        self._queue = deps.queue
         self._lookups = Lookups(deps.jobs, deps.configs)
         self._applier = RecordApplier(self._lookups, deps.workflow, deps.chaos)
         fetcher = PageFetcher(
@@ -88,7 +88,7 @@ class Processor:
             _once(
                 self._applier.apply_once,
                 RecordResult,
-                f"{deps.key_prefix}.record",
+                record_key_prefix(deps.key_prefix),
                 deps,
                 self._idempotency,
             ),
@@ -113,7 +113,6 @@ class Processor:
             deps.queue,
             deps.dead_letters,
             deps.sqs,
-            deps.queue_url,
             deps.events,
             deps.max_receive_count,
         )
@@ -134,10 +133,17 @@ class Processor:
         with processor(records=event.get("Records", []), handler=handle_message):
             processor.process()
         failed = {str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]}
-        settled = self._settler.settle(batch, clock)
+        records = event.get("Records") or [{}]
+        source = self._queue.source_url(records[0].get("eventSourceARN"))
+        settled = self._settler.settle(batch, clock, source)
         _log_early_stop(batch, settled, context)
         failed |= settled.unsettled
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in sorted(failed)]}
+
+
+def record_key_prefix(key_prefix: str) -> str:
+    """The idempotency key prefix of record items' work (read by a backfill's dry run)."""
+    return f"{key_prefix}.record"
 
 
 def _once[ItemT, ResultT: BaseModel](

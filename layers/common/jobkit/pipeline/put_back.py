@@ -38,22 +38,25 @@ def put_back(
         (entry.message, entry.item) for entry in unstarted
     ]
     entries += [(entry.message, entry.item) for entry in unacknowledged]
-    returned, failed = _send_copies(entries, queue)
+    returned, failed = _send_copies(entries, queue, queue_url)
     if failed:
         _release(failed, sqs, queue_url)
     return PutBack(frozenset(returned), frozenset(m.message_id for m in failed))
 
 
 def _send_copies(
-    entries: list[tuple[SQSRecord, PageItem | RecordItem]], queue: WorkQueue
+    entries: list[tuple[SQSRecord, PageItem | RecordItem]], queue: WorkQueue, queue_url: str
 ) -> tuple[set[str], list[SQSRecord]]:
-    """The messages whose copy is on the queue, and those whose copy could not be sent."""
+    """The messages whose copy is on their queue (the one they came from, so a backfill's
+    stay in its lane), and those whose copy could not be sent."""
     returned: set[str] = set()
     failed: list[SQSRecord] = []
     for start in range(0, len(entries), _PER_REQUEST):
         chunk = entries[start : start + _PER_REQUEST]
         try:
-            queue.send_bodies([(item.message_group_id, message.body) for message, item in chunk])
+            queue.send_bodies(
+                [(item.message_group_id, message.body) for message, item in chunk], url=queue_url
+            )
         except Exception:  # noqa: BLE001 - returned as failures instead, visible at once
             logger.exception("putting back items out of time failed")
             failed += [message for message, _ in chunk]

@@ -20,6 +20,7 @@ from jobkit.adapters.circuits import Circuits
 from jobkit.adapters.queue import WorkQueue
 from jobkit.domain.backoff import backoff_seconds
 from jobkit.domain.envelope import Identifier, JobType, PageItem, RunId, new_page_item
+from jobkit.domain.replay import Replay
 from jobkit.observability import logger
 from jobkit.runs.models import FINAL_STATUSES
 from jobkit.runs.retry_state import ClientRetryState
@@ -43,6 +44,7 @@ class RetryRequest(BaseModel):
     page_number: int = Field(1, ge=1)
     reason: str = Field(max_length=500)
     as_of: datetime | None = None  # the run's reference time (``PageItem.as_of``)
+    replay: Replay | None = None  # a backfill's window and generation (``PageItem.replay``)
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,7 @@ class ClientRetries:
             page_number=item.page_number,
             reason=reason[:500],
             as_of=item.query_time,
+            replay=item.replay,
         )
         # Also when the page was parked before (a crash before this line): the schedule's
         # name makes creating it again harmless.
@@ -237,6 +240,7 @@ class RetryWorker:
                     page_number=request.page_number,
                     attempt=request.attempt,
                     as_of=request.as_of,
+                    replay=request.replay,
                 )
             ]
         )

@@ -42,23 +42,24 @@ class Settler(NamedTuple):
     queue: WorkQueue
     dead_letters: DeadLetterQueue
     sqs: Callable[[], SQSClient]  # a factory: most batches never need the client
-    queue_url: str
     events: EventPublisher | None
     max_receive_count: int
 
-    def settle(self, batch: Batch, clock: Clock) -> Settled:
+    def settle(self, batch: Batch, clock: Clock, queue_url: str) -> Settled:
+        """``queue_url``: the queue the batch came from (a lane's), where its messages'
+        visibility is changed and its unstarted items go back."""
         published = publish(batch.events, batch.outcomes, self.events, self.max_receive_count)
         outcomes = published.outcomes(batch.outcomes)
         pages_unsettled = count_pages(batch.pages, batch.dead, self.runs)
         acknowledged = self.acknowledger.acknowledge(published.acks(batch.acks), clock)
         returned = put_back(
-            batch.unstarted, acknowledged.unacknowledged, self.queue, self.sqs, self.queue_url
+            batch.unstarted, acknowledged.unacknowledged, self.queue, self.sqs, queue_url
         )
         held = published.retried | pages_unsettled | returned.returned | returned.unsettled
         counted = count_outcomes(outcomes, acknowledged, held, self.runs)
         held = held | acknowledged.unsettled | counted.unsettled
         unsent = dead_letter([*batch.dead, *published.dead], held, self.dead_letters)
-        back_off(batch.retry + acknowledged.retry, self.sqs, self.queue_url, self.runs)
+        back_off(batch.retry + acknowledged.retry, self.sqs, queue_url, self.runs)
         metrics.emit(
             batch.pages,
             [entry for entry in outcomes if entry.message.message_id in counted.counted],

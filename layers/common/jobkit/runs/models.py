@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobkit.domain.replay import BackfillSpec
+
 HEADER = "RUN"
 
 
@@ -53,6 +55,7 @@ class Trigger(StrEnum):
     SCHEDULE = "schedule"
     API = "api"
     CLI = "cli"
+    BACKFILL = "backfill"
 
 
 class Counted(BaseModel):
@@ -91,6 +94,7 @@ class RunHeader(Counted):
     # The clients a manual run named (none: every enabled client); a key limited to some
     # clients sees a run that names one of them before its client rows exist.
     requested_clients: list[str] = Field(default_factory=list)
+    backfill: BackfillSpec | None = None  # a backfill run's window and mode
 
 
 class ClientRun(Counted):

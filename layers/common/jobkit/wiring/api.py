@@ -1,9 +1,10 @@
 """The runs API Lambda's services, from its settings, once per container. The Lambda and SQS
 clients are made on first use: most requests need neither."""
 
+import functools
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from jobkit.adapters.aws import dynamodb_table, lambda_client, secrets_client, sqs_client
 from jobkit.adapters.config_store import ConfigStore
@@ -12,6 +13,10 @@ from jobkit.api.services import Services
 from jobkit.runs.ledger import open_ledger
 from jobkit.settings import ApiSettings
 from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
+
+if TYPE_CHECKING:
+    from jobkit.domain.job import Job
+    from jobkit.pipeline.dry_run import WindowCounter
 
 
 def invoke_async(function_name: str, payload: dict[str, Any]) -> None:
@@ -26,10 +31,30 @@ def queue_depth(queue_url: str) -> int:
     return int(attributes.get("ApproximateNumberOfMessages", 0))
 
 
+def build_window_counter(settings: ApiSettings, jobs: Mapping[str, "Job[Any]"]) -> "WindowCounter":
+    """A backfill's dry run: the processor's way to the external system (credentials, circuits,
+    the provider's rate limit) and a read-only view of its idempotency records."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from jobkit.adapters.aws import dynamodb_client
+    from jobkit.pipeline.dry_run import ProcessedWork, WindowCounter
+    from jobkit.pipeline.process import record_key_prefix
+    from jobkit.wiring.parts import build_circuits, build_connections
+
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table, boto3_client=dynamodb_client()
+    )
+    return WindowCounter(
+        jobs,
+        ConfigStore(dynamodb_table(settings.config_table)),
+        build_connections(settings).for_client,
+        build_circuits(settings),
+        ProcessedWork(persistence, record_key_prefix(settings.idempotency_key_prefix)),
+    )
+
+
 def build_services(
-    settings: ApiSettings,
-    dashboard_html: str,
-    config_fields: Callable[[str], frozenset[str]],
+    settings: ApiSettings, dashboard_html: str, jobs: Mapping[str, "Job[Any]"]
 ) -> Services:
     ledger = open_ledger(dynamodb_table(settings.runs_table))
     subscriptions = SubscriptionStore(
@@ -48,7 +73,9 @@ def build_services(
         invoke_async=invoke_async,
         dlq_depth=lambda: queue_depth(settings.work_dlq_url),
         dashboard_html=dashboard_html,
-        config_fields=config_fields,
+        config_fields=lambda job_type: jobs[job_type].config_fields,
+        windowed=lambda job_type: jobs[job_type].windowed,
+        window_counter=functools.cache(lambda: build_window_counter(settings, jobs)),
         is_local=settings.is_local,
         allow_loopback_webhooks=settings.allow_loopback_webhooks,
     )

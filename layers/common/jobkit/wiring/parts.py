@@ -57,7 +57,7 @@ def build_parts(settings: PlannerSettings | ProcessorSettings | RetryWorkerSetti
     return Parts(
         configs=configs,
         ledger=build_ledger(settings, configs),
-        queue=WorkQueue(sqs_client, settings.work_queue_url, chaos),
+        queue=WorkQueue(sqs_client, settings.work_queue_url, chaos, settings.backfill_queue_url),
         circuits=build_circuits(settings),
         chaos=chaos,
     )

@@ -30,7 +30,6 @@ def processor_dependencies(
         queue=parts.queue,
         dead_letters=DeadLetterQueue(sqs_client, settings.work_dlq_url),
         sqs=sqs_client,
-        queue_url=settings.work_queue_url,
         external=build_connections(settings).for_client,
         persistence=DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table, boto3_client=dynamodb_client()
