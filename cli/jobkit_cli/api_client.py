@@ -6,7 +6,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from jobkit.api.models import RunOut
+from jobkit.api.models import BackfillDryRunOut, RunOut
 from jobkit_cli.stack import Stack
 
 
@@ -66,3 +66,29 @@ class ApiClient:
 
     def cancel(self, run_id: str) -> RunOut:
         return RunOut.model_validate(self._call("DELETE", f"/runs/{run_id}"))
+
+    def backfill(
+        self,
+        job_type: str,
+        client_ids: list[str],
+        window_from: str,
+        window_to: str,
+        *,
+        mode: str = "missing",
+        dry_run: bool = False,
+        request_id: str | None = None,
+    ) -> RunOut | BackfillDryRunOut:
+        """The backfill's run (202), or its dry run's counts (200)."""
+        body: dict[str, Any] = {
+            "clientIds": client_ids,
+            "from": window_from,
+            "to": window_to,
+            "mode": mode,
+            "dryRun": dry_run,
+        }
+        if request_id is not None:
+            body["requestId"] = request_id
+        answer = self._call("POST", f"/jobs/{job_type}/backfills", json=body)
+        if dry_run:
+            return BackfillDryRunOut.model_validate(answer)
+        return RunOut.model_validate(answer)

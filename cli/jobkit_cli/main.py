@@ -13,6 +13,7 @@ from jobkit.api.models import RunOut
 from jobkit.ops.health_page import DEFAULT_CLIENTS
 from jobkit_cli import localstack
 from jobkit_cli.api_client import ApiClient, ApiError, api_url
+from jobkit_cli.backfill_cli import backfill
 from jobkit_cli.dlq import dlq_app
 from jobkit_cli.endpoints_cli import credentials_app, probe
 from jobkit_cli.keys_cli import keys_app
@@ -36,6 +37,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(credentials_app, name="credentials")
 app.command()(probe)
+app.command()(backfill)
 
 KeyOption = Annotated[
     str | None,
