@@ -7,9 +7,11 @@
 2. Cost per 1M records on AWS, and the naive build's (bench/cost.py says how).
 3. Throughput of sync-completed-records and of bench-noop (no rule) through the same
    pipeline: throughput_ratio = real / no-op.
-4. Cold start: import time of the processor and planner modules against a baseline handler,
+4. Backfill interference: a scheduled run's time per record beside a backfill of the same
+   size, over its time alone (bench/backfill.py).
+5. Cold start: import time of the processor and planner modules against a baseline handler,
    both in a Lambda-like interpreter (no site-packages: the built layer plus boto3).
-5. Scale: planning 10,000 clients, and GET /health and GET /runs/{id} with them open; time
+6. Scale: planning 10,000 clients, and GET /health and GET /runs/{id} with them open; time
    per record at 1k, 10k and 30k records; p50/p95 latency from enqueue to counted (the
    processor's RecordLatency metric).
 
@@ -41,6 +43,7 @@ from botocore.config import Config
 from rich.console import Console
 from rich.table import Table
 
+from bench.backfill import backfill_interference
 from bench.cost import Batching, Usage, naive
 from bench.poller import AwsSizedPoller
 from jobkit.adapters.config import ClientConfig
@@ -58,6 +61,7 @@ REAL, NOOP = "sync-completed-records", "bench-noop"
 CLIENTS = 10
 SIZES = [int(n) for n in os.environ.get("JOBKIT_BENCH_SIZES", "1000,10000,30000").split(",")]
 PLAN_CLIENTS = int(os.environ.get("JOBKIT_BENCH_PLAN_CLIENTS", "10000"))
+BACKFILL_RECORDS = int(os.environ.get("JOBKIT_BENCH_BACKFILL_RECORDS", "5000"))
 IMPORT_SAMPLES = 10
 
 DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -160,6 +164,11 @@ def _seed(stack: Stack, job: str, clients: int, records: int) -> list[str]:
     for client_id in ids:
         seed_client(stack, job_type=job, client_id=client_id, group_id="north", records=records)
     return ids
+
+
+def _seed_backfill_clients(stack: Stack, job: str, records: int) -> list[str]:
+    """CLIENTS clients sharing ``records`` no run has processed, for a backfill to replay."""
+    return _seed(stack, job, CLIENTS, records // CLIENTS)
 
 
 def _configure_clients(stack: Stack, job: str, client_ids: list[str], enabled: bool = True) -> None:
@@ -478,6 +487,10 @@ def main() -> None:
     }
     results["throughput_ratio"] = round(real_1k.records_per_second / noop.records_per_second, 2)
     results.update(_scale_figures(stack, real_1k, local_logs))
+    results["backfill"] = backfill_interference(
+        stack, REAL, BACKFILL_RECORDS, run_job, _seed_backfill_clients, _forget_clients
+    )
+    results["backfill_interference"] = results["backfill"]["ratio"]
     results["plan"] = plan_many(stack, PLAN_CLIENTS)
     results["plan_seconds"] = results["plan"]["seconds"]
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -555,6 +568,7 @@ def _goals_table(results: dict[str, Any]) -> Table:
         held = value <= goal if sense == "<=" else value >= goal
         table.add_row(name, str(value), f"{sense} {goal} {'[green]ok' if held else '[red]missed'}")
     for name in (
+        "backfill_interference",
         "import_ratio_over_baseline_with_pydantic",
         "dynamodb_writes_per_item_ministack_batches",
         "dynamodb_reads_per_item",

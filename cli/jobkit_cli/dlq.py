@@ -45,9 +45,11 @@ def _body(raw: str) -> dict[str, Any]:
 
 
 def redrive(stack: Stack, wanted: Filter) -> int:
-    """Move matching dead letters back to the work queue; returns how many moved."""
+    """Move matching dead letters back to their work queue (a backfill's to the backfill
+    lane); returns how many moved."""
     sqs = stack.client("sqs")
     dlq, work = stack.outputs["WorkDLQUrl"], stack.outputs["WorkQueueUrl"]
+    backfill = stack.outputs.get("BackfillQueueUrl", work)
     seen: set[str] = set()
     keep: list[str] = []
     moved = 0
@@ -65,7 +67,9 @@ def redrive(stack: Stack, wanted: Filter) -> int:
                 keep.append(message["ReceiptHandle"])
                 continue
             group = f"{body.get('job_type', 'unknown')}#{body.get('client_id', 'unknown')}"
-            sqs.send_message(QueueUrl=work, MessageBody=message["Body"], MessageGroupId=group)
+            # A backfill's item goes back to its own lane.
+            lane = backfill if body.get("replay") else work
+            sqs.send_message(QueueUrl=lane, MessageBody=message["Body"], MessageGroupId=group)
             sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
     for handle in keep:  # what did not match goes back as it was

@@ -376,3 +376,22 @@ def test_the_dry_run_through_the_api_answers_200_per_client(pipeline: Pipeline, 
     }
     assert rows["x"]["error"] == f"not configured for {JOB}"
     assert pipeline.ledger.queries.runs_page(JOB, 50, None)[0][0].trigger is Trigger.CLI
+
+
+def test_a_cancelled_backfill_skips_its_queued_items(pipeline: Pipeline) -> None:
+    pipeline.seed("acme", count=4)
+    pipeline.plan(
+        trigger=Trigger.BACKFILL,
+        run_id="bf-cancel",
+        requested_by="test",
+        client_ids=["acme"],
+        backfill=BackfillSpec(window=WINDOW),
+    )
+    [page] = pipeline.receive(queue_url=pipeline.aws.backfill_queue_url)
+    pipeline.invoke([page])  # its records are queued on the backfill lane
+    assert pipeline.ledger.lifecycle.cancel("bf-cancel")
+    pipeline.drain()
+    header = pipeline.view("bf-cancel").header
+    assert (header.status.value, header.processed, header.skipped) == ("CANCELLED", 0, 4)
+    assert [pipeline.state("acme", rid)["status"] for rid in ("acme-r00001",)] == ["IN_PROGRESS"]
+    assert _acks(pipeline, "acme") == []
