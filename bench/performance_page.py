@@ -345,7 +345,7 @@ def render(results: Mapping[str, Any]) -> str:
             "do not edit. -->",
             "",
             "Every figure on this page comes from `bench/results.json`, which `make bench` "
-            "writes (`bench/run.py`, about 25 minutes). The page itself is generated from that "
+            "writes (`bench/run.py`, about 15 minutes). The page itself is generated from that "
             "file by `python -m bench.performance_page`. Measured on the local stack "
             "(MiniStack), not on AWS.",
         ],
