@@ -1,5 +1,6 @@
 """`jobkit webhooks`: subscriptions (the signing secret is shown once) and the delivery log."""
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -66,6 +67,37 @@ def list_command(client_id: Annotated[str | None, typer.Option("--client")] = No
     console.print(table)
 
 
+def parse_grace(text: str) -> timedelta:
+    """``24h``, ``90m``, ``30s``, ``2d``: how long the secrets signing now go on signing."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    amount, unit = text[:-1], text[-1:]
+    if unit not in units or not amount.isdigit():
+        raise typer.BadParameter("a number and a unit: 30s, 90m, 24h, 2d")
+    return timedelta(seconds=int(amount) * units[unit])
+
+
+@webhooks_app.command("rotate-secret")
+def rotate_secret(
+    client_id: str,
+    subscription_id: str,
+    grace: Annotated[
+        str, typer.Option(help="How long the current secret keeps signing beside the new one.")
+    ] = "24h",
+) -> None:
+    """Issue a new signing secret; prints it once. Deliveries carry both signatures during
+    the grace period, then only the new one."""
+    rotated = _store(Stack.current()).rotate_secret(client_id, subscription_id, parse_grace(grace))
+    if rotated is None:
+        console.print(f"[red]no subscription {subscription_id!r} for {client_id!r}")
+        raise typer.Exit(1)
+    _, keys = rotated
+    for key in keys.keys:
+        until = key.retires_at.isoformat() if key.retires_at else "no end"
+        console.print(f"secret version {key.version} signs until {until}")
+    console.print(f"new signing secret, version {keys.newest.version} (shown once, store it now):")
+    print(keys.newest.secret)
+
+
 @webhooks_app.command("remove")
 def remove(client_id: str, subscription_id: str) -> None:
     """Remove a subscription and its secret."""
@@ -85,6 +117,7 @@ def deliveries(client_id: str, limit: int = 50) -> None:
         "event",
         "status",
         "attempts",
+        "signed by",
         "last HTTP",
         "latency ms",
         "updated",
@@ -98,6 +131,7 @@ def deliveries(client_id: str, limit: int = 50) -> None:
             str(row.get("event_id", "")),
             str(row.get("status", "")),
             str(row.get("attempts", 0)),
+            ",".join(f"v{version}" for version in row.get("signed_with", [])) or "-",
             "-" if http < 0 else str(http),
             str(row.get("latency_ms", "")),
             str(row.get("updated_at", "")),

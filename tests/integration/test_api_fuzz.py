@@ -30,18 +30,21 @@ from jobkit_cli.stack import Stack
 pytestmark = pytest.mark.integration
 
 
-# A backfill's window has rules across fields (to after from, and not in the future) that a
-# JSON Schema cannot state: a case valid by the document may break them, and its 422 (naming
-# the field, as tests/integration/test_backfill_on_stack.py checks) is the right answer.
+# Rules a JSON Schema cannot state, which a case valid by the document may break, and whose
+# 422 naming the field is the right answer: a backfill's window across its fields (to after
+# from, and not in the future: tests/integration/test_backfill_on_stack.py), and a webhook
+# URL's host outside private networks (tests/integration/test_webhooks.py).
+_ACCEPTED = '["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]'
 CROSS_FIELD_RULES = SchemathesisConfig.from_str(
-    """
+    "".join(
+        f"""
 [[operations]]
-include-path = "/jobs/{job_type}/backfills"
+include-path = "{path}"
 include-method = "POST"
-checks.positive_data_acceptance.expected-statuses = [
-    "2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx",
-]
+checks.positive_data_acceptance.expected-statuses = {_ACCEPTED}
 """
+        for path in ("/jobs/{job_type}/backfills", "/webhooks/subscriptions")
+    )
 )
 
 

@@ -1,56 +1,114 @@
-"""Webhook signatures and what each receiver answer means."""
+"""Webhook signatures, as the Standard Webhooks libraries verify them, the secrets' rotation,
+and what each receiver answer means."""
 
+import base64
 import random
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from jobkit.domain.backoff import backoff_seconds
-from jobkit.webhooks.signing import Verdict, classify, sign, verify
-
-SECRET = "whsec-test-only"
-
-
-def test_a_signed_body_verifies() -> None:
-    body = b'{"type":"record.status_changed"}'
-    assert verify(SECRET, body, sign(SECRET, body))
-
-
-def test_a_tampered_body_does_not_verify() -> None:
-    header = sign(SECRET, b'{"to":"COMPLETED"}')
-    assert not verify(SECRET, b'{"to":"CANCELLED"}', header)
-
-
-def test_another_secret_does_not_verify() -> None:
-    body = b"{}"
-    assert not verify("another-secret", body, sign(SECRET, body))
-
-
-def test_an_old_signature_is_refused_outside_the_tolerance() -> None:
-    body = b"{}"
-    header = sign(SECRET, body, timestamp=1_000_000)
-    assert verify(SECRET, body, header, now=1_000_000 + 299)
-    assert not verify(SECRET, body, header, now=1_000_000 + 301)
-
-
-NOW = 1_700_000_000
-
-# Garbage of every shape: any text, and well-formed headers (recent, so the HMAC is compared)
-# whose signature is not the body's.
-garbage_headers = st.text(max_size=80) | st.builds(
-    "t={},v1={}".format,
-    st.integers(NOW - 300, NOW + 300),
-    st.text(alphabet="0123456789abcdef", max_size=64),
+from jobkit.webhooks.signing import (
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Verdict,
+    classify,
+    new_secret,
+    signature_header,
 )
+from jobkit.webhooks.signing_keys import SigningKey, SigningKeys
+
+SECRET, OTHER = new_secret(), new_secret()
+T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
-@given(st.binary(max_size=200), garbage_headers)
-def test_a_garbage_header_never_verifies_and_the_bodys_own_signature_does(
-    body: bytes, header: str
-) -> None:
-    assert not verify(SECRET, body, header, now=NOW)
-    assert verify(SECRET, body, sign(SECRET, body, timestamp=NOW), now=NOW)
+def _headers(
+    secrets: list[str], body: bytes, msg_id: str = "d1", at: int | None = None
+) -> dict[str, str]:
+    timestamp = int(time.time()) if at is None else at
+    return {
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: signature_header(secrets, msg_id, timestamp, body),
+    }
+
+
+def test_a_secret_is_whsec_and_32_random_bytes() -> None:
+    assert SECRET.startswith("whsec_") and SECRET != OTHER
+    assert len(base64.b64decode(SECRET.removeprefix("whsec_"))) == 32
+
+
+def test_the_library_verifies_a_signed_body_and_refuses_a_tampered_one() -> None:
+    body = b'{"type":"record.status_changed"}'
+    assert Webhook(SECRET).verify(body, _headers([SECRET], body)) == {
+        "type": "record.status_changed"
+    }
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(b'{"type":"other"}', _headers([SECRET], body))
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OTHER).verify(body, _headers([SECRET], body))
+
+
+def test_the_id_is_signed_with_the_body() -> None:
+    body = b"{}"
+    headers = _headers([SECRET], body, msg_id="d1")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body, {**headers, ID_HEADER: "d2"})
+
+
+def test_two_secrets_sign_one_header_and_either_verifies() -> None:
+    body = b"{}"
+    headers = _headers([SECRET, OTHER], body)
+    assert len(headers[SIGNATURE_HEADER].split(" ")) == 2
+    assert Webhook(SECRET).verify(body, headers) == {}
+    assert Webhook(OTHER).verify(body, headers) == {}
+
+
+def test_an_old_timestamp_is_refused() -> None:
+    body = b"{}"
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(SECRET).verify(body, _headers([SECRET], body, at=int(time.time()) - 301))
+
+
+@given(st.binary(max_size=200), st.text(max_size=80))
+def test_a_garbage_signature_never_verifies(body: bytes, garbage: str) -> None:
+    headers = {**_headers([SECRET], body), SIGNATURE_HEADER: garbage}
+    with pytest.raises((WebhookVerificationError, ValueError)):
+        Webhook(SECRET).verify(body, headers)
+
+
+# Rotation
+
+
+def test_a_rotated_secret_signs_beside_the_old_one_until_the_grace_ends() -> None:
+    keys = SigningKeys.first()
+    rotated = keys.rotated(timedelta(hours=24), now=T0)
+    assert [k.version for k in rotated.signing(T0)] == [2, 1]
+    assert [k.version for k in rotated.signing(T0 + timedelta(hours=23, minutes=59))] == [2, 1]
+    assert [k.version for k in rotated.signing(T0 + timedelta(hours=24))] == [2]
+    assert rotated.newest.secret != keys.newest.secret
+
+
+def test_rotating_again_drops_what_retired_and_never_extends_a_grace() -> None:
+    once = SigningKeys.first().rotated(timedelta(hours=1), now=T0)
+    twice = once.rotated(timedelta(hours=24), now=T0 + timedelta(minutes=30))
+    ends = {k.version: k.retires_at for k in twice.keys}
+    assert ends == {3: None, 2: T0 + timedelta(hours=24, minutes=30), 1: T0 + timedelta(hours=1)}
+    later = twice.rotated(timedelta(0), now=T0 + timedelta(hours=2))
+    assert [k.version for k in later.keys] == [4, 3, 2]  # 1 had retired: dropped
+    assert [k.version for k in later.signing(T0 + timedelta(hours=2))] == [4]
+
+
+def test_a_bare_stored_secret_is_version_one_and_no_secret_shows_in_a_repr() -> None:
+    keys = SigningKeys.parse(SECRET)
+    assert keys.keys == (SigningKey(version=1, secret=SECRET),)
+    assert SigningKeys.parse(keys.model_dump_json()) == keys
+    assert SECRET not in repr(keys)
 
 
 @pytest.mark.parametrize(
@@ -91,6 +149,11 @@ def test_backoff_grows_exponentially_within_its_cap() -> None:
     ("url", "loopback_ok", "accepted"),
     [
         ("https://hooks.example.com/x", False, True),
+        ("https://10.0.0.5/x", False, False),  # into a private network
+        ("https://169.254.169.254/latest/meta-data", False, False),
+        ("https://[fd00::1]/x", False, False),
+        ("https://localhost/x", False, False),
+        ("https://127.0.0.1/x", True, True),  # the local stack's receivers
         ("http://hooks.example.com/x", True, False),
         ("http://127.0.0.1:8080/x", True, True),
         ("http://localhost/x", True, True),
@@ -108,3 +171,22 @@ def test_endpoint_rules(url: str, loopback_ok: bool, accepted: bool) -> None:
     else:
         with pytest.raises(ValueError, match="url:"):
             check_endpoint(url, loopback_ok)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("24h", 86400), ("90m", 5400), ("30s", 30), ("2d", 172800), ("0s", 0)]
+)
+def test_a_grace_is_a_number_and_a_unit(text: str, seconds: int) -> None:
+    from jobkit_cli.webhooks_cli import parse_grace
+
+    assert parse_grace(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["24", "h", "1.5h", "-1h", "1w", ""])
+def test_another_grace_is_refused(text: str) -> None:
+    import typer
+
+    from jobkit_cli.webhooks_cli import parse_grace
+
+    with pytest.raises(typer.BadParameter):
+        parse_grace(text)

@@ -136,6 +136,10 @@ class DeliverySettings(MatcherSettings):
     timeout_seconds: float = Field(5.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0)
     backoff_base_seconds: float = Field(30.0, alias="WEBHOOK_BACKOFF_BASE_SECONDS", gt=0)
     backoff_max_seconds: float = Field(3600.0, alias="WEBHOOK_BACKOFF_MAX_SECONDS", gt=0)
+    # How long a container keeps a subscription's signing secrets (``wiring.webhooks``).
+    secret_cache_seconds: int = Field(60, alias="WEBHOOK_SIGNING_CACHE_SECONDS", ge=0, le=300)
+    # Receivers on loopback (the local stack's test receivers) are delivered to only there.
+    allow_loopback_webhooks: bool = Field(False, alias="ALLOW_LOOPBACK_WEBHOOKS")
 
 
 def load_settings[SettingsT: BaseModel](model: type[SettingsT]) -> SettingsT:

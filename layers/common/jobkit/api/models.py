@@ -335,6 +335,32 @@ class NewSubscription(_Body):
     rate_per_second: float = Field(5.0, gt=0, le=1000)
 
 
+class RotateSecret(_Body):
+    grace_seconds: int = Field(
+        86400,
+        alias="graceSeconds",
+        ge=0,
+        le=7 * 86400,
+        description="How long the secrets signing now go on signing beside the new one.",
+    )
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RotatedSecretOut(BaseModel):
+    client_id: str
+    subscription_id: str
+    signing_secret: str = Field(description="The new secret, shown once.")
+    version: int
+    # Every key that signs deliveries now, and until when (none: no end).
+    signing: list["SigningKeyOut"]
+
+
+class SigningKeyOut(BaseModel):
+    version: int
+    retires_at: datetime | None
+
+
 class SubscriptionOut(BaseModel):
     client_id: str
     subscription_id: str
@@ -366,6 +392,9 @@ class DeliveryOut(BaseModel):
     subscription_id: str
     status: str
     attempts: int
+    signed_with: list[int] = Field(
+        [], description="The versions of the secrets that signed the last attempt."
+    )
     last_http_status: int | None
     latency_ms: float | None
     last_error: str
@@ -383,6 +412,7 @@ class DeliveryOut(BaseModel):
             subscription_id=row.get("subscription_id", ""),
             status=row.get("status", ""),
             attempts=int(row.get("attempts", 0)),
+            signed_with=[int(version) for version in row.get("signed_with", [])],
             last_http_status=http_status if http_status >= 0 else None,
             latency_ms=float(latency) if latency else None,
             last_error=row.get("last_error", ""),

@@ -31,6 +31,14 @@ class ApiError(Exception):
         self.status = status
 
 
+class FieldRefused(Exception):  # noqa: N818 - a refusal, answered as a 422
+    """A body field a route refuses by a rule the document cannot state: a 422 naming it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def documented(
     success: int = 200, description: str = "OK", body: bool = True, conflict: str | None = None
 ) -> dict[int, OpenAPIResponse]:
@@ -65,6 +73,11 @@ def _api_error(exc: ApiError) -> Response[str]:
     return error(exc.status, str(exc))
 
 
+def _field_refused(exc: FieldRefused) -> Response[str]:
+    loc = ["body", exc.field]
+    return invalid(str(exc), [{"loc": loc, "msg": str(exc), "type": "value_error"}])
+
+
 def _config_not_found(exc: ConfigNotFoundError) -> Response[str]:
     return error(404, str(exc))
 
@@ -91,6 +104,7 @@ def invalid(summary: str, errors: Sequence[Any]) -> Response[str]:
 def install_error_handlers(app: APIGatewayRestResolver) -> None:
     """Typed errors to status codes; anything else is a bug (500, logged)."""
     app.exception_handler(ApiError)(_api_error)
+    app.exception_handler(FieldRefused)(_field_refused)
     app.exception_handler(ConfigNotFoundError)(_config_not_found)
     app.exception_handler(ValidationError)(_invalid_value)
     app.exception_handler(RequestValidationError)(_invalid_request)

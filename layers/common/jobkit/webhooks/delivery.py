@@ -1,7 +1,10 @@
 """The webhook delivery worker: POST each delivery the matcher made, signed.
 
 Powertools idempotency on the delivery id (a duplicate event never delivers twice), the
-body signed with the subscription's secret, the answer classified: 2xx delivered; 410
+body (Standard Webhooks' ``type``, ``timestamp``, ``data``) signed with each of the
+subscription's secrets that signs now (``signing_keys``), sent only to an address outside
+private networks, checked after resolving the host (``destinations``) and connected to as
+checked. The answer is classified: 2xx delivered; 410
 disables the subscription; other 4xx (but 408/429) dead-letter at once; the rest retries
 with exponential backoff and jitter through message visibility (429 honours Retry-After),
 and the 8th failed attempt dead-letters with a failure record.
@@ -11,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -29,16 +33,50 @@ from jobkit.adapters.ratelimit import RateLimitedError, TokenBucket
 from jobkit.domain.backoff import backoff_seconds
 from jobkit.domain.envelope import describe_validation_error
 from jobkit.observability import logger, metrics
+from jobkit.webhooks.destinations import (
+    ForbiddenDestination,
+    UnresolvableDestination,
+    resolve_checked,
+)
 from jobkit.webhooks.matcher import Delivery
+from jobkit.webhooks.payload import WebhookPayload
 from jobkit.webhooks.signing import (
-    DELIVERY_HEADER,
+    ID_HEADER,
     MAX_ATTEMPTS,
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     Verdict,
     classify,
-    sign,
+    signature_header,
 )
+from jobkit.webhooks.signing_keys import SigningKeys
 from jobkit.webhooks.subscriptions import DeliveryLog, Subscription, SubscriptionStore
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """One attempt's body and its Standard Webhooks headers, signed now by every key that
+    signs now; ``versions``: theirs, for the delivery log."""
+
+    body: bytes
+    headers: dict[str, str]
+    versions: tuple[int, ...]
+
+    @classmethod
+    def now(cls, stored_keys: str, delivery: Delivery) -> "_Signed":
+        signing = SigningKeys.parse(stored_keys).signing(datetime.now(UTC))
+        body = WebhookPayload.of(delivery.event).body()
+        timestamp = int(time.time())
+        signatures = signature_header(
+            [key.secret for key in signing], delivery.delivery_id, timestamp, body
+        )
+        headers = {
+            ID_HEADER: delivery.delivery_id,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: signatures,
+        }
+        return cls(body, headers, tuple(key.version for key in signing))
+
 
 # What a delivery that will not be retried ends as.
 _FINAL = {
@@ -114,6 +152,9 @@ class WorkerDeps:
     post_timeout_seconds: float
     max_attempts: int = MAX_ATTEMPTS
     key_prefix: str = "jobkit.webhook"
+    # Loopback receivers are the local stack's only; every other private address is refused.
+    allow_loopback: bool = False
+    resolve: Callable[[str, int, bool], list[str]] = resolve_checked
 
 
 class DeliveryWorker:
@@ -194,12 +235,21 @@ class DeliveryWorker:
             self._deps.pacer.wait(subscription, self._pacing_ends - time.monotonic())
         except RateLimitedError as exc:
             raise RetryDelivery(f"endpoint busy: {exc}", None, None) from exc
-        status, retry_after, error, latency = self._post(subscription, delivery)
+        address = self._checked_address(subscription, delivery)
+        if address is None:
+            return DeliveryOutcome(status="dead_lettered")
+        signed = _Signed.now(self._deps.secret(subscription.secret_name), delivery)
+        status, retry_after, error, latency = self._post(subscription.url, address, signed)
         answer = classify(status, retry_after)
         keys = self._log_keys(delivery)
         if answer.verdict is Verdict.RETRY:
             self._deps.log.attempt(
-                **keys, status="retrying", http_status=status, latency_ms=latency, error=error
+                **keys,
+                status="retrying",
+                http_status=status,
+                latency_ms=latency,
+                error=error,
+                signed_with=signed.versions,
             )
             raise RetryDelivery(error or "retry", status, answer.retry_after)
         if answer.verdict is Verdict.GONE:
@@ -208,31 +258,71 @@ class DeliveryWorker:
             )
         final = _FINAL[answer.verdict]
         self._deps.log.attempt(
-            **keys, status=final, http_status=status, latency_ms=latency, error=error
+            **keys,
+            status=final,
+            http_status=status,
+            latency_ms=latency,
+            error=error,
+            signed_with=signed.versions,
         )
         if answer.verdict is Verdict.PERMANENT:
             self._dead_letter_refused(delivery, error)
         return DeliveryOutcome(status=final, http_status=status)
 
+    def _checked_address(self, subscription: Subscription, delivery: Delivery) -> str | None:
+        """The address to connect to: the endpoint's host resolved now, every address it has
+        outside private networks (a name may have been re-pointed since it was accepted).
+        None when it is not: the delivery is dead-lettered with the reason."""
+        url = httpx.URL(subscription.url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            return self._deps.resolve(url.host, port, self._deps.allow_loopback)[0]
+        except UnresolvableDestination as exc:
+            raise RetryDelivery(str(exc), None, None) from exc
+        except ForbiddenDestination as exc:
+            reason = f"endpoint refused: {exc}"
+            self._deps.log.give_up(delivery.delivery_id, reason)
+            self._dead_letter_forbidden(delivery, reason)
+            return None
+
     def _post(
-        self, subscription: Subscription, delivery: Delivery
+        self, url: str, address: str, signed: "_Signed"
     ) -> tuple[int | None, str | None, str | None, float]:
-        """One signed POST: its status, Retry-After and error, and how long it took."""
-        body = json.dumps(delivery.event, sort_keys=True, separators=(",", ":")).encode()
+        """One signed POST to ``address`` (the host's checked address: a second lookup could
+        answer another), with the URL's own host as Host and TLS server name: its status,
+        Retry-After and error, and how long it took."""
+        target = httpx.URL(url)
         headers = {
+            "host": target.netloc.decode(),
             "content-type": "application/json",
-            DELIVERY_HEADER: delivery.delivery_id,
-            SIGNATURE_HEADER: sign(self._deps.secret(subscription.secret_name), body),
+            **signed.headers,
         }
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         started = time.perf_counter()
         status: int | None
         try:
-            response = self._deps.http.post(subscription.url, content=body, headers=headers)
+            response = self._deps.http.post(
+                target.copy_with(host=address),
+                content=signed.body,
+                headers=headers,
+                extensions=extensions,
+            )
             status, retry_after = response.status_code, response.headers.get("retry-after")
             error = None if response.is_success else f"HTTP {status}"
         except httpx.HTTPError as exc:  # timeouts and refused connections are failed attempts
             status, retry_after, error = None, None, type(exc).__name__
         return status, retry_after, error, 1000 * (time.perf_counter() - started)
+
+    def _dead_letter_forbidden(self, delivery: Delivery, reason: str) -> None:
+        logger.error("delivery refused", extra={"delivery_id": delivery.delivery_id})
+        self._deps.dead_letters.send(
+            json.dumps(delivery.model_dump(mode="json")),
+            reason=reason,
+            error_type="ForbiddenDestination",
+            source_message_id=delivery.delivery_id,
+            attempts=1,
+            client_id=delivery.client_id,
+        )
 
     def _dead_letter_refused(self, delivery: Delivery, error: str | None) -> None:
         self._deps.dead_letters.send(

@@ -1,50 +1,46 @@
-"""Signed webhooks: the signature scheme and what each delivery answer means.
+"""Signed webhooks, as the Standard Webhooks specification has them, and what each delivery
+answer means.
 
-Signature header: ``X-Jobkit-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``.
-A receiver recomputes the HMAC with its secret over the timestamp, a dot and the raw body,
-compares in constant time, and refuses timestamps outside its tolerance (default 5 minutes)
-so a captured request cannot be replayed later.
+Every delivery carries ``webhook-id`` (the delivery id, the same on every retry: the
+receiver's idempotency key), ``webhook-timestamp`` (unix seconds of this attempt) and
+``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``, one per
+signing secret, space-separated, so a secret rotates without downtime. A secret is
+``whsec_<base64 of 32 random bytes>``; the HMAC key is those bytes. Receivers verify with the
+specification's libraries (``standardwebhooks``, ``svix``), which also refuse timestamps
+more than five minutes away.
 """
 
+import base64
 import hashlib
 import hmac
-import time
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-SIGNATURE_HEADER = "X-Jobkit-Signature"
-DELIVERY_HEADER = "X-Jobkit-Delivery"
-TOLERANCE_SECONDS = 300
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
 MAX_ATTEMPTS = 8
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """The signature header's value for this body, now (or at ``timestamp``)."""
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def verify(
-    secret: str,
-    body: bytes,
-    header: str,
-    *,
-    now: int | None = None,
-    tolerance: int = TOLERANCE_SECONDS,
-) -> bool:
-    """What a receiver runs: the header is well formed, recent, and matches the body."""
-    try:
-        fields = dict(part.split("=", 1) for part in header.split(","))
-        timestamp = int(fields["t"])
-        received = fields["v1"]
-    except (KeyError, ValueError):
-        return False
-    current = int(time.time()) if now is None else now
-    if abs(current - timestamp) > tolerance:
-        return False
-    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, received)
+def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """One ``v1,<base64>`` signature of this message with one secret."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def signature_header(
+    signing_secrets: Sequence[str], message_id: str, timestamp: int, body: bytes
+) -> str:
+    """The ``webhook-signature`` value: one signature per secret, space-separated."""
+    return " ".join(signature(s, message_id, timestamp, body) for s in signing_secrets)
 
 
 class Verdict(StrEnum):

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobkit.adapters.events import EventType
 from jobkit.domain.envelope import Identifier
+from jobkit.webhooks.destinations import check_url_host
+from jobkit.webhooks.signing_keys import SigningKeys
 
 EVENT_TYPES = frozenset(get_args(EventType))
 DELIVERY_RETENTION = timedelta(days=30)
@@ -30,9 +32,12 @@ def _loopback(host: str) -> bool:
 
 
 def check_endpoint(url: str, allow_loopback_http: bool) -> str:
-    """https anywhere; plain http only to loopback, and only where the stack allows it."""
+    """https anywhere but into a private network (``destinations``: checked again, after
+    resolving, at each delivery); plain http only to loopback, and only where the stack
+    allows it."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
+        check_url_host(url, allow_loopback_http)
         return url
     if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
         if allow_loopback_http:
@@ -84,7 +89,7 @@ class SubscriptionStore:
         """A new subscription and its signing secret (returned once, kept in Secrets Manager)."""
         check_endpoint(url, allow_loopback_http)
         subscription_id = secrets.token_hex(8)
-        signing_secret = "whsec_" + secrets.token_urlsafe(32)
+        keys = SigningKeys.first()
         name = f"{self._prefix}/{client_id}/{subscription_id}"
         subscription = Subscription(
             client_id=client_id,
@@ -95,12 +100,27 @@ class SubscriptionStore:
             rate_per_second=rate_per_second,
             created_at=datetime.now(UTC),
         )
-        self._secrets.create_secret(Name=name, SecretString=signing_secret)
+        self._secrets.create_secret(Name=name, SecretString=keys.model_dump_json())
         item = subscription.model_dump(mode="json", exclude_none=True)
         item["event_types"] = sorted(item["event_types"])
         item["rate_per_second"] = str(rate_per_second)
         self._table.put_item(Item=item)
-        return subscription, signing_secret
+        return subscription, keys.newest.secret
+
+    def rotate_secret(
+        self, client_id: str, subscription_id: str, grace: timedelta
+    ) -> tuple[Subscription, SigningKeys] | None:
+        """A new signing secret (the newest key, returned once); the ones signing now go on
+        signing for ``grace``. None for an unknown subscription."""
+        subscription = self.get(client_id, subscription_id)
+        if subscription is None:
+            return None
+        stored = self._secrets.get_secret_value(SecretId=subscription.secret_name)
+        keys = SigningKeys.parse(stored["SecretString"]).rotated(grace)
+        self._secrets.put_secret_value(
+            SecretId=subscription.secret_name, SecretString=keys.model_dump_json()
+        )
+        return subscription, keys
 
     def for_client(self, client_id: str) -> list[Subscription]:
         items = self._table.query(
@@ -152,15 +172,17 @@ class DeliveryLog:
         http_status: int | None,
         latency_ms: float,
         error: str | None = None,
+        signed_with: tuple[int, ...] = (),
     ) -> int:
+        """Count an attempt; ``signed_with``: the versions of the secrets that signed it."""
         now = datetime.now(UTC)
         response = self._table.update_item(
             Key={"delivery_id": delivery_id},
             UpdateExpression=(
                 "SET client_id = :client, subscription_id = :sub, event_id = :event, "
                 "#status = :status, last_http_status = :http, latency_ms = :latency, "
-                "last_error = :error, updated_at = :now, expires_at = :expires "
-                "ADD attempts :one"
+                "last_error = :error, updated_at = :now, expires_at = :expires, "
+                "signed_with = :signed ADD attempts :one"
             ),
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
@@ -174,6 +196,7 @@ class DeliveryLog:
                 ":now": now.isoformat(),
                 ":one": 1,
                 ":expires": int((now + DELIVERY_RETENTION).timestamp()),
+                ":signed": list(signed_with),
             },
             ReturnValues="UPDATED_NEW",
         )

@@ -25,8 +25,9 @@ def build_delivery_worker(settings: DeliverySettings) -> DeliveryWorker:
     secrets = parameters.SecretsProvider(boto3_client=secrets_client())
 
     def signing_secret(name: str) -> str:
-        # Powertools Parameters caches it for five minutes across invocations.
-        return str(secrets.get(name, max_age=300))
+        # Powertools Parameters caches it across invocations: a rotated secret signs once the
+        # cache expires (a minute on AWS), while the old one signs through its grace period.
+        return str(secrets.get(name, max_age=settings.secret_cache_seconds))
 
     return DeliveryWorker(
         WorkerDeps(
@@ -48,5 +49,6 @@ def build_delivery_worker(settings: DeliverySettings) -> DeliveryWorker:
             backoff_cap=settings.backoff_max_seconds,
             pacer=EndpointPacer(dynamodb_table(settings.control_table)),
             post_timeout_seconds=settings.timeout_seconds,
+            allow_loopback=settings.allow_loopback_webhooks,
         )
     )
