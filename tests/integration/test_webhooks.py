@@ -356,7 +356,7 @@ def test_a_subscription_re_pointed_into_a_private_network_is_dead_lettered_not_d
     tid = transition_id(client, f"{client}-r00001", "v1", "COMPLETED")
     delivery = delivery_id(event_id(tid), subscription.subscription_id)
     row = _until_status(stack, delivery, "dead_lettered")
-    assert "169.254.169.254 is a metadata address" in row["last_error"]
+    assert "169.254.169.254 is a cloud metadata address" in row["last_error"]
     assert "secret" not in row["last_error"]
     letters = (
         stack.client("sqs")
