@@ -190,3 +190,11 @@ def test_another_grace_is_refused(text: str) -> None:
 
     with pytest.raises(typer.BadParameter):
         parse_grace(text)
+
+
+def test_a_secret_from_before_base64_still_signs_with_its_own_bytes() -> None:
+    legacy = "whsec_" + "Ab-_" * 10 + "xyz"  # token_urlsafe's alphabet: not valid base64
+    body = b"{}"
+    headers = _headers([legacy], body)
+    # The library takes the key's bytes as they are
+    assert Webhook(legacy.removeprefix("whsec_").encode()).verify(body, headers) == {}

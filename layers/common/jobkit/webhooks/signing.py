@@ -11,6 +11,7 @@ more than five minutes away.
 """
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -29,9 +30,20 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def signing_key(secret: str) -> bytes:
+    """The HMAC key: the secret's base64 bytes; for a secret made before secrets were base64
+    (not valid base64), its own bytes, so its deliveries still go out signed until it is
+    rotated (a receiver passes those bytes to the library)."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        return encoded.encode()
+
+
 def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     """One ``v1,<base64>`` signature of this message with one secret."""
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    key = signing_key(secret)
     signed = f"{message_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
