@@ -41,14 +41,22 @@ NOW = datetime.now(UTC)
 BODY = {"clientIds": ["acme"], "from": "2026-11-19T00:00:00Z", "to": "2026-11-21T00:00:00Z"}
 
 
-def _backfill(pipeline: Pipeline, mode: ReplayMode, run_id: str, *clients: str) -> RunHeader:
-    header = pipeline.plan(
+def _plan_backfill(
+    pipeline: Pipeline, run_id: str, *clients: str, mode: ReplayMode = ReplayMode.MISSING
+) -> RunHeader:
+    """A backfill over WINDOW planned, as the API asks the planner; its items queued."""
+    return pipeline.plan(
         trigger=Trigger.BACKFILL,
         run_id=run_id,
         requested_by="test",
         client_ids=list(clients),
         backfill=BackfillSpec(window=WINDOW, mode=mode),
     )
+
+
+def _backfill(pipeline: Pipeline, mode: ReplayMode, run_id: str, *clients: str) -> RunHeader:
+    """A backfill planned and run to its end; its header."""
+    header = _plan_backfill(pipeline, run_id, *clients, mode=mode)
     pipeline.drain()
     return pipeline.view(header.run_id).header
 
@@ -253,13 +261,7 @@ def test_a_missing_backfill_processes_only_the_new_records_once(pipeline: Pipeli
 
 def test_a_backfill_travels_on_its_own_lane(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=3)
-    pipeline.plan(
-        trigger=Trigger.BACKFILL,
-        run_id="bf-lane",
-        requested_by="test",
-        client_ids=["acme"],
-        backfill=BackfillSpec(window=WINDOW),
-    )
+    _plan_backfill(pipeline, "bf-lane", "acme")
     assert pipeline.receive() == []  # nothing on the live lane
     [page] = pipeline.receive(queue_url=pipeline.aws.backfill_queue_url)
     assert '"replay"' in page["Body"]
@@ -288,13 +290,7 @@ def test_mode_all_is_one_new_generation_the_rules_decide_anew(pipeline: Pipeline
     items = pipeline.ledger.queries.items_page("bf-all", None, 50, None)[0]
     assert len(items) == 3 and all(i.item_key.endswith("#g:bf-all") for i in items)
     # The same backfill planned again (its request sent twice) makes no other generation
-    pipeline.plan(
-        trigger=Trigger.BACKFILL,
-        run_id="bf-all",
-        requested_by="test",
-        client_ids=["acme"],
-        backfill=BackfillSpec(window=WINDOW, mode=ReplayMode.ALL),
-    )
+    _plan_backfill(pipeline, "bf-all", "acme", mode=ReplayMode.ALL)
     pipeline.drain()
     assert len(pipeline.history("acme", ids[0])) == 2
     assert pipeline.view("bf-all").header.processed == 1
@@ -380,13 +376,7 @@ def test_the_dry_run_through_the_api_answers_200_per_client(pipeline: Pipeline, 
 
 def test_a_cancelled_backfill_skips_its_queued_items(pipeline: Pipeline) -> None:
     pipeline.seed("acme", count=4)
-    pipeline.plan(
-        trigger=Trigger.BACKFILL,
-        run_id="bf-cancel",
-        requested_by="test",
-        client_ids=["acme"],
-        backfill=BackfillSpec(window=WINDOW),
-    )
+    _plan_backfill(pipeline, "bf-cancel", "acme")
     [page] = pipeline.receive(queue_url=pipeline.aws.backfill_queue_url)
     pipeline.invoke([page])  # its records are queued on the backfill lane
     assert pipeline.ledger.lifecycle.cancel("bf-cancel")

@@ -56,9 +56,7 @@ class RecordApplier:
                 envelope_id=item.envelope_id,
                 outcome=Outcome.SKIPPED,
                 reason=decision.reason,
-                # A replay acknowledges only what it committed: what it skips is the live
-                # runs' to acknowledge (they fetch what was never acknowledged).
-                ack=None if item.replay else ack,
+                ack=ack,
             )
         revision = f"v{record.version}{generation_suffix(item.replay)}"
         tid = transition_id(item.client_id, record.id, revision, decision.to_status)
@@ -77,7 +75,7 @@ class RecordApplier:
             envelope_id=item.envelope_id,
             outcome=outcome,
             reason=reason,
-            ack=None if item.replay and outcome is not Outcome.PROCESSED else ack,
+            ack=ack,
             event=self._event_owed(item, record.id, decision, tid, applied),
         )
 

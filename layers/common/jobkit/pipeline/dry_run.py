@@ -84,10 +84,11 @@ class WindowCounter:
         """One count per client named, in order; ``run_id`` is the backfill's the request
         would start (its generation, in mode ``all``)."""
         deadline = self._clock() + self._seconds
-        found = self._configs.get_many(job_type, list(dict.fromkeys(client_ids)))
+        named = list(dict.fromkeys(client_ids))
+        found = self._configs.get_many(job_type, named)
         return [
             self._one(job_type, client_id, found.get(client_id), spec, run_id, deadline)
-            for client_id in dict.fromkeys(client_ids)
+            for client_id in named
         ]
 
     def _one(

@@ -165,11 +165,11 @@ class Router:
             reason = f"already done by run {result.run_id}: {result.reason}"
         counted = ItemOutcome(item.envelope_id, outcome, item.record_id, item.item_key, reason)
         batch.outcomes.append(CountedItem(message, item, counted))
-        # Work another run did was acknowledged by it; a live run acknowledges it again (the
-        # record is still served: that run's acknowledgement may have failed), a replay,
-        # which is served what was acknowledged too, does not.
-        done_elsewhere = result.envelope_id != item.envelope_id
-        if result.ack is not None and not (done_elsewhere and item.replay is not None):
+        # A live run acknowledges whatever it was served, even work another run did (the
+        # record is still served: that run's acknowledgement may have failed). A replay,
+        # served what was acknowledged too, acknowledges only what it committed: what it
+        # skips, or finds done, is the live runs' to acknowledge.
+        if result.ack is not None and (item.replay is None or outcome is Outcome.PROCESSED):
             batch.acks.append(AckDue(message, item, result.ack))
         # The event goes out with the batch's others, after every item ran. It is owed by a
         # commit made just now, or replayed from the idempotency record when the message comes

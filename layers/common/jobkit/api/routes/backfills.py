@@ -1,7 +1,7 @@
 """Backfills: re-run clients over a window of time (202 + the run), or count first (200)."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
@@ -22,6 +22,9 @@ from jobkit.api.urls import public_url
 from jobkit.domain.replay import backfill_run_id
 from jobkit.observability import logger
 from jobkit.runs.models import RunHeader, RunStatus, Trigger
+
+if TYPE_CHECKING:
+    from jobkit.pipeline.plan import PlanRequest
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
@@ -63,10 +66,10 @@ def start_backfill(
     run_id = backfill_run_id(job_type, body.request_id, now)
     if body.dry_run:
         return _dry_run(api, job_type, body, run_id)
-    header = _open(api, job_type, body, run_id, who.key_id, now)
+    request = _plan_request(job_type, body, run_id, who.key_id)
+    header = _open(api, job_type, request, now)
     if header.status is RunStatus.PLANNING:  # new, or its planner's invocation was lost
-        request = _plan_request(header, body)
-        api.invoke_async(planner["function"], request)
+        api.invoke_async(planner["function"], request.model_dump(mode="json"))
     logger.info(
         "backfill requested",
         extra={"run_id": run_id, "job_type": job_type, "key_id": who.key_id, "mode": body.mode},
@@ -89,17 +92,7 @@ def _dry_run(
         mode=body.mode.value,
         window_from=body.window_from,
         window_to=body.window_to,
-        clients=[
-            BackfillClientCount(
-                client_id=c.client_id,
-                in_window=c.in_window,
-                already_processed=c.already_processed,
-                would_process=c.would_process,
-                complete=c.complete,
-                error=c.error,
-            )
-            for c in counts
-        ],
+        clients=[BackfillClientCount.model_validate(c, from_attributes=True) for c in counts],
     )
     return Response[RunOut | BackfillDryRunOut](
         status_code=200,
@@ -108,37 +101,31 @@ def _dry_run(
     )
 
 
-def _open(
-    api: Services, job_type: str, body: StartBackfill, run_id: str, key_id: str, now: datetime
-) -> RunHeader:
-    """The backfill's run, PLANNING, or the one this request id already started."""
-    opening = RunHeader(
-        run_id=run_id,
-        job_type=job_type,
-        trigger=Trigger.BACKFILL,
-        requested_by=f"key:{key_id}",
-        correlation_id=router.current_event.request_context.request_id or run_id,
-        created_at=now,
-        requested_clients=sorted(set(body.client_ids)),
-        backfill=body.spec(),
-    )
-    header, created = api.lifecycle.open_run(opening)
-    if not created and (
-        header.backfill != opening.backfill or header.requested_clients != opening.requested_clients
-    ):
-        raise ApiError(409, f"requestId {body.request_id} names another backfill ({header.run_id})")
-    return header
-
-
-def _plan_request(header: RunHeader, body: StartBackfill) -> dict[str, object]:
+def _plan_request(job_type: str, body: StartBackfill, run_id: str, key_id: str) -> "PlanRequest":
+    """The planner's own request for the backfill's run."""
     # The planner's module loads here, not at each cold start: most requests start no run.
     from jobkit.pipeline.plan import PlanRequest
 
     return PlanRequest(
         trigger=Trigger.BACKFILL,
-        run_id=header.run_id,
-        requested_by=header.requested_by,
+        run_id=run_id,
+        requested_by=f"key:{key_id}",
         client_ids=body.client_ids,
-        correlation_id=header.correlation_id,
-        backfill=header.backfill,
-    ).model_dump(mode="json")
+        correlation_id=router.current_event.request_context.request_id or run_id,
+        backfill=body.spec(),
+    )
+
+
+def _open(api: Services, job_type: str, request: "PlanRequest", now: datetime) -> RunHeader:
+    """The backfill's run, PLANNING, or the one this request id already started."""
+    from jobkit.pipeline.plan import opening_header  # loaded with _plan_request's
+
+    assert request.run_id is not None
+    opening = opening_header(job_type, request, request.run_id, now)
+    header, created = api.lifecycle.open_run(opening)
+    if not created and (
+        header.backfill != opening.backfill or header.requested_clients != opening.requested_clients
+    ):
+        request_id = opening.backfill.request_id if opening.backfill else None
+        raise ApiError(409, f"requestId {request_id} names another backfill ({header.run_id})")
+    return header
