@@ -9,7 +9,10 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from jobkit.adapters.keys import Scope
 from jobkit.api.auth import caller
-from jobkit.api.models import (
+from jobkit.api.paging import Limit
+from jobkit.api.responses import ApiError, FieldRefused, documented, no_content
+from jobkit.api.services import services
+from jobkit.api.webhook_models import (
     DeliveryOut,
     NewSubscription,
     RotatedSecretOut,
@@ -17,9 +20,6 @@ from jobkit.api.models import (
     SigningKeyOut,
     SubscriptionOut,
 )
-from jobkit.api.paging import Limit
-from jobkit.api.responses import ApiError, FieldRefused, documented, no_content
-from jobkit.api.services import services
 from jobkit.domain.envelope import Identifier
 from jobkit.webhooks.payload import inline_schema
 
