@@ -6,7 +6,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from jobkit.api.models import BackfillDryRunOut, RunOut
+from jobkit.api.models import BackfillDryRunOut, PreviewOut, RunOut
 from jobkit_cli.stack import Stack
 
 
@@ -92,3 +92,8 @@ class ApiClient:
         if dry_run:
             return BackfillDryRunOut.model_validate(answer)
         return RunOut.model_validate(answer)
+
+    def preview(self, job_type: str, client_id: str, limit: int = 20) -> PreviewOut:
+        """The job's rules on the client's next page (``POST /jobs/{type}/preview``)."""
+        body = {"clientId": client_id, "limit": limit}
+        return PreviewOut.model_validate(self._call("POST", f"/jobs/{job_type}/preview", json=body))

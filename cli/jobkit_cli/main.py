@@ -17,6 +17,7 @@ from jobkit_cli.backfill_cli import backfill
 from jobkit_cli.dlq import dlq_app
 from jobkit_cli.endpoints_cli import credentials_app, probe
 from jobkit_cli.keys_cli import keys_app
+from jobkit_cli.preview_cli import try_rules
 from jobkit_cli.runs_view import (
     client_table,
     console,
@@ -24,6 +25,7 @@ from jobkit_cli.runs_view import (
     run_store,
     watch,
 )
+from jobkit_cli.seed_cli import seed
 from jobkit_cli.stack import Stack
 from jobkit_cli.webhooks_cli import webhooks_app
 
@@ -38,6 +40,8 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(credentials_app, name="credentials")
 app.command()(probe)
 app.command()(backfill)
+app.command()(seed)
+app.command("try")(try_rules)
 
 KeyOption = Annotated[
     str | None,
@@ -116,7 +120,11 @@ def new(
         raise typer.Exit(2) from exc
     for path in touched:
         console.print(f"wrote {path.relative_to(project_root())}")
-    console.print("next: write the rules in the module, then add clients")
+    console.print(
+        f"next: write the rules in {touched[0].relative_to(project_root())}, then `make up`,"
+        " `jobkit seed`, `jobkit try` (docs/adding-a-job.md)",
+        highlight=False,
+    )
 
 
 @app.command()

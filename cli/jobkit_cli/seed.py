@@ -73,9 +73,14 @@ def seed_client(
 
 
 def write_platform_records(
-    stack: Stack, client_id: str, ids: list[str], pending_items: int = 2
+    stack: Stack,
+    client_id: str,
+    ids: list[str],
+    pending_items: int = 2,
+    status: str = "IN_PROGRESS",
 ) -> None:
-    """The platform's side of these records: IN_PROGRESS, with their pending items."""
+    """The platform's side of these records: in ``status``, with their pending items (named
+    as the fake external system names them)."""
     with stack.table("RecordsTableName").batch_writer() as batch:
         for record_id in ids:
             batch.put_item(
@@ -84,7 +89,7 @@ def write_platform_records(
                     "sk": STATE,
                     "client_id": client_id,
                     "record_id": record_id,
-                    "status": "IN_PROGRESS",
+                    "status": status,
                     "version": 0,
                     "pending_items": [f"{record_id}-p{k}" for k in range(1, pending_items + 1)],
                 }

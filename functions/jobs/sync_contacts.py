@@ -18,6 +18,7 @@ from jobkit.domain.job import (
     AckRef,
     AckResult,
     ExternalRecord,
+    FakeRecords,
     Job,
     Page,
     PageRequest,
@@ -76,4 +77,5 @@ JOB = Job(
     fetch_page=fetch_page,
     process=process,
     acknowledge=acknowledge,
+    fake_records=FakeRecords(feed="contacts"),
 )

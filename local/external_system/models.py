@@ -18,6 +18,21 @@ Token = Annotated[str, Field(min_length=16, max_length=256, pattern=r"^[\x21-\x7
 # What a records query runs: every completed record, or only those with items still pending.
 Script = Literal["GET_COMPLETED", "GET_COMPLETED_PENDING"]
 
+# What every served record has; a seeding's own fields may add to them, not replace them.
+RECORD_FIELDS = frozenset(
+    {
+        "id",
+        "client_id",
+        "group_id",
+        "version",
+        "status",
+        "completed_at",
+        "pending_items",
+        "attributes",
+    }
+)
+FieldValue = str | int | float | bool | None
+
 # Five digits keep lexicographic id order equal to numeric order, which keyset paging relies on.
 MAX_RECORDS = 99_999
 
@@ -62,6 +77,20 @@ class SeedClientRequest(_Request):
     completed_days_ago: float = Field(0, ge=0, le=3650)
     # Becomes the client's one active token; never echoed back.
     credential: Token | None = None
+    # What the n-th record carries beside RECORD_FIELDS (a job's own record model asks for
+    # them); records past the list, and those added later, take them in turn.
+    fields: list[dict[str, FieldValue]] = Field([], max_length=MAX_RECORDS)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_add_to_a_record(
+        cls, fields: list[dict[str, FieldValue]]
+    ) -> list[dict[str, FieldValue]]:
+        for index, extra in enumerate(fields):
+            clash = sorted(RECORD_FIELDS & extra.keys())
+            if clash:
+                raise ValueError(f"fields[{index}]: every record has {', '.join(clash)} already")
+        return fields
 
     @field_validator("poison")
     @classmethod
@@ -126,6 +155,9 @@ class RecordsQuery(_Request):
 
 
 class Record(_Response):
+    # A seeding's own fields are served beside these.
+    model_config = ConfigDict(frozen=True, extra="allow")
+
     id: str
     client_id: str
     group_id: str

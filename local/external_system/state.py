@@ -25,6 +25,7 @@ from external_system.models import (
     AddRecordsResponse,
     ClientAcks,
     FaultConfig,
+    FieldValue,
     InjectedCounts,
     RateReport,
     Record,
@@ -58,6 +59,7 @@ class _Record:
     completed_at: datetime
     pending_items: list[str]
     poison: bool
+    fields: dict[str, FieldValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class _Client:
     group_id: str
     # What records added later are given, so they look like the seeded ones.
     pending_items_per_record: int
+    # The seeding's own fields, which its records, and those added later, take in turn.
+    fields: list[dict[str, FieldValue]] = field(default_factory=list)
     records: dict[str, _Record] = field(default_factory=dict)
     # Sorted ids of every record, which window pages bisect instead of sorting per request.
     ids: list[str] = field(default_factory=list)
@@ -156,11 +160,14 @@ class _Client:
             completed_at="garbage" if record.poison else record.completed_at.strftime(_TIMESTAMP),
             pending_items=list(record.pending_items),
             attributes=dict(_ATTRIBUTES),
+            **record.fields,
         )
 
 
 def _build_client(body: SeedClientRequest, seeded_at: datetime) -> _Client:
-    client = _Client(body.client_id, body.group_id, body.pending_items_per_record)
+    client = _Client(
+        body.client_id, body.group_id, body.pending_items_per_record, list(body.fields)
+    )
     client.add(
         _new_records(
             client, body.records, body.completed_days_ago, seeded_at, frozenset(body.poison)
@@ -186,6 +193,7 @@ def _new_records(
     records: list[_Record] = []
     for n in range(1, count + 1):
         rid = record_id(client.client_id, held + n)
+        fields = client.fields[(held + n - 1) % len(client.fields)] if client.fields else {}
         records.append(
             _Record(
                 id=rid,
@@ -195,6 +203,7 @@ def _new_records(
                     f"{rid}-p{k}" for k in range(1, client.pending_items_per_record + 1)
                 ],
                 poison=rid in poison,
+                fields=dict(fields),
             )
         )
     return records

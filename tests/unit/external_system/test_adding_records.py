@@ -176,3 +176,28 @@ def test_adding_past_what_five_digit_ids_can_number_is_a_conflict(api: httpx.Cli
     assert refused.json() == {
         "error": "count: acme holds 99999 records; 1 more would pass the 99999 a client can hold"
     }
+
+
+def test_a_seedings_own_fields_are_served_beside_every_records(api: httpx.Client) -> None:
+    # Given a seeding that gives its records fields of their own (a job's record model)
+    fields = [{"amount": 100, "currency": "EUR"}, {"amount": 0, "currency": "EUR"}]
+    seed(api, records=3, fields=fields)
+    add(api, 1)
+    # Then each record carries them, in turn, records added later too
+    served = records(api)
+    assert [(r["amount"], r["currency"]) for r in served] == [
+        (100, "EUR"),
+        (0, "EUR"),
+        (100, "EUR"),
+        (0, "EUR"),
+    ]
+    assert all(r["status"] == "COMPLETED" and r["version"] == 1 for r in served)
+
+
+def test_a_seeding_may_not_replace_what_every_record_has(api: httpx.Client) -> None:
+    body = {"client_id": "acme", "group_id": "g1", "records": 1, "fields": [{"id": "x"}]}
+    response = api.post("/_admin/clients", json=body)
+    assert response.status_code == 400
+    assert "fields[0]: every record has id already" in response.json()["error"]
+    # And nothing was seeded
+    assert api.get(RECORDS.format(client_id="acme")).status_code == 404

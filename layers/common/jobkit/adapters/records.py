@@ -74,7 +74,15 @@ class Unchanged:
     """The record already holds this content: nothing written."""
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """The guard admits the transition: the record is in ``from_status`` (``NEW``: absent)."""
+
+    from_status: str
+
+
 ApplyResult = Applied | AlreadyApplied | NotAllowed | Unchanged
+Verdict = Allowed | AlreadyApplied | NotAllowed | Unchanged
 
 
 class WorkflowStore:
@@ -93,29 +101,30 @@ class WorkflowStore:
         context: TransitionContext,
     ) -> ApplyResult:
         pk = record_pk(client_id, record_id)
+        state = self._state(client_id, record_id, transition)
+        verdict = _verdict(state, transition, tid)
+        if not isinstance(verdict, Allowed):
+            return verdict
+        version = int(state.get("version", 0))
+        now = datetime.now(UTC).isoformat()
+        self._commit(pk, state, version, transition, tid, context, now)
+        return Applied(from_status=verdict.from_status, version=version + 1, occurred_at=now)
+
+    def verdict(
+        self, client_id: str, record_id: str, transition: Transition, tid: str
+    ) -> Verdict:
+        """What ``apply`` would find, read and never written: a preview of the rules."""
+        return _verdict(self._state(client_id, record_id, transition), transition, tid)
+
+    def _state(self, client_id: str, record_id: str, transition: Transition) -> dict[str, Any]:
+        """The record's state, or a new one's where the transition may create it."""
+        pk = record_pk(client_id, record_id)
         state = self._table.get_item(Key={"pk": pk, "sk": STATE}, ConsistentRead=True).get("Item")
         if state is None and NEW in transition.allowed_from:
             state = {"status": NEW, "version": 0, "new": True}
         if state is None:
             raise RecordNotFoundError(f"record {record_id!r} of client {client_id!r} is unknown")
-        if transition.content_hash is not None and (
-            state.get("content_hash") == transition.content_hash
-        ):
-            return Unchanged()
-        if state.get("last_transition_id") == tid:
-            return AlreadyApplied(
-                run_id=str(state.get("last_run_id", "")),
-                envelope_id=str(state.get("last_envelope_id", "")),
-                from_status=str(state.get("last_from_status", "")),
-                occurred_at=str(state.get("updated_at", "")),
-            )
-        current = str(state["status"])
-        if current not in transition.allowed_from:
-            return NotAllowed(current_status=current)
-        version = int(state.get("version", 0))
-        now = datetime.now(UTC).isoformat()
-        self._commit(pk, state, version, transition, tid, context, now)
-        return Applied(from_status=current, version=version + 1, occurred_at=now)
+        return dict(state)
 
     def _commit(
         self,
@@ -199,6 +208,25 @@ class WorkflowStore:
             ExpressionAttributeValues={":pk": record_pk(client_id, record_id), ":hist": "HIST#"},
         )
         return list(response.get("Items", []))
+
+
+def _verdict(state: dict[str, Any], transition: Transition, tid: str) -> Verdict:
+    """The guard's answer for ``transition`` on a record in ``state``."""
+    if transition.content_hash is not None and (
+        state.get("content_hash") == transition.content_hash
+    ):
+        return Unchanged()
+    if state.get("last_transition_id") == tid:
+        return AlreadyApplied(
+            run_id=str(state.get("last_run_id", "")),
+            envelope_id=str(state.get("last_envelope_id", "")),
+            from_status=str(state.get("last_from_status", "")),
+            occurred_at=str(state.get("updated_at", "")),
+        )
+    current = str(state["status"])
+    if current not in transition.allowed_from:
+        return NotAllowed(current_status=current)
+    return Allowed(from_status=current)
 
 
 class _Write(NamedTuple):

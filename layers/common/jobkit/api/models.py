@@ -119,6 +119,37 @@ class BackfillDryRunOut(BaseModel):
     clients: list[BackfillClientCount]
 
 
+class PreviewRules(StrictBody):
+    client_id: Identifier = Field(alias="clientId")
+    limit: int = Field(20, ge=1, le=100, description="Records of the page shown, at most.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PreviewRowOut(BaseModel):
+    record_id: str
+    decision: str = Field(
+        description="transition: the rules move the record (from_status -> to_status); skip:"
+        " they leave it (reason says why, the guard's answer included); error: a run would"
+        " dead-letter it (the record fails the job's model, naming the field, or is unknown"
+        " to the platform), or the rules raised."
+    )
+    reason: str
+    from_status: str | None = None
+    to_status: str | None = None
+    acknowledged: bool = Field(
+        description="A run would hand it to the job's acknowledge (a job may acknowledge"
+        " nothing, as sync-contacts' change feed does)."
+    )
+
+
+class PreviewOut(BaseModel):
+    job_type: str
+    client_id: str
+    records: list[PreviewRowOut]
+    more: bool = Field(description="The client has more records than those shown.")
+
+
 class _Counters(BaseModel):
     """The run counters (jobkit.runs.ledger.COUNTERS), as the API shows them."""
 

@@ -10,13 +10,23 @@ from jobkit.api.document import (
     unsupported_media_or_raise,
 )
 from jobkit.api.responses import install_error_handlers
-from jobkit.api.routes import backfills, clients, health, jobs, records, runs, webhooks
+from jobkit.api.routes import (
+    backfills,
+    clients,
+    health,
+    jobs,
+    previews,
+    records,
+    runs,
+    webhooks,
+)
 from jobkit.api.routes.clients import client_writes
 from jobkit.api.services import Services
 
 ROUTERS = (
     runs.router,
     backfills.router,
+    previews.router,
     jobs.router,
     clients.router,
     records.router,

@@ -16,6 +16,7 @@ from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
 
 if TYPE_CHECKING:
     from jobkit.pipeline.dry_run import WindowCounter
+    from jobkit.pipeline.preview import RulePreview
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Services:
     windowed: Callable[[str], bool]
     # A backfill's dry run, built on its first use: it reads the external system.
     window_counter: Callable[[], "WindowCounter"]
+    # A preview of a job's rules, built on its first use: it reads the external system.
+    rule_preview: Callable[[], "RulePreview"]
     is_local: bool = False
     allow_loopback_webhooks: bool = False
 

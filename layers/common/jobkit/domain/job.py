@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,6 +97,24 @@ class PageRequest:
     window: TimeWindow | None = None
 
 
+FakeValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class FakeRecords:
+    """How the local stack's fake external system serves this job's records, for `jobkit seed`
+    (it never runs on AWS).
+
+    ``feed``: which of its feeds the job's fetch reads: ``records`` (completed records with
+    id, client_id, group_id, version, status COMPLETED, completed_at, pending_items and
+    attributes) or ``contacts`` (a change feed). ``fields(n)``: what the n-th record (from 1)
+    carries beside those, for a record model that asks for more.
+    """
+
+    feed: Literal["records", "contacts"] = "records"
+    fields: Callable[[int], Mapping[str, FakeValue]] | None = None
+
+
 FetchPage = Callable[[ExternalSystem, ClientConfig, PageRequest], Page]
 AcknowledgeFn = Callable[[ExternalSystem, ClientConfig, Sequence[AckRef]], AckResult]
 
@@ -116,6 +134,8 @@ class Job[RecordT: ExternalRecord]:
     config_fields: frozenset[str] = frozenset()
     # Its fetch_page honours ``PageRequest.window``: only then can its clients be backfilled.
     windowed: bool = False
+    # What `jobkit seed` gives a client of this job on the local stack.
+    fake_records: FakeRecords = FakeRecords()
 
     def __post_init__(self) -> None:
         unknown = self.config_fields - set(QUERY_FIELDS)

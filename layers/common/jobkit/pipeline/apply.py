@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from jobkit.adapters.events import StatusChanged, event_id
 from jobkit.adapters.records import (
+    Allowed,
     AlreadyApplied,
     Applied,
     NotAllowed,
@@ -22,7 +23,7 @@ from jobkit.adapters.records import (
 from jobkit.domain.envelope import RecordItem, describe_validation_error
 from jobkit.domain.errors import InvalidPayloadError, TenantMismatchError
 from jobkit.domain.job import AckRef, ExternalRecord, Job, Skip, Transition
-from jobkit.domain.replay import generation_suffix
+from jobkit.domain.replay import Replay, generation_suffix
 from jobkit.pipeline.batch import RecordResult
 from jobkit.pipeline.lookup import Lookups
 from jobkit.runs.models import Outcome
@@ -47,7 +48,7 @@ class RecordApplier:
         """Run by Powertools' idempotent_function: once per record item."""
         job = self._lookups.job(item.job_type)
         client = self._lookups.client(item.job_type, item.client_id)
-        record = _parse(job, item)
+        record = parse_external_record(job, item.record, item.client_id, item.record_id)
         ack = AckRef(record_id=record.id, version=record.version)
         decision = job.process(record, client)
         if isinstance(decision, Skip):
@@ -58,8 +59,7 @@ class RecordApplier:
                 reason=decision.reason,
                 ack=ack,
             )
-        revision = f"v{record.version}{generation_suffix(item.replay)}"
-        tid = transition_id(item.client_id, record.id, revision, decision.to_status)
+        tid = record_transition_id(item.client_id, record, decision, item.replay)
         context = TransitionContext(
             run_id=item.run_id,
             envelope_id=item.envelope_id,
@@ -69,7 +69,7 @@ class RecordApplier:
         applied = self._workflow.apply(item.client_id, record.id, decision, tid, context)
         if isinstance(applied, Applied):
             self._chaos.crash_after_commit(f"{item.client_id}/{record.id}")
-        outcome, reason = _outcome(applied, decision, item.envelope_id)
+        outcome, reason = describe_outcome(applied, decision, item.envelope_id)
         return RecordResult(
             run_id=item.run_id,
             envelope_id=item.envelope_id,
@@ -113,28 +113,42 @@ class RecordApplier:
         )
 
 
-def _parse(job: Job[Any], item: RecordItem) -> ExternalRecord:
+def parse_external_record(
+    job: Job[Any], raw: dict[str, Any], client_id: str, record_id: str
+) -> ExternalRecord:
+    """The record validated with the job's model, and checked to be the client's it came for;
+    a permanent error naming the field, or the tenant, otherwise."""
     try:
-        record: ExternalRecord = job.parse_record(item.record)
+        record: ExternalRecord = job.parse_record(raw)
     except ValidationError as exc:
         raise InvalidPayloadError(
-            f"record {item.record_id!r}: {describe_validation_error(exc)}"
+            f"record {record_id!r}: {describe_validation_error(exc)}"
         ) from exc
-    if record.client_id != item.client_id or record.id != item.record_id:
+    if record.client_id != client_id or record.id != record_id:
         raise TenantMismatchError(
             f"record {record.id!r} of client {record.client_id!r} arrived on an item of "
-            f"client {item.client_id!r}"
+            f"client {client_id!r}"
         )
     return record
 
 
-def _outcome(
-    applied: Applied | AlreadyApplied | Unchanged | NotAllowed,
+def record_transition_id(
+    client_id: str, record: ExternalRecord, decision: Transition, replay: Replay | None
+) -> str:
+    """The transition's id: the same for every attempt at this record revision (and, for a
+    backfill in mode all, generation), so a second one finds it applied."""
+    revision = f"v{record.version}{generation_suffix(replay)}"
+    return transition_id(client_id, record.id, revision, decision.to_status)
+
+
+def describe_outcome(
+    applied: Allowed | Applied | AlreadyApplied | Unchanged | NotAllowed,
     decision: Transition,
-    envelope_id: str,
+    envelope_id: str | None,
 ) -> tuple[Outcome, str]:
-    """How a record item counts on its run, from what the guarded write found."""
-    if isinstance(applied, Applied):
+    """How a record item counts on its run, from what the guarded write found (``Allowed``:
+    what a preview finds it would do; ``envelope_id`` None: no item is asking)."""
+    if isinstance(applied, Applied | Allowed):
         return Outcome.PROCESSED, f"{applied.from_status} -> {decision.to_status}"
     if isinstance(applied, AlreadyApplied) and applied.envelope_id == envelope_id:
         # Committed by an earlier attempt of this very item that died before finishing.

@@ -17,6 +17,7 @@ from jobkit.webhooks.subscriptions import DeliveryLog, SubscriptionStore
 if TYPE_CHECKING:
     from jobkit.domain.job import Job
     from jobkit.pipeline.dry_run import WindowCounter
+    from jobkit.pipeline.preview import RulePreview
 
 
 def invoke_async(function_name: str, payload: dict[str, Any]) -> None:
@@ -53,6 +54,21 @@ def build_window_counter(settings: ApiSettings, jobs: Mapping[str, "Job[Any]"]) 
     )
 
 
+def build_rule_preview(settings: ApiSettings, jobs: Mapping[str, "Job[Any]"]) -> "RulePreview":
+    """A preview of the rules: the processor's way to the external system, and a read-only
+    view of the platform's records."""
+    from jobkit.pipeline.preview import RulePreview
+    from jobkit.wiring.parts import build_circuits, build_connections
+
+    return RulePreview(
+        jobs,
+        ConfigStore(dynamodb_table(settings.config_table)),
+        build_connections(settings).for_client,
+        build_circuits(settings),
+        WorkflowStore(dynamodb_table(settings.records_table)),
+    )
+
+
 def build_services(
     settings: ApiSettings, dashboard_html: str, jobs: Mapping[str, "Job[Any]"]
 ) -> Services:
@@ -76,6 +92,7 @@ def build_services(
         config_fields=lambda job_type: jobs[job_type].config_fields,
         windowed=lambda job_type: jobs[job_type].windowed,
         window_counter=functools.cache(lambda: build_window_counter(settings, jobs)),
+        rule_preview=functools.cache(lambda: build_rule_preview(settings, jobs)),
         is_local=settings.is_local,
         allow_loopback_webhooks=settings.allow_loopback_webhooks,
     )
