@@ -6,7 +6,7 @@ import httpx
 import typer
 
 from jobkit.adapters.config import ClientConfig
-from jobkit.domain.errors import JobkitError
+from jobkit.domain.errors import JobkitError, JobModuleError
 from jobkit_cli.job_modules import job
 from jobkit_cli.job_seed import parse_faults, seed_job_client
 from jobkit_cli.runs_view import console
@@ -32,6 +32,10 @@ def seed(
     (shaped as the job declares), the platform records its rules expect, and a config row."""
     try:
         declared = job(job_type)
+    except (LookupError, JobModuleError) as exc:
+        console.print(f"[red]jobkit seed: {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    try:
         client = ClientConfig(
             job_type=job_type, client_id=client_id, group_id=group, created_by="cli:seed"
         )

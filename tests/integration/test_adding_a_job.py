@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ from jobkit_cli import localstack
 from jobkit_cli.api_client import ApiClient
 from jobkit_cli.runs_view import run_store
 from jobkit_cli.stack import Stack, load_local_state
-from tests.integration.conftest import acks, wait_for_run
+from tests.integration.conftest import acks, wait_for_run, wait_until
 from tests.support import ROOT, copy_project
 
 pytestmark = pytest.mark.integration
@@ -57,15 +58,27 @@ class Checkout:
 
 
 @pytest.fixture
-def checkout(stack: Stack, tmp_path: Path) -> Checkout:
-    """A copy of the checkout whose local stack is the session's, under another stack name."""
+def checkout(stack: Stack, tmp_path: Path) -> Iterator[Checkout]:
+    """A copy of the checkout whose local stack is the session's, under another stack name;
+    the stack is deleted afterwards, so its pollers load no later test."""
     copy_project(tmp_path)
     state = load_local_state()
     assert state is not None
     (tmp_path / ".jobkit").mkdir(exist_ok=True)
     copied = state.model_copy(update={"stack_name": STACK})
     (tmp_path / ".jobkit" / "local.json").write_text(copied.model_dump_json())
-    return Checkout(tmp_path)
+    yield Checkout(tmp_path)
+    cloudformation = stack.client("cloudformation")
+    cloudformation.delete_stack(StackName=STACK)
+
+    def deleted() -> bool:
+        try:
+            [described] = cloudformation.describe_stacks(StackName=STACK)["Stacks"]
+        except cloudformation.exceptions.ClientError:
+            return True
+        return str(described["StackStatus"]) == "DELETE_COMPLETE"
+
+    wait_until(deleted, timeout=180, what=f"the stack {STACK} to be deleted")
 
 
 def test_the_walk_from_scaffold_to_a_green_run(

@@ -447,8 +447,8 @@ def test_the_openapi_document_names_every_route_and_the_key_header(api: Api) -> 
         for path, methods in document["paths"].items()
         for method, operation in methods.items()
     }
-    # (17 routes, and a client PUT of each of the two job types, with its own body)
-    assert len(operations) == 17 + len(PLANNERS) and "GET /dashboard" not in operations
+    # (18 routes, and a client PUT of each of the two job types, with its own body)
+    assert len(operations) == 18 + len(PLANNERS) and "GET /dashboard" not in operations
     assert {f"PUT /jobs/{job}/clients/{{client_id}}" for job in PLANNERS} <= set(operations)
     assert "PUT /jobs/{job_type}/clients/{client_id}" not in operations
     assert all({"403", "404"} <= set(op["responses"]) for op in operations.values())

@@ -68,3 +68,12 @@ def test_no_platform_record_where_the_rules_create_skip_or_would_dead_letter() -
     contact = {"id": "bob-c00001", "client_id": "bob", "version": 3, "name": "B", "email": "b@x"}
     contacts = CLIENT.model_copy(update={"job_type": "sync-contacts", "client_id": "bob"})
     assert expected_status(JOBS["sync-contacts"], contacts, contact | {"phone": "1"}) is None
+
+
+def test_seeding_is_refused_on_a_stack_that_is_not_local() -> None:
+    from jobkit_cli.job_seed import seed_job_client
+    from jobkit_cli.stack import Stack
+
+    on_aws = Stack("jobkit", "eu-west-1")
+    with pytest.raises(SeedRefused, match=r"local stack only \(stack jobkit is on AWS\)"):
+        seed_job_client(on_aws, JOBS["sync-completed-records"], CLIENT, records=5)

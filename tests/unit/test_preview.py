@@ -9,6 +9,7 @@ import pytest
 
 from jobkit.adapters.records import STATE, record_pk
 from jobkit.api.resolver import build_app
+from jobkit.domain.errors import JobModuleError
 from jobkit.domain.job import Transition
 from jobkit.pipeline.preview import FetchFailedError, Preview, PreviewRow, RulePreview
 from jobs import JOBS
@@ -32,13 +33,13 @@ def _rows(preview: Preview) -> dict[str, PreviewRow]:
     return {row.record_id: row for row in preview.rows}
 
 
-def _api(pipeline: Pipeline, aws: Any) -> Api:
+def _api(pipeline: Pipeline, aws: Any, jobs: Any = JOBS) -> Api:
     from jobkit.settings import ApiSettings
     from jobkit.wiring.api import build_services
 
     settings = ApiSettings.model_validate(function_environment(aws.dlq_url))
     services = replace(
-        build_services(settings, DASHBOARD, JOBS), rule_preview=lambda: _preview(pipeline)
+        build_services(settings, DASHBOARD, JOBS), rule_preview=lambda: _preview(pipeline, jobs)
     )
     return Api(build_app(services), [])
 
@@ -200,3 +201,17 @@ def test_a_down_endpoint_is_a_502_naming_the_http_error(pipeline: Pipeline, aws:
     )
     assert answer.status == 502
     assert "HTTP 503" in answer.json()["error"]
+
+
+def test_a_job_module_that_fails_to_load_is_named(pipeline: Pipeline, aws: Any) -> None:
+    pipeline.seed("acme", count=1)
+
+    class Broken(dict[str, Any]):
+        def __getitem__(self, name: str) -> Any:
+            raise JobModuleError(f"job module jobs.x failed to load: SyntaxError: {name}")
+
+    answer = _api(pipeline, aws, Broken()).call(
+        "POST", f"/jobs/{JOB}/preview", TRIGGER, body={"clientId": "acme"}
+    )
+    assert answer.status == 500
+    assert answer.json()["error"] == f"job module jobs.x failed to load: SyntaxError: {JOB}"

@@ -110,9 +110,7 @@ class WorkflowStore:
         self._commit(pk, state, version, transition, tid, context, now)
         return Applied(from_status=verdict.from_status, version=version + 1, occurred_at=now)
 
-    def verdict(
-        self, client_id: str, record_id: str, transition: Transition, tid: str
-    ) -> Verdict:
+    def verdict(self, client_id: str, record_id: str, transition: Transition, tid: str) -> Verdict:
         """What ``apply`` would find, read and never written: a preview of the rules."""
         return _verdict(self._state(client_id, record_id, transition), transition, tid)
 

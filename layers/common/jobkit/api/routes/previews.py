@@ -11,6 +11,7 @@ from jobkit.api.auth import caller
 from jobkit.api.models import ErrorOut, PreviewOut, PreviewRowOut, PreviewRules
 from jobkit.api.responses import ApiError, documented
 from jobkit.api.services import services
+from jobkit.domain.errors import JobModuleError
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
@@ -19,6 +20,10 @@ def _responses() -> dict[int, OpenAPIResponse]:
     responses = documented(
         200, "The rules' decision on each record", conflict="The client's row is invalid"
     )
+    responses[500] = {
+        "description": "The job's module failed to load (the error is named)",
+        "content": {"application/json": {"model": ErrorOut}},
+    }
     responses[502] = {
         "description": "The client's page could not be fetched (the external error is named)",
         "content": {"application/json": {"model": ErrorOut}},
@@ -47,6 +52,9 @@ def preview_rules(job_type: str, body: Annotated[PreviewRules, Body()]) -> Previ
         preview = api.rule_preview().preview(job_type, body.client_id, body.limit)
     except InvalidClientError as exc:
         raise ApiError(409, str(exc)) from exc
+    except JobModuleError as exc:
+        # Deployed with an error in it: the module's author needs the error, not a bare 500.
+        raise ApiError(500, str(exc)) from exc
     except FetchFailedError as exc:
         raise ApiError(502, str(exc)) from exc
     return PreviewOut(
