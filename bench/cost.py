@@ -25,6 +25,10 @@ EVENTBRIDGE_EVENT = 1.00 / 1e6  # custom events
 SCHEDULER_INVOCATION = 1.00 / 1e6
 LOG_INGESTION_GB = 0.50  # CloudWatch Logs; EMF metrics are log lines
 MILLION = 1_000_000
+# The floor of exactly-once processing, per record: the idempotency record (its PutItem and
+# UpdateItem, 2 write units) and the guarded transition with its history row (one
+# transaction of two items, 4 write units).
+FLOOR_WRITE_UNITS = 6
 
 
 @dataclass(frozen=True)

@@ -86,16 +86,8 @@ class AwsSizedPoller:
 
     @contextmanager
     def in_place_of_the_mapping(self) -> Iterator["AwsSizedPoller"]:
-        mappings = self._lambda.list_event_source_mappings(
-            FunctionName=self._function, EventSourceArn=self._queue_arn
-        )["EventSourceMappings"]
-        for mapping in mappings:
-            self._lambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
-        try:
+        with paused_event_sources(self._stack):
             yield self
-        finally:
-            for mapping in mappings:
-                self._lambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
 
     def run_until(self, done: Callable[[], bool]) -> int:
         """Feed the processor until ``done()``; returns how many batches it was given."""
@@ -159,3 +151,22 @@ class AwsSizedPoller:
                     for i, m in enumerate(done[start : start + 10])
                 ],
             )
+
+
+@contextmanager
+def paused_event_sources(stack: Stack) -> Iterator[None]:
+    """The processor's event source on the work queue disabled meanwhile, then enabled."""
+    functions = stack.client("lambda")
+    queue_arn = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.outputs["WorkQueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    mappings = functions.list_event_source_mappings(
+        FunctionName=stack.outputs["ProcessorFunctionName"], EventSourceArn=queue_arn
+    )["EventSourceMappings"]
+    for mapping in mappings:
+        functions.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    try:
+        yield
+    finally:
+        for mapping in mappings:
+            functions.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)

@@ -215,3 +215,24 @@ def batch_get(
         else:
             left = len(request.get(table_name, {}).get("Keys", []))
             raise ThrottledError(f"{table_name}: {left} key(s) still unprocessed (throttled)")
+
+
+# Requests in flight at once when a caller has many to make (a planner's thousands of
+# batches): each waits on the network, so they overlap; botocore's pool holds 10 connections.
+PARALLEL_REQUESTS = 8
+
+
+def in_parallel[T](call: Callable[[T], object], items: Sequence[T]) -> None:
+    """``call`` on every item, up to PARALLEL_REQUESTS at once (threads: boto3's clients are
+    thread-safe); the first exception is raised once every call has ended. One item, or
+    none, runs here, on this thread."""
+    if len(items) <= 1:
+        for item in items:
+            call(item)
+        return
+    # Here, not at the top: most callers make one request at a time.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(PARALLEL_REQUESTS, len(items))) as pool:
+        for future in [pool.submit(call, item) for item in items]:
+            future.result()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobkit.adapters.aws import SQSClient
+from jobkit.adapters.aws import SQSClient, in_parallel
 from jobkit.domain.backoff import backoff_seconds
 from jobkit.domain.envelope import PageItem, RecordItem
 from jobkit.domain.errors import EnqueueError
@@ -100,8 +100,10 @@ class WorkQueue:
         """Enqueue (message group, body) pairs, ten per request, resending failed entries, on
         ``url`` (by default the live lane)."""
         bodies = [*bodies, *(body for body in bodies if self._chaos.duplicate())]
-        for batch in _batches(bodies):
-            self._send_batch(batch, min(MAX_DELAY_SECONDS, max(0, delay_seconds)), url or self._url)
+        delay = min(MAX_DELAY_SECONDS, max(0, delay_seconds))
+        in_parallel(
+            lambda batch: self._send_batch(batch, delay, url or self._url), _batches(bodies)
+        )
 
     def _send_batch(self, batch: list[tuple[str, str]], delay_seconds: int, url: str) -> None:
         entries: dict[str, dict[str, Any]] = {

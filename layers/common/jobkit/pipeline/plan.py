@@ -11,7 +11,7 @@ the clients it names, or every enabled one, whatever their frequency.
 """
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -35,8 +35,11 @@ from jobkit.observability import logger
 from jobkit.pipeline.retry import ClientRetries, RetryRequest
 from jobkit.runs.lifecycle import RunLifecycle
 from jobkit.runs.models import ClientRun, ClientStatus, RunHeader, RunStatus, Trigger
+from jobkit.tooling.peak_memory import peak_mb, reset_peak
 
 _UNSUBSTITUTED = "<aws.scheduler.scheduled-time>"
+# Clients planned at a time: their rows written, then their page items sent.
+PLAN_CHUNK = 2000
 
 
 class PlanRequest(BaseModel):
@@ -163,6 +166,7 @@ class Planner:
         self._config_fields = config_fields
 
     def plan(self, request: PlanRequest) -> RunHeader:
+        reset_peak()
         now = datetime.now(UTC)
         run_id = _run_id(self._job_type, request, now)
         header, created = self._runs.open_run(opening_header(self._job_type, request, run_id, now))
@@ -179,45 +183,56 @@ class Planner:
                 "resumed": not created,
             },
         )
-        selection = self._select_clients(request, header.scheduled_for)
+        selection = _Selection(self._job_type, header.scheduled_for, self._config_fields())
         if request.dry_run:
-            self._close_dry_run(run_id, selection)
+            [clients] = self._selected(request, selection, chunk=None)
+            self._close_dry_run(run_id, selection, clients)
         else:
-            self._start(header, selection, created, now)
+            self._start(header, request, selection, created, now)
         return self._runs.header(run_id) or header
 
-    def _close_dry_run(self, run_id: str, selection: "_Selection") -> None:
-        names = ", ".join(c.client_id for c in selection.clients) or "none"
-        issues = [
-            *selection.issues,
-            f"dry run: {len(selection.clients)} client(s) would run: {names}",
-        ]
-        self._runs.close_dry_run(run_id, len(selection.clients) + len(selection.invalid), issues)
-        logger.info("dry run planned", extra={"run_id": run_id, "clients": len(selection.clients)})
+    def _close_dry_run(
+        self, run_id: str, selection: "_Selection", clients: list[ClientConfig]
+    ) -> None:
+        names = ", ".join(c.client_id for c in clients) or "none"
+        issues = [*selection.issues, f"dry run: {len(clients)} client(s) would run: {names}"]
+        self._runs.close_dry_run(run_id, len(clients) + len(selection.invalid), issues)
+        logger.info("dry run planned", extra={"run_id": run_id, "clients": len(clients)})
 
     def _start(
-        self, header: RunHeader, selection: "_Selection", created: bool, now: datetime
+        self,
+        header: RunHeader,
+        request: PlanRequest,
+        selection: "_Selection",
+        created: bool,
+        now: datetime,
     ) -> None:
-        """Client rows, then one page item per ready client, then the run is running."""
+        """Client rows, then one page item per ready client, a chunk of clients at a time (so
+        memory holds one chunk, whatever the number of clients); then the run is running."""
         run_id = header.run_id
-        ready, waiting = self._hold_back_open_circuits(header, selection.clients)
-        issues = [
-            *selection.issues,
-            *(f"client {c.client_id}: circuit open, retry scheduled at {at}" for c, at in waiting),
-        ]
+        planned = waiting_count = 0
+        for chunk in self._selected(request, selection, chunk=PLAN_CHUNK):
+            ready, waiting = self._hold_back_open_circuits(header, chunk)
+            selection.issues += [
+                f"client {c.client_id}: circuit open, retry scheduled at {at}" for c, at in waiting
+            ]
+            self._runs.add_clients(
+                header, _ready_rows(ready) + _waiting_rows(waiting), resume=not created
+            )
+            self._queue.send([self._first_page(header, c, now) for c in ready])
+            planned += len(ready)
+            waiting_count += len(waiting)
         invalid_rows = [
             ClientRun(client_id=bad.client_id, status=ClientStatus.INVALID_CONFIG, error=bad.reason)
             for bad in selection.invalid
         ]
-        rows = _ready_rows(ready) + _waiting_rows(waiting) + invalid_rows
-        self._runs.add_clients(header, rows, resume=not created)
-        self._queue.send([self._first_page(header, c, now) for c in ready])
+        self._runs.add_clients(header, invalid_rows, resume=not created)
         invalid = len(selection.invalid)
         self._runs.mark_running(
             run_id,
-            clients=len(rows),
+            clients=planned + waiting_count + invalid,
             invalid=invalid,
-            issues=issues,
+            issues=selection.issues,
             not_due=selection.not_due,
         )
         if created:
@@ -227,11 +242,12 @@ class Planner:
             "run planned",
             extra={
                 "run_id": run_id,
-                "clients": len(ready),
-                "waiting_clients": len(waiting),
+                "peak_memory_mb": peak_mb(),  # local stack only (jobkit.tooling.peak_memory)
+                "clients": planned,
+                "waiting_clients": waiting_count,
                 "invalid_clients": invalid,
                 "not_due_clients": selection.not_due,
-                "issues": issues,
+                "issues": selection.issues[:50],
             },
         )
 
@@ -282,21 +298,25 @@ class Planner:
             wait_at_least=circuit.retry_in_seconds if circuit else 0,
         )
 
-    def _select_clients(self, request: PlanRequest, fired_at: datetime | None) -> "_Selection":
-        """The enabled clients to plan: those named, or all; on a scheduled fire, only those
-        due at its time. A row that sets a field the job does not use is reported."""
+    def _selected(
+        self, request: PlanRequest, selection: "_Selection", chunk: int | None
+    ) -> Iterator[list[ClientConfig]]:
+        """The enabled clients to plan, ``chunk`` at a time (None: all at once): those named,
+        or all; on a scheduled fire, only those due at its time. ``selection`` keeps what
+        else it met (invalid rows, those not due, disabled ones named) and what to say."""
         wanted = set(request.client_ids) if request.client_ids is not None else None
-        selection = _Selection(self._job_type, fired_at, self._config_fields())
         seen: set[str] = set()
         for config in self._configs.clients(self._job_type):
-            seen.add(config.client_id)
-            if wanted is None or config.client_id in wanted:
-                selection.take(config)
+            if not _named(config.client_id, wanted, seen):
+                continue
+            selection.take(config)
+            if chunk is not None and len(selection.clients) >= chunk:
+                yield selection.take_clients()
         if wanted is not None:
             selection.report_named(wanted - seen)
-        if not selection.clients and not selection.invalid and not selection.not_due:
+        if not selection.planned and not selection.invalid and not selection.not_due:
             selection.issues.append(f"no enabled clients configured for {self._job_type}")
-        return selection
+        yield selection.take_clients()
 
     def stale_count(self) -> int:
         """How many of the job's enabled clients are stale (no clean run for longer than their
@@ -308,6 +328,15 @@ class Planner:
                 extra={"job_type": self._job_type, "count": len(stale), "clients": stale[:50]},
             )
         return len(stale)
+
+
+def _named(client_id: str, wanted: set[str] | None, seen: set[str]) -> bool:
+    """Whether a run that names ``wanted`` clients (None: every one) plans this one; the
+    named ones met are added to ``seen``."""
+    if wanted is None:
+        return True
+    seen.add(client_id)
+    return client_id in wanted
 
 
 def run_as_of(header: RunHeader) -> datetime:
@@ -339,6 +368,12 @@ class _Selection:
     issues: list[str] = field(default_factory=list)
     not_due: int = 0
     disabled: list[str] = field(default_factory=list)
+    planned: int = 0  # clients taken so far, of every chunk
+
+    def take_clients(self) -> list[ClientConfig]:
+        """The clients taken since the last call (a chunk), no longer held here."""
+        taken, self.clients = self.clients, []
+        return taken
 
     def report_named(self, missing: set[str]) -> None:
         """What became of clients a run named and does not plan: unknown, or disabled."""
@@ -356,6 +391,7 @@ class _Selection:
             refused = unused_fields_error(self.job_type, self.uses, config)
             if refused is None:
                 self.clients.append(config)
+                self.planned += 1
                 return
             config = InvalidClientConfig(self.job_type, config.client_id, refused)
         logger.error(

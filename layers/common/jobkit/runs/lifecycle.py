@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobkit.adapters.aws import condition_failed
+from jobkit.adapters.aws import condition_failed, in_parallel
 from jobkit.observability import logger
 from jobkit.runs.closing import RunClosing
 from jobkit.runs.models import (
@@ -19,6 +19,9 @@ from jobkit.runs.models import (
     client_runs_index_keys,
 )
 from jobkit.runs.table import RunsTable, expires_at, now
+
+# Client rows per writer: 40 BatchWriteItem requests each, so a planner's writers overlap.
+WRITE_CHUNK = 1000
 
 
 class RunLifecycle:
@@ -49,12 +52,20 @@ class RunLifecycle:
     def add_clients(self, header: RunHeader, rows: Sequence[ClientRun], *, resume: bool) -> None:
         """Write the client rows; when resuming a run, keep rows that already exist."""
         if not resume:
-            with self._table.table.batch_writer() as batch:
-                for row in rows:
-                    batch.put_item(Item=_client_item(header, row))
+            items = [_client_item(header, row) for row in rows]
+            in_parallel(
+                self._write_rows,
+                [items[i : i + WRITE_CHUNK] for i in range(0, len(items), WRITE_CHUNK)],
+            )
             return
         for row in rows:
             self._table.put_once(_client_item(header, row))
+
+    def _write_rows(self, items: list[dict[str, Any]]) -> None:
+        # A writer per thread: boto3's BatchWriter is not thread-safe, its client is.
+        with self._table.table.batch_writer() as batch:
+            for item in items:
+                batch.put_item(Item=item)
 
     def client_closed(self, header: RunHeader, row: ClientRun) -> None:
         """A client closed as it opened (an invalid configuration): its health is told."""

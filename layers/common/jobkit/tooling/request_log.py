@@ -11,6 +11,7 @@ every client it makes through ``instrument``.
 
 import functools
 import os
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,8 @@ REQUESTS: Counter[str] = Counter()
 CAPACITY_UNITS: defaultdict[str, float] = defaultdict(float)
 # The IAM permissions requests needed ("<action> <kind> <resource>").
 PERMISSIONS: Counter[str] = Counter()
+# Requests may be made from several threads at once (``jobkit.adapters.aws.in_parallel``).
+_COUNTING = threading.Lock()
 
 
 def logging_requests() -> bool:
@@ -62,17 +65,22 @@ def instrument[ClientT](client: ClientT) -> ClientT:
     service = meta.service_model.service_name
 
     def count(model: Any, **_: Any) -> None:
-        REQUESTS[f"{service}.{model.name}"] += 1
+        with _COUNTING:
+            REQUESTS[f"{service}.{model.name}"] += 1
 
     def count_units(params: dict[str, Any], model: Any, **_: Any) -> None:
-        CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += dynamodb_units(model.name, params)
+        units = dynamodb_units(model.name, params)
+        with _COUNTING:
+            CAPACITY_UNITS[f"{_table_of(params)}.{model.name}"] += units
 
     # Here, not at the top: only a client that logs its requests needs it.
     from jobkit.tooling.permissions import permissions_needed
 
     def note_permissions(params: dict[str, Any], model: Any, **_: Any) -> None:
         try:
-            PERMISSIONS.update(p.key() for p in permissions_needed(service, model.name, params))
+            needed = [p.key() for p in permissions_needed(service, model.name, params)]
+            with _COUNTING:
+                PERMISSIONS.update(needed)
         except Exception:  # noqa: BLE001, S110 - a local aid: botocore judges the request
             pass
 
