@@ -405,8 +405,8 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
         "partition (the one-row Query column), so its pages cost more as the partition grows; "
         "a DynamoDB Query page reads only its own rows. The column before last takes, off "
         "each page, what the one-row Query costs past the smallest size's. The planner works "
-        "a chunk of 2,000 clients at a time (rows written, then page items sent, 8 requests "
-        "in flight), so its memory does not grow with the clients.",
+        "a chunk of 2,000 clients at a time (their rows by two writers at once, then their "
+        "page items 8 requests at a time), so its memory does not grow with the clients.",
         "",
         f"The planner's requests at {int(list(sizes)[-1]):,} clients:",
         "",

@@ -42,7 +42,7 @@ def seed(
         seeded = seed_job_client(
             Stack.current(), declared, client, records, poison, parse_faults(faults)
         )
-    except (LookupError, ValueError) as exc:
+    except ValueError as exc:
         console.print(f"[red]jobkit seed: {exc}", highlight=False)
         raise typer.Exit(2) from exc
     except JobkitError as exc:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from jobkit.adapters.config import ClientConfig
-from jobkit.pipeline.plan import is_due
+from jobkit.pipeline.selection import is_due
 from jobkit.runs.models import ClientStatus, RunHeader
 from jobs.sync_completed_records import DEFAULT_DAYS, records_query
 from tests.unit.pipeline import JOB, Pipeline

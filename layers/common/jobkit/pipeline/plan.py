@@ -12,14 +12,13 @@ the clients it names, or every enabled one, whatever their frequency.
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobkit.adapters.circuits import Circuits, OpenCircuit
-from jobkit.adapters.config import ClientConfig, InvalidClientConfig
+from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.queue import WorkQueue
 from jobkit.domain.envelope import (
@@ -29,10 +28,10 @@ from jobkit.domain.envelope import (
     new_page_item,
 )
 from jobkit.domain.errors import PermanentError
-from jobkit.domain.job import unused_fields_error
 from jobkit.domain.replay import BackfillSpec, Replay
 from jobkit.observability import logger
 from jobkit.pipeline.retry import ClientRetries, RetryRequest
+from jobkit.pipeline.selection import Selection, named
 from jobkit.runs.lifecycle import RunLifecycle
 from jobkit.runs.models import ClientRun, ClientStatus, RunHeader, RunStatus, Trigger
 from jobkit.tooling.peak_memory import peak_mb, reset_peak
@@ -90,33 +89,12 @@ def manual_run_id(job_type: str, now: datetime) -> str:
     return f"{job_type}.{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:8]}"
 
 
-# Scheduler gives the fire's own time; without it a fire is dated by the minute it ran in,
-# which may be up to a minute early or late: a client due on every fire must not skip one.
-_JITTER = timedelta(minutes=1)
-
-
 def fire_time(request: PlanRequest, now: datetime) -> datetime | None:
     """A scheduled fire's time (Scheduler's, else the minute it fired in); None for a run
     asked for by hand."""
     if request.trigger is not Trigger.SCHEDULE:
         return None
     return request.scheduled_time or now.replace(second=0, microsecond=0)
-
-
-def is_due(config: ClientConfig, fired_at: datetime) -> bool:
-    """Whether the scheduled fire at ``fired_at`` plans this client: it was never planned by
-    a schedule, or its frequency has passed since the fire that last planned it (less the
-    jitter of a fire without Scheduler's time, at most half the frequency).
-
-    Decided by the fires' times alone, never the clock: a fire delivered twice, or resumed
-    after a crash, decides the same way (the fire that planned it is due again)."""
-    last = config.last_scheduled_at
-    if last is None or last == fired_at:
-        return True
-    if last > fired_at:
-        return False  # a later fire planned it already: this one arrived late
-    frequency = timedelta(minutes=config.frequency_minutes)
-    return fired_at - last >= frequency - min(_JITTER, frequency / 2)
 
 
 def opening_header(job_type: str, request: PlanRequest, run_id: str, now: datetime) -> RunHeader:
@@ -183,7 +161,7 @@ class Planner:
                 "resumed": not created,
             },
         )
-        selection = _Selection(self._job_type, header.scheduled_for, self._config_fields())
+        selection = Selection(self._job_type, header.scheduled_for, self._config_fields())
         if request.dry_run:
             [clients] = self._selected(request, selection, chunk=None)
             self._close_dry_run(run_id, selection, clients)
@@ -192,7 +170,7 @@ class Planner:
         return self._runs.header(run_id) or header
 
     def _close_dry_run(
-        self, run_id: str, selection: "_Selection", clients: list[ClientConfig]
+        self, run_id: str, selection: Selection, clients: list[ClientConfig]
     ) -> None:
         names = ", ".join(c.client_id for c in clients) or "none"
         issues = [*selection.issues, f"dry run: {len(clients)} client(s) would run: {names}"]
@@ -203,7 +181,7 @@ class Planner:
         self,
         header: RunHeader,
         request: PlanRequest,
-        selection: "_Selection",
+        selection: Selection,
         created: bool,
         now: datetime,
     ) -> None:
@@ -299,7 +277,7 @@ class Planner:
         )
 
     def _selected(
-        self, request: PlanRequest, selection: "_Selection", chunk: int | None
+        self, request: PlanRequest, selection: Selection, chunk: int | None
     ) -> Iterator[list[ClientConfig]]:
         """The enabled clients to plan, ``chunk`` at a time (None: all at once): those named,
         or all; on a scheduled fire, only those due at its time. ``selection`` keeps what
@@ -307,7 +285,7 @@ class Planner:
         wanted = set(request.client_ids) if request.client_ids is not None else None
         seen: set[str] = set()
         for config in self._configs.clients(self._job_type):
-            if not _named(config.client_id, wanted, seen):
+            if not named(config.client_id, wanted, seen):
                 continue
             selection.take(config)
             if chunk is not None and len(selection.clients) >= chunk:
@@ -330,15 +308,6 @@ class Planner:
         return len(stale)
 
 
-def _named(client_id: str, wanted: set[str] | None, seen: set[str]) -> bool:
-    """Whether a run that names ``wanted`` clients (None: every one) plans this one; the
-    named ones met are added to ``seen``."""
-    if wanted is None:
-        return True
-    seen.add(client_id)
-    return client_id in wanted
-
-
 def run_as_of(header: RunHeader) -> datetime:
     """The time a run's queries are relative to: its fire's, or when it was asked for."""
     return header.scheduled_for or header.created_at
@@ -353,53 +322,6 @@ def _first_cursor(header: RunHeader, client: ClientConfig) -> str | None:
     """Change feeds resume where the last live run stopped; a backfill pages its window from
     the start, on a cursor of its own."""
     return None if header.backfill is not None else client.cursor
-
-
-@dataclass
-class _Selection:
-    """The clients a run plans: enabled ones, invalid configurations, those not due (on a
-    scheduled fire at ``fired_at``), and what to say. ``uses``: the job's query fields."""
-
-    job_type: str
-    fired_at: datetime | None
-    uses: frozenset[str]
-    clients: list[ClientConfig] = field(default_factory=list)
-    invalid: list[InvalidClientConfig] = field(default_factory=list)
-    issues: list[str] = field(default_factory=list)
-    not_due: int = 0
-    disabled: list[str] = field(default_factory=list)
-    planned: int = 0  # clients taken so far, of every chunk
-
-    def take_clients(self) -> list[ClientConfig]:
-        """The clients taken since the last call (a chunk), no longer held here."""
-        taken, self.clients = self.clients, []
-        return taken
-
-    def report_named(self, missing: set[str]) -> None:
-        """What became of clients a run named and does not plan: unknown, or disabled."""
-        self.issues += [f"client {c}: not configured for {self.job_type}" for c in sorted(missing)]
-        self.issues += [f"client {c}: disabled, not run" for c in self.disabled]
-
-    def take(self, config: ClientConfig | InvalidClientConfig) -> None:
-        if isinstance(config, ClientConfig):
-            if not config.enabled:
-                self.disabled.append(config.client_id)
-                return
-            if self.fired_at is not None and not is_due(config, self.fired_at):
-                self.not_due += 1
-                return
-            refused = unused_fields_error(self.job_type, self.uses, config)
-            if refused is None:
-                self.clients.append(config)
-                self.planned += 1
-                return
-            config = InvalidClientConfig(self.job_type, config.client_id, refused)
-        logger.error(
-            "invalid client configuration",
-            extra={"client_id": config.client_id, "reason": config.reason},
-        )
-        self.invalid.append(config)
-        self.issues.append(f"client {config.client_id}: invalid configuration: {config.reason}")
 
 
 def _ready_rows(ready: list[ClientConfig]) -> list[ClientRun]:
