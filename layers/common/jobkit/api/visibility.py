@@ -7,12 +7,12 @@ rows would give, its issues (which name other clients) are left out, and a run n
 is in is not there at all.
 
 Every read costs in proportion to what it shows, whatever the run's size: a client's row is
-read by key, its items are one key range (``ITEM#<client>#``), and its runs come from the
+read by key, its item outcomes are one key range (``ITEM#<client>#``), and its runs come from the
 ``by-client`` index.
 """
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from jobkit.api.models import LIVE_CLIENT_ROWS, RunOut, run_out
 from jobkit.api.paging import holding
@@ -153,7 +153,7 @@ class SomeClients:
             )
             page += rows
             if len(page) >= limit:
-                return page, last or _after(run_id, page[-1])
+                return page, last
         return page, None
 
     def runs_page(self, job_type: str, limit: int, start: Start) -> tuple[list[RunHeader], Start]:
@@ -210,11 +210,7 @@ def _by_id(row: ClientRun) -> str:
 
 
 def _item_client(start: Start) -> str | None:
-    """The client of an item page token (``ITEM#<client>#<envelope>``)."""
+    """The client of an item page token (``ITEM#<client>#<pack>``, maybe ``#<shown>``)."""
     sk = str((start or {}).get("sk", ""))
     parts = sk.split("#")
-    return parts[1] if len(parts) == 3 and parts[0] == "ITEM" else None
-
-
-def _after(run_id: str, row: ItemRow) -> dict[str, Any]:
-    return {"run_id": run_id, "sk": row.sk}
+    return parts[1] if len(parts) in (3, 4) and parts[0] == "ITEM" else None

@@ -3,12 +3,14 @@
 Outcomes are counted only after the batch's acknowledgements settled (``count_outcomes`` takes
 what ``acknowledge`` decided): an item is counted, and its run may close, only once its
 acknowledgement is done, so a closed run has no acknowledgement left in flight. Counting is
-idempotent per envelope: what failed to count is retried, not lost.
+idempotent per envelope: what failed to count is retried, not lost, and a message received
+before is looked up before it is counted again.
 """
 
 from collections import defaultdict
 from typing import NamedTuple
 
+from jobkit.adapters.queue import receive_count
 from jobkit.domain.envelope import PageItem
 from jobkit.observability import logger
 from jobkit.pipeline.acknowledge import Acknowledged
@@ -60,7 +62,8 @@ def _count_page(page: FetchedPage, runs: OutcomeCounting) -> None:
             )
             for envelope, record, key in page.result.oversized
         ]
-        runs.count_outcomes(item.run_id, item.client_id, too_large)
+        again = frozenset(o.envelope_id for o in too_large) if _seen_before(page) else frozenset()
+        runs.count_outcomes(item.run_id, item.client_id, too_large, again)
 
 
 def count_outcomes(
@@ -80,10 +83,17 @@ def count_outcomes(
     unsettled: set[str] = set()
     for run_id, by_client in by_run.items():
         messages = {e.message.message_id for entries in by_client.values() for e in entries}
+        again = frozenset(
+            e.outcome.envelope_id
+            for entries in by_client.values()
+            for e in entries
+            if _seen_before(e)
+        )
         try:
             runs.count_run_outcomes(
                 run_id,
                 {client: [e.outcome for e in entries] for client, entries in by_client.items()},
+                again,
             )
         except Exception:  # noqa: BLE001 - retried: counting is idempotent per envelope
             logger.exception("counting outcomes failed", extra={"run_id": run_id})
@@ -91,3 +101,8 @@ def count_outcomes(
             continue
         counted |= messages
     return Counted(frozenset(counted), frozenset(unsettled))
+
+
+def _seen_before(entry: CountedItem | FetchedPage) -> bool:
+    """A message received before may have been counted before (SQS says how often)."""
+    return receive_count(entry.message) > 1

@@ -23,7 +23,9 @@ from jobkit.runs.models import (
     RunStatus,
     client_key,
     final_status,
+    item_prefix,
 )
+from jobkit.runs.outcome_packs import settled, totals
 from jobkit.runs.table import RunsTable, now
 
 ClientClosed = Callable[[RunHeader, ClientRun], object]
@@ -44,27 +46,33 @@ class RunClosing:
     def try_close_client(self, run_id: str, client_id: str) -> bool:
         """Close the client's part of the run if every page is fetched and every item counted.
 
-        Called after every count, and almost always too early: a strongly consistent read
-        (a fifth of a conditional write's price) decides whether the guarded write is worth
-        making. The read follows our own committed count, so the last count of a client
-        always sees it closable; the write's condition still decides between racers.
+        Called after every count, and almost always too early: a strongly consistent read of
+        the live counters decides whether counting the outcome packs is worth it. Those
+        counters can only run ahead (an outcome counted twice), never behind, so the last
+        count of a client always sees it closable. The packs' union decides, and its totals
+        are what the row closes with; the write's condition decides between racers.
         """
-        if not self._closable(run_id, client_id):
+        row = self._closable(run_id, client_id)
+        if row is None:
             return False
+        outcomes = settled(self._table.query_prefix(run_id, item_prefix(client_id)))
+        if len(outcomes) < row.received:
+            return False  # a duplicate moved the counters; an outcome is still to come
+        exact = totals(outcomes.values())
+        exact["dead_lettered"] += row.dead_pages
+        update = UpdateExpression()
+        for name, value in {**exact, "open_items": 0, "finished_at": now()}.items():
+            update.set(name, value)
+        update.set("status", ClientStatus.DONE.value)
+        arguments = update.arguments()
         try:
             response = self._table.table.update_item(
                 Key=client_key(run_id, client_id),
-                UpdateExpression="SET #status = :done, finished_at = :now",
-                ConditionExpression=(
-                    "#status = :running AND pages_open = :zero AND open_items = :zero"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":done": ClientStatus.DONE.value,
-                    ":running": ClientStatus.RUNNING.value,
-                    ":zero": 0,
-                    ":now": now(),
-                },
+                ConditionExpression="#s = :running AND pages_open = :zero",
+                ExpressionAttributeNames=arguments["ExpressionAttributeNames"] | {"#s": "status"},
+                ExpressionAttributeValues=arguments["ExpressionAttributeValues"]
+                | {":running": ClientStatus.RUNNING.value, ":zero": 0},
+                UpdateExpression=arguments["UpdateExpression"],
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
@@ -74,18 +82,19 @@ class RunClosing:
         self._roll_up(run_id, ClientRun.model_validate(response["Attributes"]))
         return True
 
-    def _closable(self, run_id: str, client_id: str) -> bool:
+    def _closable(self, run_id: str, client_id: str) -> ClientRun | None:
         current = self._table.table.get_item(
             Key=client_key(run_id, client_id),
             ConsistentRead=True,
-            ProjectionExpression="#status, pages_open, open_items",
+            ProjectionExpression="client_id, #status, pages_open, open_items, received, dead_pages",
             ExpressionAttributeNames={"#status": "status"},
         ).get("Item")
-        return current is not None and (
-            current.get("status") == ClientStatus.RUNNING.value
-            and current.get("pages_open") == 0
-            and current.get("open_items") == 0
-        )
+        if current is None:
+            return None
+        row = ClientRun.model_validate({"client_id": client_id, **current})
+        if row.status is ClientStatus.RUNNING and row.pages_open == 0 and row.open_items <= 0:
+            return row
+        return None
 
     def _roll_up(self, run_id: str, row: ClientRun) -> None:
         update = UpdateExpression()

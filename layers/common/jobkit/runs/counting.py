@@ -1,38 +1,43 @@
 """Counting, for the processor: pages received and item outcomes, each exactly once.
 
-An outcome row (``ITEM#<client>#<envelope>``) is written with ``attribute_not_exists`` in the
-same transaction that moves the client's counters, so a redelivered item is never counted
-twice.
-A batch's outcomes of one run go in one transaction per hundred items, whichever clients they
-belong to. A client closes when its pages are all fetched and every received item has an
-outcome (``jobkit.runs.closing``).
+A page is counted with a marker row (``PAGE#<envelope>``) written with
+``attribute_not_exists`` in the transaction that moves its client's counters, so a page
+redelivered is never counted twice.
+
+Item outcomes are counted a batch at a time: one outcome pack per client
+(``jobkit.runs.outcome_packs``), written plainly, and the client's live counters moved in
+one update. A message seen before (its receive count says so) may have been counted: its
+envelope is looked up in the client's packs first. Whatever still counts twice (a crash
+between the update and the pack) only moves the live counters; closing counts the packs'
+union, so a closed client's totals, and the run's, are exact (``jobkit.runs.closing``).
 """
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobkit.adapters.aws import error_code, failed_conditions, transaction_cancelled
+from jobkit.adapters.aws import condition_failed, transaction_cancelled
 from jobkit.adapters.update_expression import UpdateExpression
-from jobkit.domain.errors import ConcurrentUpdateError
 from jobkit.observability import logger
 from jobkit.runs.closing import RunClosing
 from jobkit.runs.models import (
     HEADER,
     ClientStatus,
     ItemOutcome,
+    ItemRow,
     Outcome,
     PageSnapshot,
     RunHeader,
     client_key,
-    item_sk,
+    item_prefix,
 )
-from jobkit.runs.table import CONFLICT_ATTEMPTS, RunsTable, back_off, expires_at, now
+from jobkit.runs.outcome_packs import MAX_PACK, job_type_of, pack_row, pack_sk, settled
+from jobkit.runs.table import RunsTable, expires_at, now
 
-_MAX_TRANSACT_ITEMS = 100
-Pending = list[tuple[str, ItemOutcome]]  # (client id, outcome), one run's
+REDRIVEN = "r"  # the pack prefix of a redriven dead letter recounted after closing
 
 
 class OutcomeCounting:
@@ -104,33 +109,37 @@ class OutcomeCounting:
             "outcome": Outcome.FAILED.value,
             "reason": reason,
         }
-        deltas = {"pages_open": -1, "dead_lettered": 1}
+        deltas = {"pages_open": -1, "dead_lettered": 1, "dead_pages": 1}
         sk = f"PAGE#{envelope_id}"
         if self._table.transact_once(run_id, client_id, sk, marker, deltas, error=reason):
             self._closing.try_close_client(run_id, client_id)
 
-    def count_outcomes(self, run_id: str, client_id: str, outcomes: Sequence[ItemOutcome]) -> int:
+    def count_outcomes(
+        self,
+        run_id: str,
+        client_id: str,
+        outcomes: Sequence[ItemOutcome],
+        redelivered: frozenset[str] = frozenset(),
+    ) -> int:
         """Count each outcome once; returns how many were new."""
-        return self.count_run_outcomes(run_id, {client_id: outcomes}).get(client_id, 0)
+        by_client = {client_id: outcomes}
+        return self.count_run_outcomes(run_id, by_client, redelivered).get(client_id, 0)
 
     def count_run_outcomes(
-        self, run_id: str, outcomes_by_client: Mapping[str, Sequence[ItemOutcome]]
+        self,
+        run_id: str,
+        outcomes_by_client: Mapping[str, Sequence[ItemOutcome]],
+        redelivered: frozenset[str] = frozenset(),
     ) -> dict[str, int]:
         """Count each outcome of one run once, whichever clients they belong to; returns how
-        many were new, per client."""
-        pending: Pending = []
+        many were new, per client. ``redelivered`` names the envelopes whose message came
+        before (its receive count): only those can have been counted already."""
+        counted: dict[str, int] = {}
         for client_id, outcomes in outcomes_by_client.items():
-            # The same envelope twice in one batch (a duplicate delivery) must be one write:
-            # a transaction may not touch one item twice.
-            unique = {item.envelope_id: item for item in reversed(outcomes)}
-            pending += [(client_id, item) for item in reversed(unique.values())]
-        counted: Counter[str] = Counter()
-        for chunk in _transaction_chunks(pending):
-            counted.update(self._count_chunk(run_id, chunk))
-        for client_id, n in counted.items():
-            if n:
-                self._closing.try_close_client(run_id, client_id)
-        return dict(counted)
+            # The same envelope twice in one batch (a duplicate delivery) counts once.
+            unique = list({item.envelope_id: item for item in reversed(outcomes)}.values())
+            counted[client_id] = self._count_client(run_id, client_id, unique[::-1], redelivered)
+        return counted
 
     def add_to_client(self, run_id: str, client_id: str, **deltas: int) -> None:
         """Informational counters (retries, ack failures) that do not decide closing."""
@@ -139,77 +148,103 @@ class OutcomeCounting:
             update.add(name, delta)
         self._table.table.update_item(Key=client_key(run_id, client_id), **update.arguments())
 
-    def _count_chunk(self, run_id: str, outcomes: Pending) -> Counter[str]:
-        """How many outcomes were new, per client."""
-        pending = outcomes
-        for attempt in range(CONFLICT_ATTEMPTS):
-            if not pending:
-                return Counter()
-            try:
-                self._table.client.transact_write_items(
-                    TransactItems=self._outcome_writes(run_id, pending)
-                )
-                return Counter(client_id for client_id, _ in pending)
-            except ClientError as exc:
-                remaining = self._without_duplicates(exc, run_id, pending)
-            if remaining is None:
-                # No per-item reasons to tell duplicates apart: count one by one.
-                return sum((self._count_chunk(run_id, [one]) for one in pending), Counter())
-            if len(remaining) == len(pending):
-                back_off(attempt)  # a conflict, not a duplicate: try the same again
-            pending = remaining
-        raise ConcurrentUpdateError(f"counting on run {run_id!r} kept conflicting")
+    def _count_client(
+        self,
+        run_id: str,
+        client_id: str,
+        outcomes: list[ItemOutcome],
+        redelivered: frozenset[str],
+    ) -> int:
+        """The counters move first, then the pack is written: a crash between the two makes
+        the message come again, redelivered, and count again. Counters that ran ahead only
+        make closing look sooner; closing counts the packs' union, which is exact."""
+        known: dict[str, ItemRow] | None = None
+        if any(item.envelope_id in redelivered for item in outcomes):
+            known = self._settled(run_id, client_id)
+        new = [item for item in outcomes if _changes(known, item)]
+        if not new:
+            return 0
+        if not self._move_counters(run_id, client_id, _deltas(new, known or {})):
+            return self._after_closing(run_id, client_id, new, known)
+        at, job_type = now(), job_type_of(new)
+        for start in range(0, len(new), MAX_PACK):
+            row = pack_row(run_id, client_id, job_type, new[start : start + MAX_PACK], at)
+            self._table.table.put_item(Item=row | {"expires_at": expires_at()})
+        self._closing.try_close_client(run_id, client_id)
+        return len(new)
 
-    def _outcome_writes(self, run_id: str, pending: Pending) -> list[dict[str, Any]]:
-        """The markers first (CancellationReasons index them), then one update per client."""
-        deltas: dict[str, dict[str, int]] = {}
-        for client_id, item in pending:
-            client = deltas.setdefault(client_id, {"open_items": 0})
-            client["open_items"] -= 1
-            client[item.outcome.value] = client.get(item.outcome.value, 0) + 1
-            if item.dead_lettered:
-                client["dead_lettered"] = client.get("dead_lettered", 0) + 1
-        markers = [self._marker_put(run_id, client_id, item) for client_id, item in pending]
-        updates = [
-            self._table.client_update(run_id, client_id, d) for client_id, d in deltas.items()
-        ]
-        return [*markers, *updates]
-
-    def _without_duplicates(
-        self, exc: ClientError, run_id: str, pending: Pending
-    ) -> Pending | None:
-        """What is left to count after a cancelled transaction; None if it cannot tell."""
-        if not transaction_cancelled(exc):
-            raise exc
-        reasons = failed_conditions(exc)
-        if reasons:
-            duplicates = {index for index, failed in enumerate(reasons[: len(pending)]) if failed}
-        elif len(pending) == 1:
-            client_id, item = pending[0]
-            counted = self._table.exists(run_id, item_sk(client_id, item.envelope_id))
-            duplicates = {0} if counted else set()
-        else:
-            return None
-        for index in duplicates:
-            self._recount_redriven(run_id, *pending[index])
-        return [one for index, one in enumerate(pending) if index not in duplicates]
-
-    def _recount_redriven(self, run_id: str, client_id: str, item: ItemOutcome) -> None:
-        """A dead-lettered item, redriven, that now succeeded: move it out of ``failed``.
-
-        The outcome row flips from failed under a condition, in the same transaction as the
-        client's counters, so a redelivered redrive moves nothing twice.
-        """
-        if item.outcome is Outcome.FAILED:
-            return
-        deltas = {Outcome.FAILED.value: -1, item.outcome.value: 1}
-        flip = _flip_from_failed(self._table.name, run_id, client_id, item)
-        update = self._table.client_update(run_id, client_id, deltas)
+    def _move_counters(self, run_id: str, client_id: str, deltas: dict[str, int]) -> bool:
+        """Live progress, on the client's row while it is open; False once it closed."""
+        update = UpdateExpression()
+        for name, delta in deltas.items():
+            update.add(name, delta)
         try:
-            self._table.client.transact_write_items(TransactItems=[flip, update])
+            self._table.table.update_item(
+                Key=client_key(run_id, client_id),
+                **_guarded(update.arguments()),
+            )
         except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                return  # not a failed outcome (a plain duplicate), or already recounted
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def _after_closing(
+        self,
+        run_id: str,
+        client_id: str,
+        outcomes: list[ItemOutcome],
+        known: dict[str, ItemRow] | None,
+    ) -> int:
+        """Outcomes that reach a closed client: a redriven dead letter that now succeeded
+        moves its count from ``failed``; anything else was counted before closing."""
+        if known is None:
+            known = self._settled(run_id, client_id)
+        moved = 0
+        for item in outcomes:
+            if _changes(known, item) and item.envelope_id in known:
+                moved += self._recount_redriven(run_id, client_id, item)
+        return moved
+
+    def _settled(self, run_id: str, client_id: str) -> dict[str, ItemRow]:
+        return settled(self._table.query_prefix(run_id, item_prefix(client_id)))
+
+    def _recount_redriven(self, run_id: str, client_id: str, item: ItemOutcome) -> int:
+        """A dead-lettered item, redriven after its client closed, that now succeeded: its
+        count moves out of ``failed`` on the client's row and the run's header.
+
+        Its own pack (keyed by the envelope alone) is written under a condition in the same
+        transaction, so a redelivered redrive moves nothing twice.
+        """
+        redriven = replace(item, reason=f"redriven: {item.reason}")
+        row = pack_row(run_id, client_id, job_type_of([item]), [redriven], now())
+        row["sk"] = pack_sk(client_id, [item.envelope_id], prefix=REDRIVEN)
+        deltas = {Outcome.FAILED.value: -1, item.outcome.value: 1}
+        header = UpdateExpression()
+        for name, delta in deltas.items():
+            header.add(name, delta)
+        writes = [
+            {
+                "Put": {
+                    "TableName": self._table.name,
+                    "Item": row | {"expires_at": expires_at()},
+                    "ConditionExpression": "attribute_not_exists(sk)",
+                }
+            },
+            self._table.client_update(run_id, client_id, deltas),
+            {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": {"run_id": run_id, "sk": HEADER},
+                    **header.arguments(),
+                }
+            },
+        ]
+        try:
+            self._table.client.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            if transaction_cancelled(exc):
+                return 0  # already recounted
             raise
         logger.info(
             "redriven item recounted",
@@ -220,69 +255,35 @@ class OutcomeCounting:
                 "outcome": item.outcome.value,
             },
         )
-        client = self._table.table.get_item(
-            Key=client_key(run_id, client_id), ConsistentRead=True
-        ).get("Item", {})
-        if client.get("status") == ClientStatus.DONE.value:
-            # The client's totals were already rolled up into the header: move them there too.
-            self._table.table.update_item(
-                Key={"run_id": run_id, "sk": HEADER},
-                UpdateExpression="ADD #failed :minus, #new :plus",
-                ExpressionAttributeNames={
-                    "#failed": Outcome.FAILED.value,
-                    "#new": item.outcome.value,
-                },
-                ExpressionAttributeValues={":minus": -1, ":plus": 1},
-            )
-
-    def _marker_put(self, run_id: str, client_id: str, item: ItemOutcome) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self._table.name,
-                "Item": {
-                    "run_id": run_id,
-                    "sk": item_sk(client_id, item.envelope_id),
-                    "client_id": client_id,
-                    "record_id": item.record_id,
-                    "item_key": item.item_key,
-                    "outcome": item.outcome.value,
-                    "reason": item.reason,
-                    "dead_lettered": item.dead_lettered,
-                    "at": now(),
-                    "expires_at": expires_at(),
-                },
-                "ConditionExpression": "attribute_not_exists(sk)",
-            }
-        }
+        return 1
 
 
-def _flip_from_failed(table: str, run_id: str, client_id: str, item: ItemOutcome) -> dict[str, Any]:
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": {"run_id": run_id, "sk": item_sk(client_id, item.envelope_id)},
-            "UpdateExpression": "SET outcome = :new, reason = :reason, redriven_at = :now",
-            "ConditionExpression": "outcome = :failed",
-            "ExpressionAttributeValues": {
-                ":new": item.outcome.value,
-                ":failed": Outcome.FAILED.value,
-                ":reason": f"redriven: {item.reason}",
-                ":now": now(),
-            },
-        }
+def _changes(known: dict[str, ItemRow] | None, item: ItemOutcome) -> bool:
+    """Whether this outcome is news: not counted yet, or a failure it replaces."""
+    before = (known or {}).get(item.envelope_id)
+    if before is None:
+        return True
+    return before.outcome is Outcome.FAILED and item.outcome is not Outcome.FAILED
+
+
+def _deltas(outcomes: list[ItemOutcome], known: dict[str, ItemRow]) -> dict[str, int]:
+    deltas: dict[str, int] = Counter()
+    for item in outcomes:
+        deltas[item.outcome.value] += 1
+        if item.envelope_id in known:  # a failure replaced: not an item more
+            deltas[Outcome.FAILED.value] -= 1
+        else:
+            deltas["open_items"] -= 1
+            deltas["dead_lettered"] += item.dead_lettered
+    return {name: delta for name, delta in deltas.items() if delta}
+
+
+def _guarded(arguments: dict[str, Any]) -> dict[str, Any]:
+    """An update of a client's row that only an open client takes."""
+    names = arguments["ExpressionAttributeNames"] | {"#status": "status"}
+    values = arguments.get("ExpressionAttributeValues", {}) | {":done": ClientStatus.DONE.value}
+    return arguments | {
+        "ConditionExpression": "attribute_not_exists(#status) OR #status <> :done",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
     }
-
-
-def _transaction_chunks(pending: Pending) -> Iterator[Pending]:
-    """Markers plus one update per client present, at most 100 items per transaction."""
-    chunk: Pending = []
-    clients: set[str] = set()
-    for client_id, item in pending:
-        updates = len(clients) + (client_id not in clients)
-        if chunk and len(chunk) + 1 + updates > _MAX_TRANSACT_ITEMS:
-            yield chunk
-            chunk, clients = [], set()
-        chunk.append((client_id, item))
-        clients.add(client_id)
-    if chunk:
-        yield chunk

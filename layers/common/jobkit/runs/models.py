@@ -7,8 +7,9 @@ Layout of the Runs table (partition ``run_id``, sort ``sk``):
                         ``by-client`` lists a client's runs of a job type, newest first;
 - ``PAGESNAP#<env>``    what a page held when it was first fetched;
 - ``PAGE#<envelope>``   one row per fetched page (marks its records as received, once);
-- ``ITEM#<client>#<envelope>`` one row per item outcome (processed, skipped, failed +
-                        reason), under its client so one client's items are one range;
+- ``ITEM#<client>#<pack>`` one row per batch's item outcomes of a client (processed,
+                        skipped, failed + reason: ``jobkit.runs.outcome_packs``), under its
+                        client so one client's items are one range;
 - ``RETRY#<client>#<n>`` one row per client-level retry that resumed the client.
 """
 
@@ -102,7 +103,8 @@ class ClientRun(Counted):
     group_id: str = ""
     status: ClientStatus = ClientStatus.RUNNING
     pages_open: int = 0
-    open_items: int = 0
+    open_items: int = 0  # received less outcomes counted: reaches 0 or less at the end
+    dead_pages: int = 0  # pages given up on (each also counts in dead_lettered)
     pages: int = 0
     error: str | None = None
     attempt: int = 0  # client-level retries so far
@@ -152,12 +154,12 @@ class RunView:
 
 
 class ItemRow(BaseModel):
-    """An item outcome as stored (``ITEM#<client>#<envelope>``)."""
+    """An item outcome, as an outcome pack holds it (``jobkit.runs.outcome_packs``)."""
 
-    # Built on first use: only the API reads item rows, and every function imports this.
+    # Built on first use: closing and the API read item outcomes; every function imports this.
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
-    sk: str
+    envelope_id: str
     client_id: str
     record_id: str
     item_key: str = ""
@@ -165,10 +167,6 @@ class ItemRow(BaseModel):
     reason: str = ""
     dead_lettered: bool = False
     at: datetime
-
-    @property
-    def envelope_id(self) -> str:
-        return self.sk.rsplit("#", 1)[-1]
 
 
 def client_key(run_id: str, client_id: str) -> dict[str, Any]:
@@ -178,10 +176,6 @@ def client_key(run_id: str, client_id: str) -> dict[str, Any]:
 def item_prefix(client_id: str) -> str:
     """The sort-key prefix of one client's item outcomes (client ids hold no ``#``)."""
     return f"ITEM#{client_id}#"
-
-
-def item_sk(client_id: str, envelope_id: str) -> str:
-    return item_prefix(client_id) + envelope_id
 
 
 def client_runs_index_keys(header: "RunHeader", client_id: str) -> dict[str, str]:

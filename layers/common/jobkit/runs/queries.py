@@ -1,13 +1,15 @@
 """Reading runs, for the API, the job-health page and the CLI: models, never raw rows."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from jobkit.adapters.aws import batch_get
 from jobkit.runs.models import HEADER, ClientRun, ItemRow, RunHeader, RunView, client_key
+from jobkit.runs.outcome_packs import unpack
 from jobkit.runs.table import RunsTable
 
 Start = dict[str, Any] | None  # where a page starts: DynamoDB's LastEvaluatedKey
+_PACKS_PER_READ = 10  # outcome packs per Query: up to 500 outcomes, far under 1 MB
 
 
 class RunQueries:
@@ -38,15 +40,40 @@ class RunQueries:
         return [ClientRun.model_validate(row) for row in rows], last
 
     def items(self, run_id: str) -> list[ItemRow]:
-        return [ItemRow.model_validate(row) for row in self._query_prefix(run_id, "ITEM#")]
+        return [item for row in self._query_prefix(run_id, "ITEM#") for item in unpack(row)]
 
     def items_page(
         self, run_id: str, outcome: str | None, limit: int, start: Start, prefix: str = "ITEM#"
     ) -> tuple[list[ItemRow], Start]:
         """One page of item outcomes (of every client, or of one: ``item_prefix``),
-        optionally of one outcome, and where the next starts."""
-        rows, last = self._prefix_page(run_id, prefix, limit, start, outcome=outcome)
-        return [ItemRow.model_validate(row) for row in rows], last
+        optionally of one outcome, and where the next starts: a pack's key, or inside a pack
+        ``<pack key>#<outcomes already shown>``."""
+        page: list[ItemRow] = []
+        for sk, index, item in self._outcomes_from(run_id, prefix, start):
+            if outcome is not None and item.outcome.value != outcome:
+                continue
+            page.append(item)
+            if len(page) == limit:
+                return page, {"run_id": run_id, "sk": f"{sk}#{index + 1}"}
+        return page, None
+
+    def _outcomes_from(
+        self, run_id: str, prefix: str, start: Start
+    ) -> Iterator[tuple[str, int, ItemRow]]:
+        """(pack key, index, outcome) in key order, from where a page token points."""
+        sk = str((start or {}).get("sk", ""))
+        pack, _, shown = sk.rpartition("#")
+        if start and shown.isdigit() and pack.count("#") == 2:
+            found = self._table.table.get_item(Key={"run_id": run_id, "sk": pack}).get("Item")
+            if found is not None:
+                yield from _indexed(pack, found, int(shown))
+            start = {"run_id": run_id, "sk": pack}
+        while True:
+            rows, start = self._prefix_page(run_id, prefix, _PACKS_PER_READ, start)
+            for row in rows:
+                yield from _indexed(str(row["sk"]), row, 0)
+            if not start:
+                return
 
     def headers(self, run_ids: Sequence[str]) -> dict[str, RunHeader]:
         """These runs' headers by run id, read by key (absent: no such run)."""
@@ -94,31 +121,22 @@ class RunQueries:
         return runs, page.get("LastEvaluatedKey")
 
     def _prefix_page(
-        self, run_id: str, prefix: str, limit: int, start: Start, outcome: str | None = None
+        self, run_id: str, prefix: str, limit: int, start: Start
     ) -> tuple[list[dict[str, Any]], Start]:
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": {":run": run_id, ":prefix": prefix},
             "Limit": limit,
         }
-        if outcome is not None:
-            kwargs["FilterExpression"] = "outcome = :outcome"
-            kwargs["ExpressionAttributeValues"][":outcome"] = outcome
         if start:
             kwargs["ExclusiveStartKey"] = start
         page = self._table.table.query(**kwargs)
         return list(page.get("Items", [])), page.get("LastEvaluatedKey")
 
     def _query_prefix(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":run": run_id, ":prefix": prefix},
-            "ConsistentRead": True,
-        }
-        rows: list[dict[str, Any]] = []
-        while True:
-            page = self._table.table.query(**kwargs)
-            rows.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return rows
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._table.query_prefix(run_id, prefix)
+
+
+def _indexed(sk: str, row: dict[str, Any], first: int) -> Iterator[tuple[str, int, ItemRow]]:
+    for index, item in enumerate(unpack(row)[first:], start=first):
+        yield sk, index, item

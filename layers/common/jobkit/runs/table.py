@@ -112,6 +112,21 @@ class RunsTable:
                 back_off(attempt)
         raise ConcurrentUpdateError(f"counting on run {run_id!r} kept conflicting")
 
+    def query_prefix(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
+        """Every row of a run under a sort-key prefix, strongly consistent."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":run": run_id, ":prefix": prefix},
+            "ConsistentRead": True,
+        }
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self.table.query(**kwargs)
+            rows.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return rows
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def put_once(self, item: dict[str, Any]) -> bool:
         """Put a row unless it exists; False if it did."""
         try:
