@@ -100,24 +100,54 @@ class WorkflowStore:
         tid: str,
         context: TransitionContext,
     ) -> ApplyResult:
+        """Decide on an eventually consistent read (half a strongly consistent one's price),
+        and act on it only when it allows the transition: the write is guarded on the version
+        read, so a stale read fails the guard and is read again, strongly. Any other answer
+        (done, unchanged, not allowed, unknown) is confirmed by a strongly consistent read,
+        which alone decides."""
         pk = record_pk(client_id, record_id)
-        state = self._state(client_id, record_id, transition)
+        try:
+            state = self._state(client_id, record_id, transition, consistent=False)
+        except RecordNotFoundError:
+            state = None
+        verdict = _verdict(state, transition, tid) if state is not None else None
+        if state is not None and isinstance(verdict, Allowed):
+            try:
+                return self._commit_allowed(pk, state, verdict, transition, tid, context)
+            except ConcurrentUpdateError:
+                pass  # stale, or truly concurrent: the strong read decides
+        state = self._state(client_id, record_id, transition, consistent=True)
         verdict = _verdict(state, transition, tid)
         if not isinstance(verdict, Allowed):
             return verdict
+        return self._commit_allowed(pk, state, verdict, transition, tid, context)
+
+    def verdict(self, client_id: str, record_id: str, transition: Transition, tid: str) -> Verdict:
+        """What ``apply`` would find, read and never written: a preview of the rules."""
+        state = self._state(client_id, record_id, transition, consistent=True)
+        return _verdict(state, transition, tid)
+
+    def _commit_allowed(
+        self,
+        pk: str,
+        state: dict[str, Any],
+        verdict: Allowed,
+        transition: Transition,
+        tid: str,
+        context: TransitionContext,
+    ) -> Applied:
         version = int(state.get("version", 0))
         now = datetime.now(UTC).isoformat()
         self._commit(pk, state, version, transition, tid, context, now)
         return Applied(from_status=verdict.from_status, version=version + 1, occurred_at=now)
 
-    def verdict(self, client_id: str, record_id: str, transition: Transition, tid: str) -> Verdict:
-        """What ``apply`` would find, read and never written: a preview of the rules."""
-        return _verdict(self._state(client_id, record_id, transition), transition, tid)
-
-    def _state(self, client_id: str, record_id: str, transition: Transition) -> dict[str, Any]:
+    def _state(
+        self, client_id: str, record_id: str, transition: Transition, consistent: bool
+    ) -> dict[str, Any]:
         """The record's state, or a new one's where the transition may create it."""
         pk = record_pk(client_id, record_id)
-        state = self._table.get_item(Key={"pk": pk, "sk": STATE}, ConsistentRead=True).get("Item")
+        key = {"pk": pk, "sk": STATE}
+        state = self._table.get_item(Key=key, ConsistentRead=consistent).get("Item")
         if state is None and NEW in transition.allowed_from:
             state = {"status": NEW, "version": 0, "new": True}
         if state is None:
