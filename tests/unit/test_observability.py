@@ -142,6 +142,8 @@ def test_dynamodb_capacity_units_are_estimated_per_request_and_logged(
         put = {"Put": {"TableName": "units", "Item": {"pk": {"S": "a"}}}}
         other = {"Put": {"TableName": "units", "Item": {"pk": {"S": "b"}}}}
         ddb.transact_write_items(TransactItems=[put, other])  # 2 items x 2 units
+        large = {"pk": {"S": "c"}, "outcomes": {"L": [{"S": "x" * 99}] * 25}}  # 2.5 KB
+        ddb.put_item(TableName="units", Item=large)  # a unit per KB started: 3
         ddb.update_item(  # 1
             TableName="units",
             Key={"pk": {"S": "a"}},
@@ -156,6 +158,7 @@ def test_dynamodb_capacity_units_are_estimated_per_request_and_logged(
     [line] = [r for r in caplog.records if r.getMessage() == "aws requests"]
     assert line.capacity_units == {  # type: ignore[attr-defined]
         "units.TransactWriteItems": 4.0,
+        "units.PutItem": 3.0,
         "units.UpdateItem": 1.0,
         "units.GetItem": 1.5,
     }

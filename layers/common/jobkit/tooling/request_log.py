@@ -14,13 +14,19 @@ import os
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 REQUESTS: Counter[str] = Counter()
 # DynamoDB capacity units by table and operation ("<table>.<Operation>"), estimated from
-# each request (items under 1 KB, as ours are): what on-demand DynamoDB bills, where a request
-# count alone under-prices transactions.
+# each request: what on-demand DynamoDB bills, where a request count alone under-prices
+# transactions and large items. An item put is priced by its size (a write unit per KB
+# started); an update or a read, as one item of at most 1 KB (ours are, but outcome packs,
+# which are put).
 CAPACITY_UNITS: defaultdict[str, float] = defaultdict(float)
+# Entries of the requests that are billed per entry, not per request: EventBridge prices
+# each event a PutEvents carries.
+ENTRIES: Counter[str] = Counter()
 # The IAM permissions requests needed ("<action> <kind> <resource>").
 PERMISSIONS: Counter[str] = Counter()
 # Requests may be made from several threads at once (``jobkit.adapters.aws.in_parallel``).
@@ -33,18 +39,56 @@ def logging_requests() -> bool:
 
 def dynamodb_units(operation: str, params: dict[str, Any]) -> float:
     """The capacity units (write units for a write, read units for a read) one DynamoDB
-    request consumes, for items of at most 1 KB."""
-    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+    request consumes: puts by their item's size, anything else as items of at most 1 KB."""
+    if operation == "PutItem":
+        return float(_kilobytes(params.get("Item", {})))
+    if operation in ("UpdateItem", "DeleteItem"):
         return 1.0
     if operation in ("TransactWriteItems", "TransactGetItems"):
-        return 2.0 * len(params.get("TransactItems", []))
+        return 2.0 * sum(
+            _kilobytes(entry.get("Put", {}).get("Item", {})) for entry in params["TransactItems"]
+        )
     if operation == "BatchWriteItem":
-        return float(sum(len(v) for v in params.get("RequestItems", {}).values()))
+        requests = [r for v in params.get("RequestItems", {}).values() for r in v]
+        return float(sum(_kilobytes(r.get("PutRequest", {}).get("Item", {})) for r in requests))
     if operation in ("GetItem", "Query", "Scan"):
         return 1.0 if params.get("ConsistentRead") else 0.5
     if operation == "BatchGetItem":
         return 0.5 * sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
     return 0.0
+
+
+_TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "L", "M", "SS", "NS", "BS"})
+
+
+def _kilobytes(item: dict[str, Any]) -> int:
+    """DynamoDB's size of an item, in KB started (at least 1): names and values, as its
+    developer guide counts them (numbers about a byte per two digits, lists and maps 3 bytes
+    plus one per element). Typed (``{"S": …}``) or plain values alike."""
+    size = sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+    return max(1, -(-size // 1024))
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _TYPES:
+        kind, value = next(iter(value.items()))
+        if kind == "N":
+            return len(str(value)) // 2 + 2
+        if kind == "M":
+            return 3 + sum(len(k.encode()) + 1 + _value_size(v) for k, v in value.items())
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, int | float | Decimal):
+        return len(str(value)) // 2 + 2
+    if isinstance(value, dict):
+        return 3 + sum(len(str(k).encode()) + 1 + _value_size(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return 3 + sum(1 + _value_size(v) for v in value)
+    return len(str(value).encode())
 
 
 def _table_of(params: dict[str, Any]) -> str:
@@ -84,7 +128,13 @@ def instrument[ClientT](client: ClientT) -> ClientT:
         except Exception:  # noqa: BLE001, S110 - a local aid: botocore judges the request
             pass
 
+    def count_entries(params: dict[str, Any], model: Any, **_: Any) -> None:
+        with _COUNTING:
+            ENTRIES[f"{service}.{model.name}"] += len(params.get("Entries", []))
+
     meta.events.register("before-call", count)
+    if service == "events":
+        meta.events.register("before-parameter-build.events.PutEvents", count_entries)
     if service == "dynamodb":
         meta.events.register("before-parameter-build.dynamodb", count_units)
     meta.events.register("before-parameter-build", note_permissions)
@@ -105,6 +155,7 @@ def log_request_counts[**P, R](handler: Callable[P, R]) -> Callable[P, R]:
         from jobkit.observability import logger
 
         before, units_before = REQUESTS.copy(), dict(CAPACITY_UNITS)
+        entries_before = ENTRIES.copy()
         permissions_before = PERMISSIONS.copy()
         try:
             return handler(*args, **kwargs)
@@ -118,6 +169,7 @@ def log_request_counts[**P, R](handler: Callable[P, R]) -> Callable[P, R]:
                         for key, units in CAPACITY_UNITS.items()
                         if units != units_before.get(key, 0.0)
                     },
+                    "entries": dict(ENTRIES - entries_before),
                     "permissions": sorted(PERMISSIONS - permissions_before),
                 },
             )
