@@ -7,7 +7,8 @@ local stack reported, at the memory each function is configured with: MiniStack 
 is slower than Lambda, so the Lambda line is an upper bound.
 
 The naive build is the same pipeline without the batching: one SendMessage per record, one
-counter update per record instead of one counting transaction per client per batch, and one
+counter update per record instead of one counter update and outcome pack per client per
+batch, and one
 acknowledgement (an external call, which takes a rate-limit token) per record. It is priced
 from the same measurements, changing only those requests; its Lambda time grows by the
 measured time of one AWS request for each extra request, and by the measured time of one
@@ -21,7 +22,7 @@ LAMBDA_REQUEST = 0.20 / 1e6
 SQS_REQUEST = 0.40 / 1e6  # standard queue, per 64 KB chunk
 DYNAMODB_WRITE_UNIT = 0.625 / 1e6  # on-demand
 DYNAMODB_READ_UNIT = 0.125 / 1e6
-EVENTBRIDGE_EVENT = 1.00 / 1e6  # custom events
+EVENTBRIDGE_EVENT = 1.00 / 1e6  # custom events: each entry of a PutEvents (64 KB chunk)
 SCHEDULER_INVOCATION = 1.00 / 1e6
 LOG_INGESTION_GB = 0.50  # CloudWatch Logs; EMF metrics are log lines
 MILLION = 1_000_000
@@ -71,7 +72,7 @@ class Batching:
     """What the batching saved in the measured run, to undo for the naive build."""
 
     record_send_requests: int  # SendMessageBatch calls that carried record items
-    counting_write_units: float  # the counting transactions' units
+    counting_write_units: float  # the outcome counting's units (counters and packs)
     acks: int  # acknowledgement calls made
     seconds_per_aws_request: float  # measured: processor time / processor requests
     seconds_per_external_call: float
@@ -83,7 +84,7 @@ def naive(usage: Usage, batching: Batching) -> Usage:
     n = usage.records
     extra_sends = n - batching.record_send_requests
     extra_acks = n - batching.acks
-    # One plain UpdateItem per record replaces the counting transactions.
+    # One plain UpdateItem per record replaces the batched counting.
     write_units = usage.dynamodb_write_units - batching.counting_write_units + n
     write_units += extra_acks  # each ack takes a rate-limit token: one conditional write
     extra_seconds = (extra_sends + n + extra_acks) * batching.seconds_per_aws_request

@@ -1,12 +1,13 @@
 """An SQS event source with AWS's batch size, for measuring what a record costs on AWS.
 
 Lambda's SQS poller on AWS hands the processor up to its BatchSize (50) messages, gathered over
-its 1 s batching window; MiniStack's hands at most 10 and has no window. Per-batch work (the
-counting transaction, an ack per client and its rate-limit token) is then spread over five
-times fewer records locally than on AWS. For the requests-per-record figures, `make bench`
-turns the processor's own mapping off and feeds it like AWS would: receive up to 50 messages
-(within 1 s), invoke the processor with them, delete what it did not report as failed.
-Written here because nothing else on this machine polls SQS for a Lambda the way AWS does.
+its 1 s batching window; MiniStack's hands at most 10 and has no window. Per-batch work (a
+counter update and an outcome pack per client, an ack per client and its rate-limit token) is
+then spread over five times fewer records locally than on AWS. For the requests-per-record
+figures, `make bench` turns the processor's own mapping off and feeds it like AWS would:
+receive up to 50 messages (within 1 s), invoke the processor with them, delete what it did
+not report as failed. Written here because nothing else on this machine polls SQS for a
+Lambda the way AWS does.
 It reports what an event source would see (``PollerReport``): function errors and timeouts
 above all, since a batch of 50 must return inside the processor's timeout.
 """
