@@ -150,26 +150,29 @@ def read_logs(stack: Stack, started: float, ended: float) -> dict[str, FunctionL
         figures = by_function[_function_name(stack, group)]
         window = (int(started * 1000) - 1000, int(ended * 1000) + 5000)
         for event in log_events(logs, group, *window):
-            message: str = event["message"]
-            if '"aws requests"' not in message:  # the bench's own instrument: not billed
-                figures.log_bytes += len(message.encode())
-            if report := _REPORT.search(message):
-                figures.billed_ms += int(report[1])
-                figures.memory_mb = int(report[2])
-                figures.invocations += 1
-            elif '"aws requests"' in message:
-                line = json.loads(message[message.index("{") :])
-                figures.requests.update(line.get("requests", {}))
-                figures.units.update(line.get("capacity_units", {}))
-                figures.entries.update(line.get("entries", {}))
-            elif '"run planned"' in message:
-                line = json.loads(message[message.index("{") :])
-                peak = int(line.get("peak_memory_mb") or 0)
-                figures.max_memory_used_mb = max(figures.max_memory_used_mb, peak)
-            elif '"RecordLatency"' in message:
-                value = json.loads(message[message.index("{") :])["RecordLatency"]
-                figures.latencies_ms += value if isinstance(value, list) else [value]
+            _add_line(figures, event["message"])
     return dict(by_function)
+
+
+def _add_line(figures: FunctionLogs, message: str) -> None:
+    if '"aws requests"' not in message:  # the bench's own instrument: not billed
+        figures.log_bytes += len(message.encode())
+    if report := _REPORT.search(message):
+        figures.billed_ms += int(report[1])
+        figures.memory_mb = int(report[2])
+        figures.invocations += 1
+    elif '"aws requests"' in message:
+        line = json.loads(message[message.index("{") :])
+        figures.requests.update(line.get("requests", {}))
+        figures.units.update(line.get("capacity_units", {}))
+        figures.entries.update(line.get("entries", {}))
+    elif '"run planned"' in message:
+        line = json.loads(message[message.index("{") :])
+        peak = int(line.get("peak_memory_mb") or 0)
+        figures.max_memory_used_mb = max(figures.max_memory_used_mb, peak)
+    elif '"RecordLatency"' in message:
+        value = json.loads(message[message.index("{") :])["RecordLatency"]
+        figures.latencies_ms += value if isinstance(value, list) else [value]
 
 
 def _seed(stack: Stack, job: str, clients: int, records: int) -> list[str]:
@@ -363,22 +366,26 @@ def _usage(
 ) -> Usage:
     """What the run used; without ``domain_events``, less the events' publishing, their
     delivery to the matcher's queue and the webhook functions."""
-    if not domain_events:
-        logs = {name: f for name, f in logs.items() if name not in DOMAIN_EVENT_FUNCTIONS}
+    if domain_events:
+        return _usage_of(run, logs, external, _events(logs))
+    kept = {name: f for name, f in logs.items() if name not in DOMAIN_EVENT_FUNCTIONS}
+    return _usage_of(run, kept, external, events=0)
+
+
+def _events(logs: dict[str, FunctionLogs]) -> int:
+    """The domain events published: EventBridge bills each entry of a PutEvents."""
+    return sum(f.entries["events.PutEvents"] for f in logs.values())
+
+
+def _usage_of(run: Run, logs: dict[str, FunctionLogs], external: int, events: int) -> Usage:
     requests = sum((f.requests for f in logs.values()), Counter[str]())
-    if not domain_events:
-        requests = Counter({k: n for k, n in requests.items() if not k.startswith("events.")})
     units = sum((f.units for f in logs.values()), Counter[str]())
-    events = sum(f.entries["events.PutEvents"] for f in logs.values()) if domain_events else 0
     return Usage(
         records=run.records,
         lambda_gb_seconds=sum(f.billed_ms / 1000 * f.memory_mb / 1024 for f in logs.values()),
         lambda_invocations=sum(f.invocations for f in logs.values()),
-        # The SDK's requests, the event sources' receives and deletes, and the bus's
-        # delivery of every domain event to the matcher's queue (one SendMessage each).
-        sqs_requests=sum(n for k, n in requests.items() if k.startswith("sqs."))
-        + 2 * sum(logs[name].invocations for name in SQS_TRIGGERED if name in logs)
-        + events,
+        # The bus delivers every domain event to the matcher's queue: one SendMessage each.
+        sqs_requests=_sqs_requests(requests, logs) + events,
         dynamodb_write_units=_units(units, DYNAMODB_WRITES),
         dynamodb_read_units=_units(units, DYNAMODB_READS),
         eventbridge_events=events,
@@ -386,6 +393,12 @@ def _usage(
         log_bytes=sum(f.log_bytes for f in logs.values()),
         external_calls=external,
     )
+
+
+def _sqs_requests(requests: Counter[str], logs: dict[str, FunctionLogs]) -> int:
+    """The SDK's requests, and the event sources' receives and deletes."""
+    sdk = sum(n for k, n in requests.items() if k.startswith("sqs."))
+    return sdk + 2 * sum(logs[name].invocations for name in SQS_TRIGGERED if name in logs)
 
 
 def _batching(stack: Stack, run: Run, logs: dict[str, FunctionLogs], acks: int) -> Batching:

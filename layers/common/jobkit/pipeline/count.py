@@ -75,24 +75,16 @@ def count_outcomes(
     """Count outcomes, one run at a time (its clients together): all but those held back
     (retried, or put back on the queue) by the phases before."""
     held = held | acknowledged.unsettled | acknowledged.deferred
-    by_run: dict[str, dict[str, list[CountedItem]]] = defaultdict(lambda: defaultdict(list))
-    for entry in outcomes:
-        if entry.message.message_id not in held:
-            by_run[entry.item.run_id][entry.item.client_id].append(entry)
     counted: set[str] = set()
     unsettled: set[str] = set()
-    for run_id, by_client in by_run.items():
-        messages = {e.message.message_id for entries in by_client.values() for e in entries}
-        again = frozenset(
-            e.outcome.envelope_id
-            for entries in by_client.values()
-            for e in entries
-            if _seen_before(e)
-        )
+    for run_id, by_client in _by_run(outcomes, held).items():
+        entries = [e for client_entries in by_client.values() for e in client_entries]
+        messages = {e.message.message_id for e in entries}
+        again = frozenset(e.outcome.envelope_id for e in entries if _seen_before(e))
         try:
             runs.count_run_outcomes(
                 run_id,
-                {client: [e.outcome for e in entries] for client, entries in by_client.items()},
+                {client: [e.outcome for e in items] for client, items in by_client.items()},
                 again,
             )
         except Exception:  # noqa: BLE001 - retried: counting is idempotent per envelope
@@ -101,6 +93,17 @@ def count_outcomes(
             continue
         counted |= messages
     return Counted(frozenset(counted), frozenset(unsettled))
+
+
+def _by_run(
+    outcomes: list[CountedItem], held: frozenset[str]
+) -> dict[str, dict[str, list[CountedItem]]]:
+    """The outcomes not held back, by run and client."""
+    by_run: dict[str, dict[str, list[CountedItem]]] = defaultdict(lambda: defaultdict(list))
+    for entry in outcomes:
+        if entry.message.message_id not in held:
+            by_run[entry.item.run_id][entry.item.client_id].append(entry)
+    return by_run
 
 
 def _seen_before(entry: CountedItem | FetchedPage) -> bool:

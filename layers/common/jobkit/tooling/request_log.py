@@ -40,24 +40,51 @@ def logging_requests() -> bool:
 def dynamodb_units(operation: str, params: dict[str, Any]) -> float:
     """The capacity units (write units for a write, read units for a read) one DynamoDB
     request consumes: puts by their item's size, anything else as items of at most 1 KB."""
-    if operation == "PutItem":
-        return float(_kilobytes(params.get("Item", {})))
-    if operation in ("UpdateItem", "DeleteItem"):
-        return 1.0
-    if operation in ("TransactWriteItems", "TransactGetItems"):
-        return 2.0 * sum(
-            _kilobytes(entry.get("Put", {}).get("Item", {})) for entry in params["TransactItems"]
-        )
-    if operation == "BatchWriteItem":
-        requests = [r for v in params.get("RequestItems", {}).values() for r in v]
-        return float(sum(_kilobytes(r.get("PutRequest", {}).get("Item", {})) for r in requests))
-    if operation in ("GetItem", "Query", "Scan"):
-        return 1.0 if params.get("ConsistentRead") else 0.5
-    if operation == "BatchGetItem":
-        return 0.5 * sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
+    return _UNITS.get(operation, _no_units)(params)
+
+
+def _no_units(params: dict[str, Any]) -> float:
     return 0.0
 
 
+def _put_units(params: dict[str, Any]) -> float:
+    return float(_kilobytes(params.get("Item", {})))
+
+
+def _one_unit(params: dict[str, Any]) -> float:
+    return 1.0
+
+
+def _transaction_units(params: dict[str, Any]) -> float:
+    entries = params.get("TransactItems", [])
+    return 2.0 * sum(_kilobytes(entry.get("Put", {}).get("Item", {})) for entry in entries)
+
+
+def _batch_write_units(params: dict[str, Any]) -> float:
+    requests = [r for v in params.get("RequestItems", {}).values() for r in v]
+    return float(sum(_kilobytes(r.get("PutRequest", {}).get("Item", {})) for r in requests))
+
+
+def _read_units(params: dict[str, Any]) -> float:
+    return 1.0 if params.get("ConsistentRead") else 0.5
+
+
+def _batch_get_units(params: dict[str, Any]) -> float:
+    return 0.5 * sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
+
+
+_UNITS = {
+    "PutItem": _put_units,
+    "UpdateItem": _one_unit,
+    "DeleteItem": _one_unit,
+    "TransactWriteItems": _transaction_units,
+    "TransactGetItems": _transaction_units,
+    "BatchWriteItem": _batch_write_units,
+    "GetItem": _read_units,
+    "Query": _read_units,
+    "Scan": _read_units,
+    "BatchGetItem": _batch_get_units,
+}
 _TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "L", "M", "SS", "NS", "BS"})
 
 
@@ -72,10 +99,15 @@ def _kilobytes(item: dict[str, Any]) -> int:
 def _value_size(value: Any) -> int:
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _TYPES:
         kind, value = next(iter(value.items()))
-        if kind == "N":
-            return len(str(value)) // 2 + 2
-        if kind == "M":
-            return 3 + sum(len(k.encode()) + 1 + _value_size(v) for k, v in value.items())
+        return _number_size(value) if kind == "N" else _plain_size(value)
+    return _plain_size(value)
+
+
+def _number_size(value: Any) -> int:
+    return len(str(value)) // 2 + 2
+
+
+def _plain_size(value: Any) -> int:
     if isinstance(value, str):
         return len(value.encode())
     if isinstance(value, bytes):
@@ -83,7 +115,7 @@ def _value_size(value: Any) -> int:
     if isinstance(value, bool) or value is None:
         return 1
     if isinstance(value, int | float | Decimal):
-        return len(str(value)) // 2 + 2
+        return _number_size(value)
     if isinstance(value, dict):
         return 3 + sum(len(str(k).encode()) + 1 + _value_size(v) for k, v in value.items())
     if isinstance(value, list | tuple | set | frozenset):
