@@ -108,14 +108,11 @@ class WorkflowStore:
         pk = record_pk(client_id, record_id)
         try:
             state = self._state(client_id, record_id, transition, consistent=False)
-        except RecordNotFoundError:
-            state = None
-        verdict = _verdict(state, transition, tid) if state is not None else None
-        if state is not None and isinstance(verdict, Allowed):
-            try:
+            verdict = _verdict(state, transition, tid)
+            if isinstance(verdict, Allowed):
                 return self._commit_allowed(pk, state, verdict, transition, tid, context)
-            except ConcurrentUpdateError:
-                pass  # stale, or truly concurrent: the strong read decides
+        except (RecordNotFoundError, ConcurrentUpdateError):
+            pass  # not replicated yet, stale, or truly concurrent: the strong read decides
         state = self._state(client_id, record_id, transition, consistent=True)
         verdict = _verdict(state, transition, tid)
         if not isinstance(verdict, Allowed):

@@ -19,6 +19,7 @@ from jobkit.runs.models import (
     HEADER,
     ClientRun,
     ClientStatus,
+    ItemRow,
     RunHeader,
     RunStatus,
     client_key,
@@ -55,7 +56,7 @@ class RunClosing:
         row = self._closable(run_id, client_id)
         if row is None:
             return False
-        outcomes = settled(self._table.query_prefix(run_id, item_prefix(client_id)))
+        outcomes = self.settled(run_id, client_id)
         if len(outcomes) < row.received:
             return False  # a duplicate moved the counters; an outcome is still to come
         exact = totals(outcomes.values())
@@ -81,6 +82,10 @@ class RunClosing:
             raise
         self._roll_up(run_id, ClientRun.model_validate(response["Attributes"]))
         return True
+
+    def settled(self, run_id: str, client_id: str) -> dict[str, ItemRow]:
+        """The client's outcome of each envelope, over its outcome packs (strongly read)."""
+        return settled(self._table.query_prefix(run_id, item_prefix(client_id)))
 
     def _closable(self, run_id: str, client_id: str) -> ClientRun | None:
         current = self._table.table.get_item(

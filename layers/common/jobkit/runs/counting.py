@@ -20,7 +20,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from jobkit.adapters.aws import condition_failed, transaction_cancelled
-from jobkit.adapters.update_expression import UpdateExpression
 from jobkit.observability import logger
 from jobkit.runs.closing import RunClosing
 from jobkit.runs.models import (
@@ -32,10 +31,9 @@ from jobkit.runs.models import (
     PageSnapshot,
     RunHeader,
     client_key,
-    item_prefix,
 )
-from jobkit.runs.outcome_packs import MAX_PACK, job_type_of, pack_row, pack_sk, settled
-from jobkit.runs.table import RunsTable, expires_at, now
+from jobkit.runs.outcome_packs import MAX_PACK, job_type_of, pack_row, pack_sk
+from jobkit.runs.table import RunsTable, counters, expires_at, now
 
 REDRIVEN = "r"  # the pack prefix of a redriven dead letter recounted after closing
 
@@ -143,9 +141,7 @@ class OutcomeCounting:
 
     def add_to_client(self, run_id: str, client_id: str, **deltas: int) -> None:
         """Informational counters (retries, ack failures) that do not decide closing."""
-        update = UpdateExpression()
-        for name, delta in deltas.items():
-            update.add(name, delta)
+        update = counters(deltas)
         self._table.table.update_item(Key=client_key(run_id, client_id), **update.arguments())
 
     def _count_client(
@@ -160,7 +156,7 @@ class OutcomeCounting:
         make closing look sooner; closing counts the packs' union, which is exact."""
         known: dict[str, ItemRow] | None = None
         if any(item.envelope_id in redelivered for item in outcomes):
-            known = self._settled(run_id, client_id)
+            known = self._closing.settled(run_id, client_id)
         new = [item for item in outcomes if _changes(known, item)]
         if not new:
             return 0
@@ -175,13 +171,10 @@ class OutcomeCounting:
 
     def _move_counters(self, run_id: str, client_id: str, deltas: dict[str, int]) -> bool:
         """Live progress, on the client's row while it is open; False once it closed."""
-        update = UpdateExpression()
-        for name, delta in deltas.items():
-            update.add(name, delta)
         try:
             self._table.table.update_item(
                 Key=client_key(run_id, client_id),
-                **_guarded(update.arguments()),
+                **_guarded(counters(deltas).arguments()),
             )
         except ClientError as exc:
             if condition_failed(exc):
@@ -199,15 +192,12 @@ class OutcomeCounting:
         """Outcomes that reach a closed client: a redriven dead letter that now succeeded
         moves its count from ``failed``; anything else was counted before closing."""
         if known is None:
-            known = self._settled(run_id, client_id)
+            known = self._closing.settled(run_id, client_id)
         moved = 0
         for item in outcomes:
             if _changes(known, item) and item.envelope_id in known:
                 moved += self._recount_redriven(run_id, client_id, item)
         return moved
-
-    def _settled(self, run_id: str, client_id: str) -> dict[str, ItemRow]:
-        return settled(self._table.query_prefix(run_id, item_prefix(client_id)))
 
     def _recount_redriven(self, run_id: str, client_id: str, item: ItemOutcome) -> int:
         """A dead-lettered item, redriven after its client closed, that now succeeded: its
@@ -220,9 +210,6 @@ class OutcomeCounting:
         row = pack_row(run_id, client_id, job_type_of([item]), [redriven], now())
         row["sk"] = pack_sk(client_id, [item.envelope_id], prefix=REDRIVEN)
         deltas = {Outcome.FAILED.value: -1, item.outcome.value: 1}
-        header = UpdateExpression()
-        for name, delta in deltas.items():
-            header.add(name, delta)
         writes = [
             {
                 "Put": {
@@ -236,7 +223,7 @@ class OutcomeCounting:
                 "Update": {
                     "TableName": self._table.name,
                     "Key": {"run_id": run_id, "sk": HEADER},
-                    **header.arguments(),
+                    **counters(deltas).arguments(),
                 }
             },
         ]

@@ -33,7 +33,7 @@ MAX_PACK = 200  # outcomes per row: 200 x ~70 bytes stays far inside DynamoDB's 
 
 def pack_sk(client_id: str, envelope_ids: Iterable[str], prefix: str = "") -> str:
     """The same outcomes make the same row: a batch counted again overwrites its pack."""
-    digest = hashlib.sha256("\x1f".join(sorted(envelope_ids)).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(_SEP.join(sorted(envelope_ids)).encode()).hexdigest()[:32]
     return f"{item_prefix(client_id)}{prefix}{digest}"
 
 

@@ -23,7 +23,7 @@ class RunQueries:
         header = self.header(run_id)
         if header is None:
             return None
-        rows = self._query_prefix(run_id, "CLIENT#")
+        rows = self._table.query_prefix(run_id, "CLIENT#")
         return RunView(header=header, clients=[ClientRun.model_validate(row) for row in rows])
 
     def client_rows(self, run_id: str, client_ids: Sequence[str]) -> dict[str, ClientRun]:
@@ -40,7 +40,7 @@ class RunQueries:
         return [ClientRun.model_validate(row) for row in rows], last
 
     def items(self, run_id: str) -> list[ItemRow]:
-        return [item for row in self._query_prefix(run_id, "ITEM#") for item in unpack(row)]
+        return [item for row in self._table.query_prefix(run_id, "ITEM#") for item in unpack(row)]
 
     def items_page(
         self, run_id: str, outcome: str | None, limit: int, start: Start, prefix: str = "ITEM#"
@@ -132,9 +132,6 @@ class RunQueries:
             kwargs["ExclusiveStartKey"] = start
         page = self._table.table.query(**kwargs)
         return list(page.get("Items", [])), page.get("LastEvaluatedKey")
-
-    def _query_prefix(self, run_id: str, prefix: str) -> list[dict[str, Any]]:
-        return self._table.query_prefix(run_id, prefix)
 
 
 def _indexed(sk: str, row: dict[str, Any], first: int) -> Iterator[tuple[str, int, ItemRow]]:

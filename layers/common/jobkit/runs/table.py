@@ -25,6 +25,14 @@ def expires_at() -> int:
     return int((datetime.now(UTC) + RETENTION).timestamp())
 
 
+def counters(deltas: dict[str, int]) -> UpdateExpression:
+    """An update that moves these counters (``ADD``), to which fields may still be set."""
+    update = UpdateExpression()
+    for name, delta in deltas.items():
+        update.add(name, delta)
+    return update
+
+
 def back_off(attempt: int) -> None:
     # Transaction conflicts are not retried by botocore; jittered, bounded backoff.
     time.sleep(backoff_seconds(attempt + 1, 0.05, 1.0))
@@ -60,9 +68,7 @@ class RunsTable:
         sets: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A transaction's update of a client's row: counters moved, fields set."""
-        update = UpdateExpression()
-        for name, delta in deltas.items():
-            update.add(name, delta)
+        update = counters(deltas)
         sets = dict(sets or {})
         if error is not None:
             sets["error"] = error[:500]
