@@ -79,8 +79,15 @@ def failed_conditions(exc: BaseException) -> list[bool]:
     return [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]
 
 
+# Parameter validation off: the services validate every request themselves (a malformed one
+# is a ValidationException), and botocore's walk of each request against its model was 38% of
+# a 25-item BatchWriteItem's client CPU (4.2 ms -> 2.6 ms), paid on every request of every
+# function. botocore's own documentation offers the switch for this reason.
 _CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=3,
+    read_timeout=10,
+    parameter_validation=False,
 )
 
 
