@@ -4,6 +4,10 @@ The routes are jobkit.api's routers, one per resource (jobkit.api.resolver); sco
 the authorizer's context (jobkit.api.auth).
 """
 
+# First: no garbage collection until the handler is built (jobkit.cold_start).
+import jobkit.cold_start  # noqa: F401
+
+# isort: split
 from pathlib import Path
 from typing import Any
 

@@ -5,6 +5,10 @@ expired or revoked key; otherwise Allow with the key's scopes in the context, wh
 checks per route (403 when out of scope). The key itself is never logged.
 """
 
+# First: no garbage collection until the handler is built (jobkit.cold_start).
+import jobkit.cold_start  # noqa: F401
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (

@@ -1,5 +1,9 @@
 """Planner Lambda, one per job type: open a run and enqueue a page item per due client."""
 
+# First: no garbage collection until the handler is built (jobkit.cold_start).
+import jobkit.cold_start  # noqa: F401
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit

@@ -1,5 +1,9 @@
 """Health probe Lambda: on a schedule, probes every client endpoint through its circuit."""
 
+# First: no garbage collection until the handler is built (jobkit.cold_start).
+import jobkit.cold_start  # noqa: F401
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext

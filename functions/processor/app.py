@@ -1,5 +1,9 @@
 """Processor Lambda, shared by every job type: work items from the work queue, in batches."""
 
+# First: no garbage collection until the handler is built (jobkit.cold_start).
+import jobkit.cold_start  # noqa: F401
+
+# isort: split
 from typing import Any
 
 # First, before anything loads pydantic: Powertools' batch types import its parser's event

@@ -1,5 +1,9 @@
 """Retry worker Lambda: a one-off schedule hands it a client whose work failed as a whole."""
 
+# First: no garbage collection until the handler is built (jobkit.cold_start).
+import jobkit.cold_start  # noqa: F401
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext

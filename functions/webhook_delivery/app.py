@@ -1,5 +1,9 @@
 """Webhook delivery worker: POSTs each delivery, signed, with backoff between attempts."""
 
+# First: no garbage collection until the handler is built (jobkit.cold_start).
+import jobkit.cold_start  # noqa: F401
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext

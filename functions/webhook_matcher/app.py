@@ -1,6 +1,10 @@
 """Webhook matcher: the bus puts domain events on its queue; it enqueues deliveries, a batch
 at a time."""
 
+# First: no garbage collection until the handler is built (jobkit.cold_start).
+import jobkit.cold_start  # noqa: F401
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -34,6 +34,14 @@ ENV = {
     "RETRY_ROLE_ARN": "arn:aws:iam::123456789012:role/retry",
     "RETRY_SCHEDULE_GROUP": "jobkit-schedules",
     "CREDENTIALS_SECRET_PREFIX": "jobkit/external",
+    # The other functions' own settings
+    "KEYS_TABLE": "KeysTable",
+    "SUBSCRIPTIONS_TABLE": "SubscriptionsTable",
+    "DELIVERIES_TABLE": "DeliveriesTable",
+    "WEBHOOK_SECRET_PREFIX": "jobkit/webhooks",
+    "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/webhooks",
+    "WEBHOOK_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/webhooks-dlq",
+    "PLANNERS": "{}",
 }
 
 PROBE = """
@@ -61,10 +69,14 @@ NOT_AT_COLD_START = (
 
 
 def _cold_start(module: str) -> dict[str, Any]:
+    return _run(PROBE, module)
+
+
+def _run(probe: str, module: str) -> dict[str, Any]:
     path = [str(ROOT / part) for part in ("functions", "layers/common")]
     env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join(path)}
     done = subprocess.run(  # noqa: S603 - our interpreter, our probe
-        [sys.executable, "-c", PROBE, module],
+        [sys.executable, "-c", probe, module],
         env=env,
         capture_output=True,
         text=True,
@@ -87,6 +99,33 @@ def test_a_cold_start_loads_only_what_every_invocation_needs(module: str) -> Non
     assert started["sqs_clients"] == 0  # made on the first send: record batches send none
     # Job modules load on the first item of their type (jobs.JOBS is a lazy registry)
     assert [name for name in loaded if name.startswith("jobs.")] == []
+
+
+GC_PROBE = """
+import gc, importlib, json, sys
+{before}
+seen = []
+gc.callbacks.append(lambda phase, info: phase == "start" and seen.append(info["generation"]))
+importlib.import_module(sys.argv[1])
+print(json.dumps({{"collections": seen, "on": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
+"""
+HANDLERS = sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
+
+
+@pytest.mark.parametrize("function", HANDLERS)
+def test_an_init_collects_no_garbage_and_leaves_collection_on(function: str) -> None:
+    # The handler module's first import pauses collection; lambda_entry resumes it
+    first = (ROOT / "functions" / function / "app.py").read_text().split("\nimport ", 1)[1]
+    assert first.startswith("jobkit.cold_start")
+    started = _run(GC_PROBE.format(before=""), f"{function}.app")
+    assert started["collections"] == []
+    assert started["on"] is True
+    assert started["frozen"] > 10_000  # the init's objects: never traversed again
+
+
+def test_a_process_that_turned_collection_off_keeps_it_off() -> None:
+    started = _run(GC_PROBE.format(before="gc.disable()"), "processor.app")
+    assert started["on"] is False
 
 
 def test_the_planner_does_not_load_the_processors_pipeline() -> None:

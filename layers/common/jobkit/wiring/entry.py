@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobkit.cold_start import resume_collection
 from jobkit.observability import logger, metrics, tracer
 from jobkit.tooling.request_log import log_request_counts
 
@@ -18,7 +19,9 @@ def lambda_entry[R](
 ) -> Callable[[Handler[R]], Handler[R]]:
     """``correlation_id_path``: where the event carries the caller's correlation id (API
     Gateway's request id for the API); ``with_metrics``: False for a function that publishes
-    none (the authorizer)."""
+    none (the authorizer). Applied to the handler, it ends the init: garbage collection,
+    paused since the handler module's first import (``jobkit.cold_start``), resumes."""
+    resume_collection()
 
     def wrap(handler: Handler[R]) -> Handler[R]:
         wrapped: Any = log_request_counts(handler)
