@@ -241,7 +241,7 @@ def test_a_malformed_request_is_refused_by_botocore_not_by_the_permission_notes(
     # jobkit's own clients leave validation to the service (jobkit.adapters.aws): a
     # validating client shows whose error a malformed request meets.
     monkeypatch.setenv("JOBKIT_LOG_REQUESTS", "true")
-    client = instrument(boto3.client("dynamodb", config=Config(parameter_validation=True)))
+    client: Any = instrument(boto3.client("dynamodb", config=Config(parameter_validation=True)))
     with pytest.raises(ParamValidationError):
         client.transact_write_items(TransactItems=[{"Put": {"Item": {}}}])
     with pytest.raises(ParamValidationError):
