@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.cost import DYNAMODB_WRITE_UNIT, FLOOR_WRITE_UNITS, MILLION
-from bench.run import GOALS, IMPORT_SAMPLES
+from bench.imports import IMPORT_SAMPLES
+from bench.run import GOALS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
@@ -42,6 +43,8 @@ RENDERED_KEYS = frozenset(
         "import_ratio",
         "import_ratio_planner",
         "import_ratio_over_baseline_with_pydantic",
+        "import_ratio_over_baseline_gc_paused_alike",
+        "import_breakdown_ms",
         "records",
         "batches",
         "dynamodb_writes_per_item",
@@ -94,7 +97,7 @@ SERVICES: dict[str, str] = {
 }
 
 
-# {samples}: bench/run.py's IMPORT_SAMPLES.
+# {samples}: bench/imports.py's IMPORT_SAMPLES.
 HOW_MEASURED = """\
 ## How it is measured, and what differs from AWS
 
@@ -118,9 +121,11 @@ HOW_MEASURED = """\
   included, as deployed) with the runtime's boto3. The baseline handler creates Powertools'
   Logger, Metrics, Tracer, an SQS BatchProcessor, a DynamoDBPersistenceLayer and one boto3
   client; the second baseline adds `import pydantic` and one model. A ratio is the median of
-  the rounds' ratios. The processor and planner build rarely used parts on first use (the
-  HTTP client, API models, Parameters, the SQS client), and job modules are imported on the
-  first item of their type (`jobs.JOBS`).
+  the rounds' ratios. A third baseline pauses garbage collection for its init as jobkit's
+  handlers do. The time jobkit's models take is the median of five further interpreters.
+  The processor and planner build rarely used parts on first use (the HTTP client, API
+  models, Parameters, the SQS client), and job modules are imported on the first item of
+  their type (`jobs.JOBS`).
 - **Throughput.** `bench-noop` fetches and acknowledges the same pages through the same
   planner, queue, idempotency and counting, and skips every record: the difference is the
   rules (the record's read, the guarded transaction, its event). Both share the machine's
@@ -148,6 +153,8 @@ HOW_MEASURED = """\
 
 
 def _number(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int | float):
@@ -355,6 +362,29 @@ def _cold_start(results: Mapping[str, Any]) -> list[str]:
         f"Processor / baseline: {_number(results['import_ratio'])}. Planner / baseline: "
         f"{_number(results['import_ratio_planner'])}. Processor / baseline with pydantic: "
         f"{_number(results['import_ratio_over_baseline_with_pydantic'])}.",
+        "",
+        *_import_breakdown(results),
+    ]
+
+
+def _import_breakdown(results: Mapping[str, Any]) -> list[str]:
+    seconds = results["import_seconds"]
+    breakdown = results["import_breakdown_ms"]
+    over = 1000 * (seconds["processor"] - seconds["baseline_with_pydantic_gc_paused"])
+    return [
+        "Every handler collects no garbage during its init (`jobkit.cold_start`: the "
+        "collector, run again and again while the init's objects pile up, frees almost "
+        "nothing), and freezes what the init allocated when the handler is built. The "
+        "baselines do not. Against the pydantic baseline paused the same way "
+        f"(`baseline_with_pydantic_gc_paused`), the processor's ratio is "
+        f"{_number(results['import_ratio_over_baseline_gc_paused_alike'])}: jobkit's own "
+        f"import, about {over:.0f} ms over it. Of that, "
+        f"{_number(breakdown['jobkit_models_ms'])} ms build jobkit's pydantic models (the "
+        "envelopes, config, run rows, settings, events: the boundaries the standards require "
+        "models at); the rest is jobkit's modules and what they import beyond the baseline "
+        "(Powertools' circuit breaker, boto3's DynamoDB conditions and batch writer, the "
+        "standard library's). The goal leaves 5% of the pydantic baseline, "
+        f"{50 * seconds['baseline_with_pydantic']:.0f} ms.",
     ]
 
 
@@ -416,6 +446,8 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
             _number(figures["config_query_pages"]),
             _number(figures["query_overhead_seconds"]),
             _number(figures["seconds_less_partition_sort"]),
+            _number(figures.get("planner_cpu_seconds")),
+            _number(figures.get("emulator_cpu_seconds")),
             _number(figures["peak_memory_mb"]),
         )
         for size, figures in sizes.items()
@@ -435,6 +467,8 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
                 "Config Query pages",
                 "One-row Query, s",
                 "Seconds less the partition sort",
+                "Planner CPU s",
+                "MiniStack CPU s",
                 "Peak memory MB",
             ),
             rows,
@@ -448,7 +482,11 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
         "a DynamoDB Query page reads only its own rows. The column before last takes, off "
         "each page, what the one-row Query costs past the smallest size's. The planner works "
         "a chunk of 2,000 clients at a time (their rows by two writers at once, then their "
-        "page items 8 requests at a time), so its memory does not grow with the clients.",
+        "page items 8 requests at a time), so its memory does not grow with the clients. "
+        "The two CPU columns say where a fire's time went on this machine's two cores: the "
+        "planner's own CPU (its `run planned` line) and MiniStack's process, which serves "
+        "every request on one core at most (one Python process): its CPU seconds are a floor "
+        "under the fire's duration on this stack, however the planner's work were split.",
         "",
         f"The planner's requests at {int(list(sizes)[-1]):,} clients:",
         "",
@@ -465,37 +503,48 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
     return lines + ["", *_million(results)]
 
 
+# Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB.
+FULL_VCPU_MB = 1769
+
+
 def _million(results: Mapping[str, Any]) -> list[str]:
-    """1,000,000 clients on AWS, on paper, from the measured requests per client."""
+    """1,000,000 clients on AWS, on paper, from the measured requests and CPU per client."""
     sizes = results["plan"]["sizes"]
     size = list(sizes)[-1]
-    largest = sizes[size]
-    per_client = sum(largest["requests"].values()) / int(size)
+    largest, clients = sizes[size], int(size)
     timeout = results["plan"]["planner_timeout_seconds"]
-    fits = largest["seconds_less_partition_sort"] <= timeout
-    shard = 100_000 if fits else 50_000  # what one invocation holds, with room to spare
-    requests = per_client * shard
-    seconds = largest["seconds_less_partition_sort"] * shard / int(size)
-    inside = "inside" if fits else "not inside"
+    per_client = sum(largest["requests"].values()) / clients
+    rows_per_page = clients / max(1, largest["config_query_pages"])
+    cpu_ms = 1000 * largest["planner_cpu_seconds"] / clients
+    memory = largest["memory_size_mb"]
+    vcpu = min(1.0, memory / FULL_VCPU_MB)
+    cpu_ms_aws = cpu_ms / vcpu
+    holds = int(1000 * timeout / cpu_ms_aws)
+    # Half the timeout to spare, in whole tens of thousands of clients.
+    shard = max(10_000, int(holds / 2) // 10_000 * 10_000)
+    shards = -(-1_000_000 // shard)
     return [
         "### 1,000,000 clients on AWS, on paper",
         "",
-        f"Measured at {int(size):,} clients: {per_client:.3f} requests per client (ten page "
+        f"Measured at {clients:,} clients: {per_client:.3f} requests per client (ten page "
         "items per SendMessageBatch, 25 client rows per BatchWriteItem, 100 circuits per "
-        "BatchGetItem, about 5,000 config rows per Query page) and "
-        f"{_number(largest['seconds_less_partition_sort'])} s less the emulator's partition "
-        f"sort, peak {_number(largest['peak_memory_mb'])} MB: one invocation plans "
-        f"{int(size):,} clients {inside} the planner's {timeout} s timeout (the bench gives "
-        "the planner Lambda's 900 s while it measures, so a longer fire is measured, not cut "
-        "off). Past that, planning must fan out "
-        f"in shards of {shard:,} clients: the planner pages the job's config partition keys "
-        "only (client ids, about 30 bytes a row: 1,000,000 rows in about 30 Query pages of "
-        f"1 MB), and enqueues one shard item per {shard:,} ids (first and last id); each shard "
-        "is planned as one run's part by its own invocation. Per shard: about "
-        f"{requests:,.0f} requests and {seconds:.0f} s at the measured rate (an upper bound: "
-        "MiniStack shares two cores with the planner), with the memory of one chunk. "
-        f"{1_000_000 // shard} shards in parallel plan 1,000,000 clients in about that "
-        "time. Not built: today one invocation plans every client of a fire.",
+        f"BatchGetItem, about {rows_per_page:,.0f} config rows per Query page) and "
+        f"{cpu_ms:.2f} ms of the planner's own CPU per client; peak "
+        f"{_number(largest['peak_memory_mb'])} MB at any size (one chunk of 2,000 clients is "
+        f"held at a time). On AWS the planner has {memory:,} MB, for which Lambda gives "
+        f"{vcpu:.2f} of a vCPU (a full one at {FULL_VCPU_MB:,} MB). Taking a core of this "
+        f"machine for a vCPU, that is {cpu_ms_aws:.1f} ms of CPU per client, so one "
+        f"invocation holds about {holds:,} clients in its {timeout} s timeout before any "
+        "wait on DynamoDB or SQS.",
+        "",
+        f"Past that, planning must fan out. Sized with half the timeout to spare, a shard is "
+        f"{shard:,} clients: about {per_client * shard:,.0f} requests and "
+        f"{shard * cpu_ms_aws / 1000:.0f} s of CPU, with the memory of one chunk. 1,000,000 "
+        f"clients are {shards} shards: the planner pages the job's config partition (about "
+        f"{1_000_000 / rows_per_page:,.0f} Query pages of 1 MB, keys only in the response) "
+        f"and enqueues one shard item per {shard:,} ids (first and last id); each shard is "
+        "planned as one run's part by its own invocation, all in parallel. Not built: today "
+        "one invocation plans every client of a fire.",
     ]
 
 

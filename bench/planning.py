@@ -12,43 +12,38 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 from botocore.config import Config
 
+from bench.logs import read_logs
 from bench.poller import paused_event_sources
+from bench.workload import NOOP, REAL, configure_clients, forget_clients
+from jobkit.adapters.keys import KeyStore, Scope
 from jobkit.runs.ledger import open_ledger
-from jobkit_cli.stack import LOCAL_CREDENTIALS, Stack
+from jobkit_cli.api_client import api_url
+from jobkit_cli.stack import LOCAL_CREDENTIALS, Stack, load_local_state
 
-NOOP = "bench-noop"
 SIZES = [int(n) for n in os.environ.get("JOBKIT_BENCH_PLAN_SIZES", "1000,10000,100000").split(",")]
-Configure = Callable[[Stack, str, list[str]], None]
 LAMBDA_MAX_TIMEOUT = 900
-# The planner's peak memory over a time window (as its "run planned" line gives it), and
-# the AWS requests it made then.
-PlannerLogs = Callable[[Stack, float, float], tuple[int | None, dict[str, int]]]
 
 
-def plan_at_scale(
-    stack: Stack,
-    configure: Configure,
-    forget: Configure,
-    planner_logs: PlannerLogs,
-    api_reads: Callable[[Stack, str, list[str]], dict[str, Any]],
-) -> dict[str, Any]:
-    """Each size planned in turn, and the spread of the seconds per client over them.
-    ``api_reads`` runs at 10,000 clients, while that run is open."""
+def plan_at_scale(stack: Stack) -> dict[str, Any]:
+    """Each size planned in turn, and the spread of the seconds per client over them. At
+    10,000 clients, what ops read of the run while it is open."""
     # A fresh worker's first fire pays its imports and first connections: one small fire
     # first, not measured, so each size is timed on a warm planner.
     by_size: dict[str, Any] = {}
     with _timeout_raised(stack) as deployed_timeout:
-        plan_once(stack, 10, configure, forget, planner_logs, api_reads)
+        plan_once(stack, 10)
         for size in SIZES:
-            by_size[str(size)] = plan_once(stack, size, configure, forget, planner_logs, api_reads)
+            by_size[str(size)] = plan_once(stack, size)
     per_client = [figures["seconds_per_client"] for figures in by_size.values()]
     spread = (max(per_client) - min(per_client)) / statistics.mean(per_client)
     # What a Query page costs past the smallest size's is MiniStack's sort of the partition
@@ -85,20 +80,15 @@ def query_overhead_seconds(stack: Stack) -> float:
     return statistics.median(samples)
 
 
-def plan_once(
-    stack: Stack,
-    clients: int,
-    configure: Configure,
-    forget: Configure,
-    planner_logs: PlannerLogs,
-    api_reads: Callable[[Stack, str, list[str]], dict[str, Any]],
-) -> dict[str, Any]:
+def plan_once(stack: Stack, clients: int) -> dict[str, Any]:
     ids = [f"plan{uuid.uuid4().hex[:6]}-{n:06d}" for n in range(clients)]
-    configure(stack, NOOP, ids)
+    configure_clients(stack, NOOP, ids)
     overhead = query_overhead_seconds(stack)
     try:
         with _planning_alone(stack):
+            emulator_cpu = _emulator_cpu_seconds()
             planned, started, seconds = _fire(stack)
+            emulator_cpu = _emulator_cpu_seconds() - emulator_cpu
             figures: dict[str, Any] = {
                 "clients": planned["clients"],
                 "seconds": round(seconds, 1),
@@ -106,16 +96,62 @@ def plan_once(
             }
             if clients == 10_000:
                 # While the run of every client is open: what ops read of it, through the API.
-                figures["api_reads"] = api_reads(stack, planned["run_id"], ids)
+                figures["api_reads"] = _api_reads(stack, planned["run_id"], ids)
             open_ledger(stack.table("RunsTableName")).lifecycle.cancel(planned["run_id"])
     finally:
-        forget(stack, NOOP, ids)
-    figures["peak_memory_mb"], requests = planner_logs(stack, started, started + seconds)
+        forget_clients(stack, NOOP, ids)
+    logs = read_logs(stack, started, started + seconds).get("PlannerBenchNoop")
+    requests = dict(sorted(logs.requests.items())) if logs else {}
+    figures["peak_memory_mb"] = (logs.max_memory_used_mb or None) if logs else None
     figures["requests"] = requests
+    # Where the fire's time went, on two cores: the planner's own CPU (its "run planned"
+    # line) and the emulator's. MiniStack is one Python process, so its CPU seconds are a
+    # floor under the fire's duration however the planner's work is split.
+    figures["planner_cpu_seconds"] = round(logs.cpu_seconds, 2) if logs else None
+    figures["memory_size_mb"] = logs.memory_mb if logs else None
+    figures["emulator_cpu_seconds"] = round(emulator_cpu, 1)
     # The config rows' Query pages (less the stale index's one query), each of which
     # MiniStack answers by sorting the job's whole partition first.
     figures["config_query_pages"] = max(0, requests.get("dynamodb.Query", 1) - 1)
     figures["query_overhead_seconds"] = round(overhead, 3)
+    return figures
+
+
+def _emulator_cpu_seconds() -> float:
+    """The CPU seconds (user and system, every thread) MiniStack's process has used so far."""
+    state = load_local_state()
+    assert state is not None, "the local stack is not up"
+    fields = Path(f"/proc/{state.ministack_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _api_reads(stack: Stack, run_id: str, client_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Seconds and response size of GET /health and GET /runs/{id} with every client planned:
+    both must stay within API Gateway's 29 s and Lambda's 6 MB whatever the client count.
+
+    The health page shows the job types the API serves, which bench-noop is not: the same
+    clients are configured for the real job too, disabled (nothing plans them), meanwhile.
+    """
+    configure_clients(stack, REAL, client_ids, enabled=False)
+    keys = KeyStore(stack.table("KeysTableName"))
+    key, plaintext = keys.create("bench", {Scope.READ})
+    figures: dict[str, dict[str, float]] = {}
+    try:
+        with httpx.Client(
+            base_url=api_url(stack), headers={"x-api-key": plaintext}, timeout=120
+        ) as client:
+            for name, path in (("health", "/health"), ("run", f"/runs/{run_id}")):
+                started = time.monotonic()
+                response = client.get(path)
+                response.raise_for_status()
+                figures[name] = {
+                    "seconds": round(time.monotonic() - started, 2),
+                    "kilobytes": round(len(response.content) / 1024, 1),
+                }
+    finally:
+        keys.revoke(key.key_id)
+        forget_clients(stack, REAL, client_ids)
     return figures
 
 

@@ -23,7 +23,7 @@ def test_the_bench_imports_the_layer_the_template_builds_for_this_machine() -> N
     define, or the bench fails after deploying (as it did when the layer was split)."""
     import platform
 
-    from bench.run import lambda_like_path
+    from bench.imports import lambda_like_path
 
     layers = {
         name for name, r in template()["Resources"].items() if r["Type"].endswith("LayerVersion")

@@ -10,6 +10,7 @@ is not synced on every fire of a job scheduled every half hour. A run asked for 
 the clients it names, or every enabled one, whatever their frequency.
 """
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -145,6 +146,7 @@ class Planner:
 
     def plan(self, request: PlanRequest) -> RunHeader:
         reset_peak()
+        cpu_started = time.process_time()
         now = datetime.now(UTC)
         run_id = _run_id(self._job_type, request, now)
         header, created = self._runs.open_run(opening_header(self._job_type, request, run_id, now))
@@ -166,7 +168,7 @@ class Planner:
             [clients] = self._selected(request, selection, chunk=None)
             self._close_dry_run(run_id, selection, clients)
         else:
-            self._start(header, request, selection, created, now)
+            self._start(header, request, selection, created, now, cpu_started)
         return self._runs.header(run_id) or header
 
     def _close_dry_run(
@@ -184,6 +186,7 @@ class Planner:
         selection: Selection,
         created: bool,
         now: datetime,
+        cpu_started: float,
     ) -> None:
         """Client rows, then one page item per ready client, a chunk of clients at a time (so
         memory holds one chunk, whatever the number of clients); then the run is running."""
@@ -221,6 +224,9 @@ class Planner:
             extra={
                 "run_id": run_id,
                 "peak_memory_mb": peak_mb(),  # local stack only (jobkit.tooling.peak_memory)
+                # Against the fire's duration: how much of planning is the planner's own work,
+                # and how much waiting on DynamoDB and SQS.
+                "cpu_seconds": round(time.process_time() - cpu_started, 2),
                 "clients": planned,
                 "waiting_clients": waiting_count,
                 "invalid_clients": invalid,
