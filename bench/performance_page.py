@@ -378,7 +378,7 @@ def _import_breakdown(results: Mapping[str, Any]) -> list[str]:
         "baselines do not. Against the pydantic baseline paused the same way "
         f"(`baseline_with_pydantic_gc_paused`), the processor's ratio is "
         f"{_number(results['import_ratio_over_baseline_gc_paused_alike'])}: jobkit's own "
-        f"import, about {over:.0f} ms over it. Of that, "
+        f"import (the medians differ by {over:.0f} ms). Of it, "
         f"{_number(breakdown['jobkit_models_ms'])} ms build jobkit's pydantic models (the "
         "envelopes, config, run rows, settings, events: the boundaries the standards require "
         "models at); the rest is jobkit's modules and what they import beyond the baseline "
