@@ -130,7 +130,6 @@ def timed(mcs, name, bases, namespace, **kwargs):
     return cls
 construction.ModelMetaclass.__new__ = timed
 import processor.app
-print(len(spent))
 print(1000 * sum(spent))
 """
 

@@ -446,8 +446,8 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
             _number(figures["config_query_pages"]),
             _number(figures["query_overhead_seconds"]),
             _number(figures["seconds_less_partition_sort"]),
-            _number(figures.get("planner_cpu_seconds")),
-            _number(figures.get("emulator_cpu_seconds")),
+            _number(figures["planner_cpu_seconds"]),
+            _number(figures["emulator_cpu_seconds"]),
             _number(figures["peak_memory_mb"]),
         )
         for size, figures in sizes.items()

@@ -22,7 +22,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from bench.logs import read_logs
+from bench.logs import FunctionLogs, read_logs
 from bench.poller import paused_event_sources
 from bench.workload import NOOP, REAL, configure_clients, forget_clients
 from jobkit.adapters.keys import KeyStore, Scope
@@ -100,15 +100,15 @@ def plan_once(stack: Stack, clients: int) -> dict[str, Any]:
             open_ledger(stack.table("RunsTableName")).lifecycle.cancel(planned["run_id"])
     finally:
         forget_clients(stack, NOOP, ids)
-    logs = read_logs(stack, started, started + seconds).get("PlannerBenchNoop")
-    requests = dict(sorted(logs.requests.items())) if logs else {}
-    figures["peak_memory_mb"] = (logs.max_memory_used_mb or None) if logs else None
+    logs = read_logs(stack, started, started + seconds).get("PlannerBenchNoop", FunctionLogs())
+    requests = dict(sorted(logs.requests.items()))
+    figures["peak_memory_mb"] = logs.max_memory_used_mb or None
     figures["requests"] = requests
     # Where the fire's time went, on two cores: the planner's own CPU (its "run planned"
     # line) and the emulator's. MiniStack is one Python process, so its CPU seconds are a
     # floor under the fire's duration however the planner's work is split.
-    figures["planner_cpu_seconds"] = round(logs.cpu_seconds, 2) if logs else None
-    figures["memory_size_mb"] = logs.memory_mb if logs else None
+    figures["planner_cpu_seconds"] = round(logs.cpu_seconds, 2) or None
+    figures["memory_size_mb"] = logs.memory_mb or None
     figures["emulator_cpu_seconds"] = round(emulator_cpu, 1)
     # The config rows' Query pages (less the stale index's one query), each of which
     # MiniStack answers by sorting the job's whole partition first.

@@ -151,6 +151,8 @@ class PlainValuesClient:
         self.exceptions = client.exceptions
 
     def __getattr__(self, name: str) -> Any:
+        """An operation's converting call, built on its first use and kept on the instance
+        (later uses find it without coming here); anything else is the typed client's."""
         operation = self._client.meta.method_to_api_mapping.get(name)
         method = getattr(self._client, name)
         if operation is None:
@@ -166,6 +168,7 @@ class PlainValuesClient:
             injector.inject_attribute_value_output(response, model)
             return response
 
+        setattr(self, name, call)
         return call
 
 
