@@ -21,10 +21,12 @@ class FunctionLogs:
     billed_ms: int = 0
     invocations: int = 0
     memory_mb: int = 0
-    # The planner's own peak (its "run planned" line, jobkit.tooling.peak_memory): MiniStack's
-    # REPORT lines give the peak of its finished child processes, not the function's.
+    # The planner's own peak (its "shard planned" lines, jobkit.tooling.peak_memory):
+    # MiniStack's REPORT lines give the peak of its finished child processes, not the
+    # function's.
     max_memory_used_mb: int = 0
-    cpu_seconds: float = 0.0  # the planner's CPU over its fires ("run planned")
+    cpu_seconds: float = 0.0  # the planner's CPU over its shards ("shard planned")
+    shards: int = 0
     log_bytes: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -61,11 +63,12 @@ def _add_line(figures: FunctionLogs, message: str) -> None:
         figures.requests.update(line.get("requests", {}))
         figures.units.update(line.get("capacity_units", {}))
         figures.entries.update(line.get("entries", {}))
-    elif '"run planned"' in message:
+    elif '"shard planned"' in message:
         line = json.loads(message[message.index("{") :])
         peak = int(line.get("peak_memory_mb") or 0)
         figures.max_memory_used_mb = max(figures.max_memory_used_mb, peak)
         figures.cpu_seconds += float(line.get("cpu_seconds") or 0.0)
+        figures.shards += 1
     elif '"RecordLatency"' in message:
         value = json.loads(message[message.index("{") :])["RecordLatency"]
         figures.latencies_ms += value if isinstance(value, list) else [value]

@@ -1,5 +1,6 @@
 """Planning at scale: one scheduled fire of the bench-noop planner over 1,000 to 100,000
-clients (config rows only), its seconds, seconds per client and peak memory.
+clients (config rows only), in shards of AWS's size (the template's default), its seconds
+(until the last shard marked the run running), seconds per client and peak memory.
 
 The processor's event source is paused while the planner runs, and the run's page items are
 purged after: on two cores, ten processor workers draining the page items as they arrive
@@ -32,6 +33,9 @@ from jobkit_cli.stack import LOCAL_CREDENTIALS, Stack, load_local_state
 
 SIZES = [int(n) for n in os.environ.get("JOBKIT_BENCH_PLAN_SIZES", "1000,10000,100000").split(",")]
 LAMBDA_MAX_TIMEOUT = 900
+# The template's PlanShardClients default, as deployed on AWS (the local stack plans 100 per
+# shard, so that its tests plan in shards).
+AWS_SHARD_CLIENTS = 10_000
 
 
 def plan_at_scale(stack: Stack) -> dict[str, Any]:
@@ -40,7 +44,7 @@ def plan_at_scale(stack: Stack) -> dict[str, Any]:
     # A fresh worker's first fire pays its imports and first connections: one small fire
     # first, not measured, so each size is timed on a warm planner.
     by_size: dict[str, Any] = {}
-    with _timeout_raised(stack) as deployed_timeout:
+    with _sized_as_on_aws(stack) as deployed_timeout:
         plan_once(stack, 10)
         for size in SIZES:
             by_size[str(size)] = plan_once(stack, size)
@@ -87,7 +91,7 @@ def plan_once(stack: Stack, clients: int) -> dict[str, Any]:
     try:
         with _planning_alone(stack):
             emulator_cpu = _emulator_cpu_seconds()
-            planned, started, seconds = _fire(stack)
+            planned, started, seconds = _fire(stack, clients)
             emulator_cpu = _emulator_cpu_seconds() - emulator_cpu
             figures: dict[str, Any] = {
                 "clients": planned["clients"],
@@ -108,6 +112,7 @@ def plan_once(stack: Stack, clients: int) -> dict[str, Any]:
     # line) and the emulator's. MiniStack is one Python process, so its CPU seconds are a
     # floor under the fire's duration however the planner's work is split.
     figures["planner_cpu_seconds"] = round(logs.cpu_seconds, 2) or None
+    figures["shards"] = logs.shards
     figures["memory_size_mb"] = logs.memory_mb or None
     figures["emulator_cpu_seconds"] = round(emulator_cpu, 1)
     # The config rows' Query pages (less the stale index's one query), each of which
@@ -155,9 +160,10 @@ def _api_reads(stack: Stack, run_id: str, client_ids: list[str]) -> dict[str, di
     return figures
 
 
-def _fire(stack: Stack) -> tuple[dict[str, Any], float, float]:
+def _fire(stack: Stack, clients: int) -> tuple[dict[str, Any], float, float]:
     """A scheduled fire, as Scheduler sends it: every client is due (none was planned by a
-    schedule yet). One attempt, and time to finish: a retried invoke would plan twice."""
+    schedule yet). One attempt, and time to finish: a retried invoke would plan twice. Its
+    seconds run until the run is running: its last shard planned."""
     lambda_client = boto3.client(
         "lambda",
         region_name=stack.region,
@@ -171,25 +177,39 @@ def _fire(stack: Stack) -> tuple[dict[str, Any], float, float]:
     response = lambda_client.invoke(
         FunctionName=stack.planners[NOOP], Payload=json.dumps(payload).encode()
     )
-    seconds = time.time() - started
     planned: dict[str, Any] = json.loads(response["Payload"].read())
     if response.get("FunctionError"):
         raise RuntimeError(f"planning failed: {planned}")
-    return planned, started, seconds
+    lifecycle = open_ledger(stack.table("RunsTableName")).lifecycle
+    deadline = started + LAMBDA_MAX_TIMEOUT * (1 + clients // AWS_SHARD_CLIENTS)
+    while (header := lifecycle.header(planned["run_id"])) is None or header.started_at is None:
+        if time.time() > deadline:
+            raise RuntimeError(f"planning of {planned['run_id']} not done: {header}")
+        time.sleep(0.2)
+    planned["clients"] = header.clients
+    return planned, started, header.started_at.timestamp() - started
 
 
 @contextmanager
-def _timeout_raised(stack: Stack) -> Iterator[int]:
-    """The planner given Lambda's longest timeout while it is measured: a fire that takes
-    longer than the deployed timeout is measured (and reported against it), not cut off."""
+def _sized_as_on_aws(stack: Stack) -> Iterator[int]:
+    """The planner planning AWS's shards while it is measured, and given Lambda's longest
+    timeout: a shard that takes longer than the deployed timeout is measured (and reported
+    against it), not cut off."""
     lambda_client = stack.client("lambda")
     name = stack.planners[NOOP]
-    deployed = lambda_client.get_function_configuration(FunctionName=name)["Timeout"]
-    lambda_client.update_function_configuration(FunctionName=name, Timeout=LAMBDA_MAX_TIMEOUT)
+    deployed = lambda_client.get_function_configuration(FunctionName=name)
+    variables = deployed["Environment"]["Variables"]
+    lambda_client.update_function_configuration(
+        FunctionName=name,
+        Timeout=LAMBDA_MAX_TIMEOUT,
+        Environment={"Variables": {**variables, "PLAN_SHARD_CLIENTS": str(AWS_SHARD_CLIENTS)}},
+    )
     try:
-        yield int(deployed)
+        yield int(deployed["Timeout"])
     finally:
-        lambda_client.update_function_configuration(FunctionName=name, Timeout=deployed)
+        lambda_client.update_function_configuration(
+            FunctionName=name, Timeout=deployed["Timeout"], Environment={"Variables": variables}
+        )
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Planner Lambda, one per job type: open a run and enqueue a page item per due client."""
+"""Planner Lambda, one per job type: open a run and enqueue a page item per due client, a
+shard of clients per invocation (the next shards in invocations it starts itself)."""
 
 # First: no garbage collection until the handler is built (jobkit.cold_start).
 import jobkit.cold_start  # noqa: F401
@@ -10,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.observability import metrics
-from jobkit.pipeline.plan import parse_plan_request
+from jobkit.pipeline.plan import ShardRequest, parse_plan_request
 from jobkit.runs.models import Trigger
 from jobkit.settings import PlannerSettings, load_settings
 from jobkit.wiring.entry import lambda_entry
@@ -27,6 +28,9 @@ planner = build_planner(
 @lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_plan_request(event)
+    if isinstance(request, ShardRequest):
+        planner.plan_shard(request)
+        return {"run_id": request.run_id, "shard": request.shard}
     header = planner.plan(request)
     metrics.add_dimension(name="job_type", value=settings.job_type)
     metrics.add_metric(name="RunsPlanned", unit=MetricUnit.Count, value=1)

@@ -108,9 +108,8 @@ def test_every_request_a_function_made_is_allowed_by_its_deployed_role(
     for function_name, logical_id in _functions(stack).items():
         used_by[logical_id] = _permissions_used(stack, function_name, deployed_from_ms)
         roles[logical_id] = lambdas.get_function_configuration(FunctionName=function_name)["Role"]
-    # Every function ran, so a check of only some cannot pass unnoticed. PlannerBenchNoop is
-    # `make bench`'s planner, which no test drives.
-    assert sorted(name for name, used in used_by.items() if not used) == ["PlannerBenchNoop"]
+    # Every function ran, so a check of only some cannot pass unnoticed.
+    assert sorted(name for name, used in used_by.items() if not used) == []
     assert any(p.action == "dynamodb:PutItem" for p in used_by["Processor"])
 
     denied = {}

@@ -9,7 +9,7 @@ import boto3
 from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.events import EventPublisher, StatusChanged
 from jobkit.adapters.records import STATE, record_pk
-from jobkit.pipeline.plan import Planner, PlanRequest
+from jobkit.pipeline.plan import Planner, PlanRequest, ShardRequest
 from jobkit.pipeline.process import Dependencies, Processor
 from jobkit.pipeline.retry import RetryRequest
 from jobkit.runs.models import RunHeader, RunView
@@ -79,6 +79,7 @@ class Pipeline:
     chaos: bool = False  # read the chaos rates from the Control table, as on the local stack
 
     def __post_init__(self) -> None:
+        self.launched_shards: list[ShardRequest] = []
         # The functions' own wiring (jobkit.wiring), on moto: only the external system and
         # EventBridge are fakes, handed in as the processor's dependencies.
         self.events = RecordingEventBridge()
@@ -133,9 +134,18 @@ class Pipeline:
             **overrides,
         }
 
-    def planner_for(self, job_type: str) -> Planner:
-        settings = PlannerSettings.model_validate(self.environment(JOB_TYPE=job_type))
-        return build_planner(settings, self.parts, lambda: JOBS[job_type].config_fields)
+    def planner_for(self, job_type: str, shard_clients: int = 10_000) -> Planner:
+        """The job's planner; the shards it starts are kept in ``launched_shards`` (``plan``
+        plans them, in the order started, as Lambda would invoke them)."""
+        settings = PlannerSettings.model_validate(
+            self.environment(JOB_TYPE=job_type, PLAN_SHARD_CLIENTS=str(shard_clients))
+        )
+        return build_planner(
+            settings,
+            self.parts,
+            lambda: JOBS[job_type].config_fields,
+            launch_shard=self.launched_shards.append,
+        )
 
     def scheduled_retries(self) -> list[RetryRequest]:
         """The one-off schedules created so far, as the requests they would send."""
@@ -188,7 +198,15 @@ class Pipeline:
         return ids
 
     def plan(self, **request: Any) -> RunHeader:
-        return self.planner.plan(PlanRequest(**request))
+        return self.plan_request(PlanRequest(**request))
+
+    def plan_request(self, request: PlanRequest, planner: Planner | None = None) -> RunHeader:
+        """The run opened and its first shard planned, then every shard it started."""
+        planner = planner or self.planner
+        header = planner.plan(request)
+        while self.launched_shards:
+            planner.plan_shard(self.launched_shards.pop(0))
+        return self.ledger.lifecycle.header(header.run_id) or header
 
     def receive(self, max_messages: int = 10, queue_url: str = "") -> list[dict[str, Any]]:
         """Messages of the live lane, or of ``queue_url`` (the backfill lane's), each marked

@@ -14,13 +14,13 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from botocore.stub import Stubber
 
-from jobkit.adapters.aws import lambda_client
+from jobkit.adapters.aws import invoke_async, lambda_client
 from jobkit.api.resolver import build_app
 from jobkit.pipeline.plan import PlanRequest, parse_plan_request
 from jobkit.runs.models import Trigger
 from jobkit.settings import ApiSettings
 from jobkit.webhooks.subscriptions import DeliveryLog
-from jobkit.wiring.api import build_services, invoke_async
+from jobkit.wiring.api import build_services
 from jobs import JOBS
 from tests.support import ROOT, LambdaContext
 from tests.unit.pipeline import JOB, Pipeline
@@ -161,7 +161,9 @@ def finished_run(api: Api, pipeline: Pipeline, clients: dict[str, int]) -> str:
     accepted = api.call("POST", f"/jobs/{JOB}/runs", TRIGGER, body={"clientIds": [*clients]})
     assert accepted.status == 202, accepted.text
     _, payload = api.invoked[-1]
-    pipeline.planner.plan(parse_plan_request(payload))
+    request = parse_plan_request(payload)
+    assert isinstance(request, PlanRequest)
+    pipeline.plan_request(request)
     pipeline.drain()
     run_id: str = accepted.json()["run_id"]
     return run_id

@@ -58,6 +58,11 @@ class RetrySettings(CircuitSettings):
 
 class PlannerSettings(TableSettings, QueueSettings, RetrySettings):
     job_type: str = Field(alias="JOB_TYPE", min_length=1)
+    # Clients per planning shard: past it, the planner plans the rest in invocations of its
+    # own (jobkit.runs.shards). 10,000 leave half the timeout spare at 512 MB.
+    plan_shard_clients: int = Field(10_000, alias="PLAN_SHARD_CLIENTS", ge=1)
+    # Set by Lambda: where the planner sends its next shards.
+    function_name: str = Field("", alias="AWS_LAMBDA_FUNCTION_NAME")
 
 
 class RetryWorkerSettings(TableSettings, QueueSettings, RetrySettings):

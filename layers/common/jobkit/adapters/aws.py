@@ -5,6 +5,7 @@ ours), so that on the local stack every AWS request a function makes can be coun
 (``jobkit.tooling.request_log``, the one seam to local tooling; nothing is hooked on AWS).
 """
 
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ __all__ = [
     "Table",
     "dynamodb_table",
     "events_client",
+    "invoke_async",
     "lambda_client",
     "scheduler_client",
     "secrets_client",
@@ -202,6 +204,12 @@ def secrets_client() -> Any:
 @cache
 def lambda_client() -> Any:
     return instrument(boto3.client("lambda", config=_CONFIG))
+
+
+def invoke_async(function_name: str, payload: dict[str, Any]) -> None:
+    """Invoke a function once, asynchronously: Lambda queues the event and retries it."""
+    body = json.dumps(payload).encode()
+    lambda_client().invoke(FunctionName=function_name, InvocationType="Event", Payload=body)
 
 
 @cache

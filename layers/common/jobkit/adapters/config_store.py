@@ -56,6 +56,39 @@ class ConfigStore:
         page by page, valid or not."""
         yield from self._paged(self._table.query, **self._client_range(job_type, client_prefix))
 
+    def client_range(
+        self, job_type: str, after: str | None, through: str | None, limit: int | None
+    ) -> tuple[list[ClientConfig | InvalidClientConfig], str | None]:
+        """The clients whose ids come after ``after`` (None: from the first), up to and with
+        ``through`` (None: to the last), at most ``limit`` of them (None: all). Returns them
+        and, when ``limit`` stopped the read, the last id read (where the rest starts)."""
+        condition, values = "job_type = :job", {":job": job_type}
+        if after is not None and through is not None:
+            condition += " AND client_id BETWEEN :after AND :through"
+            values.update({":after": after, ":through": through})
+        elif after is not None:
+            condition += " AND client_id > :after"
+            values[":after"] = after
+        elif through is not None:
+            condition += " AND client_id <= :through"
+            values[":through"] = through
+        query: dict[str, Any] = {"KeyConditionExpression": condition}
+        query["ExpressionAttributeValues"] = values
+        clients: list[ClientConfig | InvalidClientConfig] = []
+        while limit is None or len(clients) < limit:
+            if limit is not None:
+                query["Limit"] = limit - len(clients)
+            page = self._table.query(**query)
+            clients += [
+                parse_config_item(item)
+                for item in page.get("Items", [])
+                if item["client_id"] != after  # BETWEEN includes its lower bound
+            ]
+            if "LastEvaluatedKey" not in page:
+                return clients, None
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return clients, clients[-1].client_id
+
     @staticmethod
     def _client_range(job_type: str, client_prefix: str) -> dict[str, Any]:
         condition, values = "job_type = :job", {":job": job_type}

@@ -1,5 +1,11 @@
 """Planning a run: read the job type's clients, open the run, enqueue one page item each.
 
+A run is planned a shard of clients at a time (``PlannerSettings.plan_shard_clients``): the
+first in the invocation that opens the run, each next one in an invocation of the planner's
+own, started as soon as the one before has read its range (``jobkit.runs.shards``), so a
+job's clients are never more than one invocation's time and memory can hold. A run that
+names its clients is one shard.
+
 A schedule fired twice for the same time opens one run: the run id is derived from the
 scheduled time, and a planner that finds its run already planned does nothing more. A planner
 that died half-way is resumed by the next attempt (client rows kept, page items re-sent and
@@ -12,14 +18,14 @@ the clients it names, or every enabled one, whatever their frequency.
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobkit.adapters.circuits import Circuits, OpenCircuit
-from jobkit.adapters.config import ClientConfig
+from jobkit.adapters.config import ClientConfig, InvalidClientConfig
 from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.queue import WorkQueue
 from jobkit.domain.envelope import (
@@ -35,6 +41,7 @@ from jobkit.pipeline.retry import ClientRetries, RetryRequest
 from jobkit.pipeline.selection import Selection, named
 from jobkit.runs.lifecycle import RunLifecycle
 from jobkit.runs.models import ClientRun, ClientStatus, RunHeader, RunStatus, Trigger
+from jobkit.runs.shards import RunShards, ShardClaim, ShardPlanned, ShardRow, run_totals
 from jobkit.tooling.peak_memory import peak_mb, reset_peak
 
 _UNSUBSTITUTED = "<aws.scheduler.scheduled-time>"
@@ -57,6 +64,15 @@ class PlanRequest(BaseModel):
     backfill: BackfillSpec | None = None  # trigger ``backfill``: its window and mode
 
 
+class ShardRequest(BaseModel):
+    """The planner's input for a run's next shard: sent by the planner to itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+    shard: int = Field(ge=1)
+
+
 class _ScheduledEvent(BaseModel):
     """The classic EventBridge scheduled-rule payload, accepted too."""
 
@@ -67,9 +83,11 @@ class _ScheduledEvent(BaseModel):
     id: str
 
 
-def parse_plan_request(event: dict[str, Any]) -> PlanRequest:
+def parse_plan_request(event: dict[str, Any]) -> PlanRequest | ShardRequest:
     """Parse a planner event; a bad one fails with the offending field named."""
     try:
+        if "shard" in event:
+            return ShardRequest.model_validate(event)
         if "detail-type" in event:
             scheduled = _ScheduledEvent.model_validate(event)
             return PlanRequest(scheduled_time=scheduled.time, correlation_id=scheduled.id)
@@ -130,6 +148,9 @@ class Planner:
         runs: RunLifecycle,
         queue: WorkQueue,
         *,
+        shards: RunShards,
+        launch_shard: Callable[[ShardRequest], None],
+        shard_clients: int,
         circuits: Circuits,
         retries: ClientRetries,
         config_fields: Callable[[], frozenset[str]] = frozenset,
@@ -138,6 +159,9 @@ class Planner:
         self._configs = configs
         self._runs = runs
         self._queue = queue
+        self._shards = shards
+        self._launch_shard = launch_shard
+        self._shard_clients = shard_clients
         self._circuits = circuits
         self._retries = retries
         # The query fields the job uses, asked for on the first plan: the job's module is
@@ -145,6 +169,8 @@ class Planner:
         self._config_fields = config_fields
 
     def plan(self, request: PlanRequest) -> RunHeader:
+        """Open the run and plan its first shard; the header as it then is (PLANNING while
+        later shards are planned)."""
         reset_peak()
         cpu_started = time.process_time()
         now = datetime.now(UTC)
@@ -163,42 +189,133 @@ class Planner:
                 "resumed": not created,
             },
         )
-        selection = Selection(self._job_type, header.scheduled_for, self._config_fields())
+        wanted = set(request.client_ids) if request.client_ids is not None else None
         if request.dry_run:
-            [clients] = self._selected(request, selection, chunk=None)
+            selection = Selection(self._job_type, header.scheduled_for, self._config_fields())
+            configs = self._configs.client_range(self._job_type, None, None, None)[0]
+            clients = self._selected(configs, selection, wanted)
             self._close_dry_run(run_id, selection, clients)
         else:
-            self._start(header, request, selection, created, now, cpu_started)
+            self._plan_shard(header, 0, wanted, cpu_started)
         return self._runs.header(run_id) or header
+
+    def plan_shard(self, request: ShardRequest) -> None:
+        """Plan one of a run's later shards; nothing once the run has left PLANNING (a
+        repeated invocation, or a cancelled run)."""
+        reset_peak()
+        cpu_started = time.process_time()
+        header = self._runs.header(request.run_id)
+        if header is None or header.status is not RunStatus.PLANNING:
+            status = header.status.value if header else None
+            logger.info("shard not planned", extra={"run_id": request.run_id, "status": status})
+            return
+        self._plan_shard(header, request.shard, None, cpu_started)
 
     def _close_dry_run(
         self, run_id: str, selection: Selection, clients: list[ClientConfig]
     ) -> None:
         names = ", ".join(c.client_id for c in clients) or "none"
-        issues = [*selection.issues, f"dry run: {len(clients)} client(s) would run: {names}"]
+        nothing = _nothing_planned(
+            self._job_type, len(clients), len(selection.invalid), selection.not_due
+        )
+        issues = [
+            *selection.issues,
+            *nothing,
+            f"dry run: {len(clients)} client(s) would run: {names}",
+        ]
         self._runs.close_dry_run(run_id, len(clients) + len(selection.invalid), issues)
         logger.info("dry run planned", extra={"run_id": run_id, "clients": len(clients)})
 
-    def _start(
-        self,
-        header: RunHeader,
-        request: PlanRequest,
-        selection: Selection,
-        created: bool,
-        now: datetime,
-        cpu_started: float,
+    def _plan_shard(
+        self, header: RunHeader, index: int, wanted: set[str] | None, cpu_started: float
     ) -> None:
-        """Client rows, then one page item per ready client, a chunk of clients at a time (so
-        memory holds one chunk, whatever the number of clients); then the run is running."""
-        run_id = header.run_id
+        """The shard's clients read (all of them for a run that names its clients), the next
+        shard started, then its clients planned; the run marked running by the shard that
+        finishes last."""
+        claim = self._shards.claim(header.run_id, index)
+        if claim.row.finished_at is not None:
+            self._planned_before(header.run_id, claim.row)
+            return
+        limit = None if wanted is not None else self._shard_clients
+        configs = self._shard_range(header.run_id, claim, limit)
+        selection = Selection(self._job_type, header.scheduled_for, self._config_fields())
+        clients = self._selected(configs, selection, wanted)
+        planned, invalid_rows = self._start(header, selection, clients, resume=not claim.first)
+        rows = self._shards.finish(header.run_id, index, planned)
+        logger.info(
+            "shard planned",
+            extra={
+                "run_id": header.run_id,
+                "shard": index,
+                "peak_memory_mb": peak_mb(),  # local stack only (jobkit.tooling.peak_memory)
+                # Against the fire's duration: how much of planning is the planner's own work,
+                # and how much waiting on DynamoDB and SQS.
+                "cpu_seconds": round(time.process_time() - cpu_started, 2),
+                "clients": planned.planned,
+                "waiting_clients": planned.waiting,
+                "invalid_clients": planned.invalid,
+                "not_due_clients": planned.not_due,
+                "issues": planned.issues[:50],
+            },
+        )
+        if rows is not None:
+            self._mark_running(header.run_id, rows)
+        if claim.first:
+            for row in invalid_rows:  # closed as they open
+                self._runs.client_closed(header, row)
+
+    def _planned_before(self, run_id: str, row: ShardRow) -> None:
+        """A shard an attempt before planned whole (a repeated fire, a repeated invocation):
+        its successor started if its invocation was lost, the run marked running if every
+        shard is planned and that was not done."""
+        if row.end_after is not None:
+            self._next_shard(run_id, row)
+        if (rows := self._shards.all_finished(run_id)) is not None:
+            self._mark_running(run_id, rows)
+
+    def _shard_range(
+        self, run_id: str, claim: ShardClaim, limit: int | None
+    ) -> list[ClientConfig | InvalidClientConfig]:
+        """The shard's configuration rows. Where its range ends is fixed before the next
+        shard starts: a repeated attempt reads the range the first one fixed."""
+        row = claim.row
+        end = row.end_after
+        if end is None:
+            configs, end = self._configs.client_range(self._job_type, row.start_after, None, limit)
+            if end is None:
+                return configs  # the last shard
+            fixed = self._shards.hand_off(run_id, row.index, end)
+            if fixed != end:  # an attempt at the same time read more, or less
+                end = fixed
+                configs = self._configs.client_range(self._job_type, row.start_after, end, None)[0]
+        else:
+            configs = self._configs.client_range(self._job_type, row.start_after, end, None)[0]
+            self._shards.create_successor(run_id, row.index, end)
+        self._next_shard(run_id, row)
+        return configs
+
+    def _next_shard(self, run_id: str, row: ShardRow) -> None:
+        """Start the next shard, unless an attempt before started it already."""
+        if self._shards.started(run_id, row.index + 1):
+            return
+        self._launch_shard(ShardRequest(run_id=run_id, shard=row.index + 1))
+        logger.info("shard started", extra={"run_id": run_id, "shard": row.index + 1})
+
+    def _start(
+        self, header: RunHeader, selection: Selection, clients: list[ClientConfig], resume: bool
+    ) -> tuple[ShardPlanned, list[ClientRun]]:
+        """Client rows, then one page item per ready client, a chunk of clients at a time;
+        what was planned, and the rows of invalid configurations."""
+        now = datetime.now(UTC)
         planned = waiting_count = 0
-        for chunk in self._selected(request, selection, chunk=PLAN_CHUNK):
+        for start in range(0, len(clients), PLAN_CHUNK):
+            chunk = clients[start : start + PLAN_CHUNK]
             ready, waiting = self._hold_back_open_circuits(header, chunk)
             selection.issues += [
                 f"client {c.client_id}: circuit open, retry scheduled at {at}" for c, at in waiting
             ]
             self._runs.add_clients(
-                header, _ready_rows(ready) + _waiting_rows(waiting), resume=not created
+                header, _ready_rows(ready) + _waiting_rows(waiting), resume=resume
             )
             self._queue.send([self._first_page(header, c, now) for c in ready])
             planned += len(ready)
@@ -207,31 +324,39 @@ class Planner:
             ClientRun(client_id=bad.client_id, status=ClientStatus.INVALID_CONFIG, error=bad.reason)
             for bad in selection.invalid
         ]
-        self._runs.add_clients(header, invalid_rows, resume=not created)
-        invalid = len(selection.invalid)
-        self._runs.mark_running(
-            run_id,
-            clients=planned + waiting_count + invalid,
-            invalid=invalid,
-            issues=selection.issues,
+        self._runs.add_clients(header, invalid_rows, resume=resume)
+        shard = ShardPlanned(
+            planned=planned,
+            waiting=waiting_count,
+            invalid=len(invalid_rows),
             not_due=selection.not_due,
+            issues=selection.issues,
         )
-        if created:
-            for row in invalid_rows:  # closed as they open
-                self._runs.client_closed(header, row)
+        return shard, invalid_rows
+
+    def _mark_running(self, run_id: str, rows: list[ShardRow]) -> None:
+        """Every shard planned: the run's totals, summed over its shards."""
+        totals = run_totals(rows)
+        counts = (totals.planned, totals.waiting, totals.invalid, totals.not_due)
+        issues = [*totals.issues, *_nothing_planned(self._job_type, *counts)]
+        marked = self._runs.mark_running(
+            run_id,
+            clients=totals.planned + totals.waiting + totals.invalid,
+            invalid=totals.invalid,
+            issues=issues,
+            not_due=totals.not_due,
+        )
+        if not marked:
+            return  # another shard's attempt did, at the same time
         logger.info(
             "run planned",
             extra={
                 "run_id": run_id,
-                "peak_memory_mb": peak_mb(),  # local stack only (jobkit.tooling.peak_memory)
-                # Against the fire's duration: how much of planning is the planner's own work,
-                # and how much waiting on DynamoDB and SQS.
-                "cpu_seconds": round(time.process_time() - cpu_started, 2),
-                "clients": planned,
-                "waiting_clients": waiting_count,
-                "invalid_clients": invalid,
-                "not_due_clients": selection.not_due,
-                "issues": selection.issues[:50],
+                "shards": len(rows),
+                "clients": totals.planned,
+                "waiting_clients": totals.waiting,
+                "invalid_clients": totals.invalid,
+                "not_due_clients": totals.not_due,
             },
         )
 
@@ -283,24 +408,21 @@ class Planner:
         )
 
     def _selected(
-        self, request: PlanRequest, selection: Selection, chunk: int | None
-    ) -> Iterator[list[ClientConfig]]:
-        """The enabled clients to plan, ``chunk`` at a time (None: all at once): those named,
-        or all; on a scheduled fire, only those due at its time. ``selection`` keeps what
-        else it met (invalid rows, those not due, disabled ones named) and what to say."""
-        wanted = set(request.client_ids) if request.client_ids is not None else None
+        self,
+        configs: list[ClientConfig | InvalidClientConfig],
+        selection: Selection,
+        wanted: set[str] | None,
+    ) -> list[ClientConfig]:
+        """The enabled clients to plan of these rows: those named (None: all); on a scheduled
+        fire, only those due at its time. ``selection`` keeps what else it met (invalid rows,
+        those not due, disabled ones named) and what to say."""
         seen: set[str] = set()
-        for config in self._configs.clients(self._job_type):
-            if not named(config.client_id, wanted, seen):
-                continue
-            selection.take(config)
-            if chunk is not None and len(selection.clients) >= chunk:
-                yield selection.take_clients()
+        for config in configs:
+            if named(config.client_id, wanted, seen):
+                selection.take(config)
         if wanted is not None:
             selection.report_named(wanted - seen)
-        if not selection.planned and not selection.invalid and not selection.not_due:
-            selection.issues.append(f"no enabled clients configured for {self._job_type}")
-        yield selection.take_clients()
+        return selection.take_clients()
 
     def stale_count(self) -> int:
         """How many of the job's enabled clients are stale (no clean run for longer than their
@@ -312,6 +434,11 @@ class Planner:
                 extra={"job_type": self._job_type, "count": len(stale), "clients": stale[:50]},
             )
         return len(stale)
+
+
+def _nothing_planned(job_type: str, *counts: int) -> list[str]:
+    """What a run says when it met no client at all (planned, waiting, invalid or not due)."""
+    return [] if any(counts) else [f"no enabled clients configured for {job_type}"]
 
 
 def run_as_of(header: RunHeader) -> datetime:

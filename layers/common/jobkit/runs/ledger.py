@@ -1,6 +1,7 @@
 """The run ledger, in the parts its callers use: one part per group of callers.
 
   lifecycle    the planner and the API: open, plan, mark running, cancel
+  shards       the planner: a run planned a range of clients per invocation
   counting     the processor: pages and outcomes, exactly once per envelope
   retry_state  the client-level retries: park, resume, delay, poison
   queries      the API, the job-health page and the CLI: runs and rows, as models
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from jobkit.runs.lifecycle import RunLifecycle
     from jobkit.runs.queries import RunQueries
     from jobkit.runs.retry_state import ClientRetryState
+    from jobkit.runs.shards import RunShards
 
 
 class Ledger:
@@ -34,6 +36,12 @@ class Ledger:
         from jobkit.runs.lifecycle import RunLifecycle
 
         return RunLifecycle(self._runs, self._closing)
+
+    @cached_property
+    def shards(self) -> "RunShards":
+        from jobkit.runs.shards import RunShards
+
+        return RunShards(self._runs)
 
     @cached_property
     def counting(self) -> "OutcomeCounting":

@@ -74,14 +74,16 @@ class RunLifecycle:
 
     def mark_running(
         self, run_id: str, clients: int, invalid: int, issues: list[str], not_due: int = 0
-    ) -> None:
+    ) -> bool:
         """Planning is over: every page item is on the queue. Invalid clients are closed as
-        they open; clients not due at a scheduled fire are counted, not planned."""
+        they open; clients not due at a scheduled fire are counted, not planned. False if
+        the run had left PLANNING already."""
         header = self._leave_planning(
             run_id, RunStatus.RUNNING, clients, issues, invalid=invalid, not_due=not_due
         )
         if header is not None:
             self._closing.maybe_finish(header)
+        return header is not None
 
     def close_dry_run(self, run_id: str, clients: int, issues: list[str]) -> None:
         """A dry run plans and reports, and enqueues nothing."""

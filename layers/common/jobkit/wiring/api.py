@@ -2,11 +2,10 @@
 clients are made on first use: most requests need neither."""
 
 import functools
-import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from jobkit.adapters.aws import dynamodb_table, lambda_client, secrets_client, sqs_client
+from jobkit.adapters.aws import dynamodb_table, invoke_async, secrets_client, sqs_client
 from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.records import WorkflowStore
@@ -21,11 +20,6 @@ if TYPE_CHECKING:
     from jobkit.domain.job import Job
     from jobkit.pipeline.dry_run import WindowCounter
     from jobkit.pipeline.preview import RulePreview
-
-
-def invoke_async(function_name: str, payload: dict[str, Any]) -> None:
-    body = json.dumps(payload).encode()
-    lambda_client().invoke(FunctionName=function_name, InvocationType="Event", Payload=body)
 
 
 def queue_depth(queue_url: str) -> int:

@@ -1,0 +1,237 @@
+"""Planning in shards: past ``plan_shard_clients``, a run is planned a range of clients per
+invocation, each shard started by the one before. Every client is planned once, whatever
+order the shards finish in; the run is running only once every shard is planned, with the
+totals of all of them; a repeated or retried shard plans nothing twice, and reads the range
+its first attempt fixed."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from jobkit.domain.errors import PermanentError
+from jobkit.pipeline.plan import PlanRequest, ShardRequest, parse_plan_request
+from jobkit.runs.models import ClientStatus, RunStatus
+from jobkit.runs.shards import SHARD_PREFIX
+from tests.unit.pipeline import JOB, Pipeline
+
+SHARD = 3
+T0 = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+
+
+def _seed(pipeline: Pipeline, ids: list[str]) -> None:
+    for client_id in ids:
+        pipeline.seed(client_id, count=2)
+
+
+def _page_clients(pipeline: Pipeline) -> list[str]:
+    """The clients of every page item on the live lane, left there."""
+    received: list[dict[str, Any]] = []
+    while messages := pipeline.receive(max_messages=10):
+        received += messages
+    pipeline.release(received)
+    return sorted(json.loads(str(m["Body"]))["client_id"] for m in received)
+
+
+def test_a_run_past_the_shard_size_plans_every_client_once_and_closes_with_all_totals(
+    pipeline: Pipeline,
+) -> None:
+    # Given nine clients, one disabled and one invalid among them, planned three at a time
+    ids = [f"c{n}" for n in range(9)]
+    _seed(pipeline, [i for i in ids if i not in ("c4", "c7")])
+    pipeline.seed("c4", count=2, enabled=False)
+    pipeline.aws.tables["ConfigTable"].put_item(
+        Item={"job_type": JOB, "client_id": "c7", "group_id": "north", "days": "often"}
+    )
+    pipeline.planner = pipeline.planner_for(JOB, shard_clients=SHARD)
+    # When the run is planned (its shards in turn) and processed
+    run = pipeline.plan(trigger="cli")
+    # Then three shards planned it, and it is running with every shard's clients
+    assert run.status is RunStatus.RUNNING
+    assert (run.clients, run.clients_failed) == (8, 1)
+    assert len(pipeline.ledger.shards.rows(run.run_id)) == 3
+    assert _page_clients(pipeline) == [i for i in ids if i not in ("c4", "c7")]
+    pipeline.drain()
+    view = pipeline.view(run.run_id)
+    assert view.header.status is RunStatus.COMPLETED_WITH_ERRORS
+    assert view.header.processed == 14
+    rows = {c.client_id: c for c in view.clients}
+    assert sorted(rows) == [i for i in ids if i != "c4"]
+    assert rows["c7"].status is ClientStatus.INVALID_CONFIG
+    [issue] = view.header.issues
+    assert issue.startswith("client c7: invalid configuration")
+
+
+def test_shards_finishing_in_reverse_order_mark_the_run_running_once_at_the_last(
+    pipeline: Pipeline,
+) -> None:
+    # Given seven clients, and each shard planned inside the one that started it (so the
+    # last shard finishes first, and the first shard last)
+    _seed(pipeline, [f"c{n}" for n in range(7)])
+    statuses: list[RunStatus] = []
+
+    def plan_at_once(shard: ShardRequest) -> None:
+        planner.plan_shard(shard)
+        header = pipeline.ledger.lifecycle.header(shard.run_id)
+        assert header is not None
+        statuses.append(header.status)
+
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD)
+    planner._launch_shard = plan_at_once
+    # When the run is planned
+    run = planner.plan(PlanRequest(trigger="cli"))
+    # Then it was still planning as the later shards finished, and the first one marked it
+    # running with everyone's clients
+    assert statuses == [RunStatus.PLANNING, RunStatus.PLANNING]
+    assert (run.status, run.clients) == (RunStatus.RUNNING, 7)
+    pipeline.drain()
+    assert pipeline.view(run.run_id).header.status is RunStatus.SUCCEEDED
+
+
+def test_a_shard_invoked_twice_plans_nothing_twice(pipeline: Pipeline) -> None:
+    # Given a run of seven clients in three shards, and each shard's invocation delivered
+    # twice (Lambda's asynchronous invocations are at least once)
+    _seed(pipeline, [f"c{n}" for n in range(7)])
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD)
+    header = planner.plan(PlanRequest(trigger="cli"))
+    [second] = pipeline.launched_shards
+    planner.plan_shard(second)
+    planner.plan_shard(second)
+    # (each attempt of shard 1 started shard 2: the second found it not started yet)
+    assert [s.shard for s in pipeline.launched_shards] == [1, 2, 2]
+    # When the duplicates arrive, the last one after the run is running
+    planner.plan_shard(pipeline.launched_shards[1])
+    planner.plan_shard(pipeline.launched_shards[2])
+    # Then the repeated page items (a resumed shard sends its clients' again, as a resumed
+    # planner does) are done once: the run counts each client and record once
+    assert sorted(set(_page_clients(pipeline))) == [f"c{n}" for n in range(7)]
+    pipeline.drain()
+    view = pipeline.view(header.run_id)
+    assert (view.header.status, view.header.clients) == (RunStatus.SUCCEEDED, 7)
+    assert (view.header.received, view.header.processed) == (14, 14)
+    assert len(view.clients) == 7
+
+
+def test_a_shard_retried_after_a_crash_reads_the_range_its_first_attempt_fixed(
+    pipeline: Pipeline,
+) -> None:
+    # Given nine clients in shards of three, and shard 1 crashing as it starts shard 2
+    _seed(pipeline, [f"c{n}" for n in range(9)])
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD)
+    header = planner.plan(PlanRequest(trigger="cli"))
+    [second] = pipeline.launched_shards
+
+    def crash(shard: ShardRequest) -> None:
+        raise ConnectionError("Lambda unreachable")
+
+    planner._launch_shard = crash
+    with pytest.raises(ConnectionError):
+        planner.plan_shard(second)
+    # When a client is configured inside its range meanwhile, and the shard is retried
+    pipeline.seed("c45", count=2)
+    planner._launch_shard = pipeline.launched_shards.append
+    planner.plan_shard(second)
+    while len(pipeline.launched_shards) > 1:
+        planner.plan_shard(pipeline.launched_shards.pop())
+    # Then the retry kept its range (c3 to c5, the new client with them), the next shard
+    # started from it, and every client was planned once
+    shards = pipeline.ledger.shards.rows(header.run_id)
+    assert [(s.start_after, s.end_after) for s in shards] == [
+        (None, "c2"),
+        ("c2", "c5"),
+        ("c5", None),
+    ]
+    assert shards[1].planned == 4
+    assert _page_clients(pipeline) == sorted([f"c{n}" for n in range(9)] + ["c45"])
+    pipeline.drain()
+    view = pipeline.view(header.run_id)
+    assert (view.header.status, view.header.clients) == (RunStatus.SUCCEEDED, 10)
+
+
+def test_a_cancelled_run_plans_no_further_shard(pipeline: Pipeline) -> None:
+    # Given a run whose first shard is planned, then cancelled
+    _seed(pipeline, [f"c{n}" for n in range(5)])
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD)
+    header = planner.plan(PlanRequest(trigger="cli"))
+    assert pipeline.ledger.lifecycle.cancel(header.run_id)
+    # When its next shard arrives
+    planner.plan_shard(pipeline.launched_shards.pop())
+    # Then it plans nothing: three page items, from the first shard only
+    assert len(_page_clients(pipeline)) == 3
+    items = pipeline.ledger.shards.rows(header.run_id)
+    assert [row.finished_at is not None for row in items] == [True, False]
+
+
+def test_a_run_that_names_its_clients_is_one_shard_past_the_shard_size(
+    pipeline: Pipeline,
+) -> None:
+    _seed(pipeline, [f"c{n}" for n in range(6)])
+    pipeline.planner = pipeline.planner_for(JOB, shard_clients=2)
+    run = pipeline.plan(trigger="cli", client_ids=["c1", "c2", "c4", "c5", "nobody"])
+    assert (run.status, run.clients) == (RunStatus.RUNNING, 4)
+    assert run.issues == [f"client nobody: not configured for {JOB}"]
+    rows = pipeline.aws.tables["RunsTable"].query(
+        KeyConditionExpression="run_id = :r AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":r": run.run_id, ":s": SHARD_PREFIX},
+    )["Items"]
+    assert len(rows) == 1
+
+
+def test_the_config_range_reads_between_its_bounds_and_says_where_a_limit_stopped(
+    pipeline: Pipeline,
+) -> None:
+    _seed(pipeline, [f"c{n}" for n in range(6)])
+
+    def ids(after: str | None, through: str | None, limit: int | None) -> Any:
+        configs, end = pipeline.configs.client_range(JOB, after, through, limit)
+        return [c.client_id for c in configs], end
+
+    assert ids(None, None, None) == ([f"c{n}" for n in range(6)], None)
+    assert ids(None, None, 2) == (["c0", "c1"], "c1")
+    assert ids("c1", "c4", None) == (["c2", "c3", "c4"], None)
+    assert ids("c1", None, 10) == (["c2", "c3", "c4", "c5"], None)
+    assert ids(None, "c2", None) == (["c0", "c1", "c2"], None)
+    assert ids("c5", None, 3) == ([], None)
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"run_id": "r1", "shard": 0}, "shard"),
+        ({"run_id": "r 1", "shard": 1}, "run_id"),
+        ({"run_id": "r1", "shard": 1, "trigger": "cli"}, "trigger"),
+    ],
+)
+def test_a_bad_shard_event_is_refused_naming_the_field(event: dict[str, Any], field: str) -> None:
+    with pytest.raises(Exception, match=field) as raised:
+        parse_plan_request(event)
+    assert "invalid planner event" in str(raised.value)
+
+
+def test_a_repeated_fire_starts_a_shard_whose_invocation_was_lost(pipeline: Pipeline) -> None:
+    # Given a scheduled run whose second shard's invocation was lost (it failed every
+    # attempt: Lambda put it in the functions' dead-letter queue)
+    _seed(pipeline, [f"c{n}" for n in range(5)])
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD)
+    fired = PlanRequest(trigger="schedule", scheduled_time=T0)
+    header = planner.plan(fired)
+    pipeline.launched_shards.clear()
+    assert header.status is RunStatus.PLANNING
+    # When the schedule's fire is delivered again
+    planner.plan(fired)
+    # Then it plans nothing of the first shard again, starts the lost one, and that one
+    # marks the run running with every client
+    [lost] = pipeline.launched_shards
+    assert len(_page_clients(pipeline)) == 3
+    planner.plan_shard(lost)
+    run = pipeline.ledger.lifecycle.header(header.run_id)
+    assert run is not None and (run.status, run.clients) == (RunStatus.RUNNING, 5)
+
+
+def test_a_shard_no_shard_handed_off_is_refused(pipeline: Pipeline) -> None:
+    _seed(pipeline, [f"c{n}" for n in range(5)])
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD)
+    header = planner.plan(PlanRequest(trigger="cli"))
+    with pytest.raises(PermanentError, match="shard 4 of run .* was never handed off"):
+        planner.plan_shard(ShardRequest(run_id=header.run_id, shard=4))
