@@ -441,6 +441,7 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
     rows = [
         (
             f"{int(size):,}",
+            _number(figures["shards"]),
             _number(figures["seconds"]),
             _number(round(1000 * figures["seconds_per_client"], 3)),
             _number(figures["config_query_pages"]),
@@ -457,11 +458,14 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
     lines = [
         f"## Planning at scale — {COMMAND}",
         "",
-        "One scheduled fire of the bench-noop planner per size (config rows only):",
+        "One scheduled fire of the bench-noop planner per size (config rows only), in "
+        f"shards of {results['plan']['shard_clients']:,} clients as on AWS, timed until the "
+        "last shard marked the run running:",
         "",
         *_table(
             (
                 "Clients",
+                "Shards",
                 "Seconds",
                 "ms per client",
                 "Config Query pages",
@@ -482,11 +486,13 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
         "a DynamoDB Query page reads only its own rows. The column before last takes, off "
         "each page, what the one-row Query costs past the smallest size's. The planner works "
         "a chunk of 2,000 clients at a time (their rows by two writers at once, then their "
-        "page items 8 requests at a time), so its memory does not grow with the clients. "
-        "The two CPU columns say where a fire's time went on this machine's two cores: the "
-        "planner's own CPU (its `run planned` line) and MiniStack's process, which serves "
-        "every request on one core at most (one Python process): its CPU seconds are a floor "
-        "under the fire's duration on this stack, however the planner's work were split.",
+        "page items 8 requests at a time), and holds one shard's config rows, so its memory "
+        "does not grow past a shard's. The two CPU columns say where a fire's time went on "
+        "this machine's two cores: the planner's own CPU (its `shard planned` lines, summed) "
+        "and MiniStack's process, which serves every request on one core at most (one Python "
+        "process): its CPU seconds are a floor under the fire's duration on this stack, "
+        "however many shards plan at once.",
+        *_sharded(sizes),
         "",
         f"The planner's requests at {int(list(sizes)[-1]):,} clients:",
         "",
@@ -501,6 +507,25 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
         lines += ["", "Reads while the run of 10,000 clients is open, one call each:", ""]
         lines += _table(("Call", "Seconds", "KB"), api)
     return lines + ["", *_million(results)]
+
+
+def _sharded(sizes: Mapping[str, Any]) -> list[str]:
+    """What planning in shards does to a fire on this stack, at the largest size."""
+    size = list(sizes)[-1]
+    largest = sizes[size]
+    if largest["shards"] <= 1:
+        return []
+    return [
+        "",
+        f"At {int(size):,} clients, {largest['shards']} shards planned at once, on two cores "
+        f"shared with MiniStack: MiniStack used {_number(largest['emulator_cpu_seconds'])} s "
+        f"of CPU and the planner {_number(largest['planner_cpu_seconds'])} s, over "
+        f"{_number(largest['seconds'])} s. Each shard's Query pages are sorted over the whole "
+        f"partition ({_number(largest['config_query_pages'])} pages in all, the shards' "
+        "first and last pages included), and one process serves every shard's requests. On "
+        "AWS each shard has its own CPU, and a Query page costs the same at any partition "
+        "size: the shards overlap instead of queueing.",
+    ]
 
 
 # Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB.
@@ -520,8 +545,8 @@ def _million(results: Mapping[str, Any]) -> list[str]:
     vcpu = min(1.0, memory / FULL_VCPU_MB)
     cpu_ms_aws = cpu_ms / vcpu
     holds = int(1000 * timeout / cpu_ms_aws)
-    # Half the timeout to spare, in whole tens of thousands of clients.
-    shard = max(10_000, int(holds / 2) // 10_000 * 10_000)
+    shard = results["plan"]["shard_clients"]
+    per_shard_cpu = shard * cpu_ms_aws / 1000
     shards = -(-1_000_000 // shard)
     return [
         "### 1,000,000 clients on AWS, on paper",
@@ -530,21 +555,21 @@ def _million(results: Mapping[str, Any]) -> list[str]:
         "items per SendMessageBatch, 25 client rows per BatchWriteItem, 100 circuits per "
         f"BatchGetItem, about {rows_per_page:,.0f} config rows per Query page) and "
         f"{cpu_ms:.2f} ms of the planner's own CPU per client; peak "
-        f"{_number(largest['peak_memory_mb'])} MB at any size (one chunk of 2,000 clients is "
-        f"held at a time). On AWS the planner has {memory:,} MB, for which Lambda gives "
-        f"{vcpu:.2f} of a vCPU (a full one at {FULL_VCPU_MB:,} MB). Taking a core of this "
-        f"machine for a vCPU, that is {cpu_ms_aws:.1f} ms of CPU per client, so one "
-        f"invocation holds about {holds:,} clients in its {timeout} s timeout before any "
+        f"{_number(largest['peak_memory_mb'])} MB (a shard's config rows, and one chunk of "
+        f"2,000 clients at work). On AWS the planner has {memory:,} MB, for which Lambda "
+        f"gives {vcpu:.2f} of a vCPU (a full one at {FULL_VCPU_MB:,} MB). Taking a core of "
+        f"this machine for a vCPU, that is {cpu_ms_aws:.1f} ms of CPU per client, so one "
+        f"invocation would hold about {holds:,} clients in its {timeout} s timeout before any "
         "wait on DynamoDB or SQS.",
         "",
-        f"Past that, planning must fan out. Sized with half the timeout to spare, a shard is "
-        f"{shard:,} clients: about {per_client * shard:,.0f} requests and "
-        f"{shard * cpu_ms_aws / 1000:.0f} s of CPU, with the memory of one chunk. 1,000,000 "
-        f"clients are {shards} shards: the planner pages the job's config partition (about "
-        f"{1_000_000 / rows_per_page:,.0f} Query pages of 1 MB, keys only in the response) "
-        f"and enqueues one shard item per {shard:,} ids (first and last id); each shard is "
-        "planned as one run's part by its own invocation, all in parallel. Not built: today "
-        "one invocation plans every client of a fire.",
+        f"So planning fans out: a shard is {shard:,} clients (`PlanShardClients`), "
+        f"about {per_client * shard:,.0f} requests and {per_shard_cpu:.0f} s of "
+        f"CPU, {per_shard_cpu / timeout:.0%} of the timeout. 1,000,000 clients are {shards} "
+        "shards. Each reads its range first (about "
+        f"{shard / rows_per_page:.0f} Query pages), fixes its end, starts the "
+        "next shard by invoking the planner asynchronously, then plans its clients: the "
+        "shards overlap, each starting once the one before has read its range, and the run "
+        "is running when the last one is planned (`jobkit.runs.shards`).",
     ]
 
 

@@ -63,6 +63,7 @@ def plan_at_scale(stack: Stack) -> dict[str, Any]:
         "seconds_per_client_spread": round(spread, 2),
         "seconds_per_client_spread_less_partition_sort": round(spread_less_sort, 2),
         "planner_timeout_seconds": deployed_timeout,
+        "shard_clients": AWS_SHARD_CLIENTS,
     }
 
 

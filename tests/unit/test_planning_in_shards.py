@@ -13,7 +13,6 @@ import pytest
 from jobkit.domain.errors import PermanentError
 from jobkit.pipeline.plan import PlanRequest, ShardRequest, parse_plan_request
 from jobkit.runs.models import ClientStatus, RunStatus
-from jobkit.runs.shards import SHARD_PREFIX
 from tests.unit.pipeline import JOB, Pipeline
 
 SHARD = 3
@@ -163,19 +162,23 @@ def test_a_cancelled_run_plans_no_further_shard(pipeline: Pipeline) -> None:
     assert [row.finished_at is not None for row in items] == [True, False]
 
 
-def test_a_run_that_names_its_clients_is_one_shard_past_the_shard_size(
-    pipeline: Pipeline,
+def test_a_run_that_names_its_clients_reads_only_their_rows_in_one_shard(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Given six clients, shards of two, and a run naming four of them and one unknown
     _seed(pipeline, [f"c{n}" for n in range(6)])
     pipeline.planner = pipeline.planner_for(JOB, shard_clients=2)
+
+    def no_range_read(*args: object) -> None:
+        raise AssertionError("a named run reads the job's whole config partition")
+
+    monkeypatch.setattr(pipeline.configs, "client_range", no_range_read)
+    # When it is planned
     run = pipeline.plan(trigger="cli", client_ids=["c1", "c2", "c4", "c5", "nobody"])
+    # Then the named rows were read by key, in one shard, and the unknown one is reported
     assert (run.status, run.clients) == (RunStatus.RUNNING, 4)
     assert run.issues == [f"client nobody: not configured for {JOB}"]
-    rows = pipeline.aws.tables["RunsTable"].query(
-        KeyConditionExpression="run_id = :r AND begins_with(sk, :s)",
-        ExpressionAttributeValues={":r": run.run_id, ":s": SHARD_PREFIX},
-    )["Items"]
-    assert len(rows) == 1
+    assert len(pipeline.ledger.shards.rows(run.run_id)) == 1
 
 
 def test_the_config_range_reads_between_its_bounds_and_says_where_a_limit_stopped(
@@ -189,6 +192,7 @@ def test_the_config_range_reads_between_its_bounds_and_says_where_a_limit_stoppe
 
     assert ids(None, None, None) == ([f"c{n}" for n in range(6)], None)
     assert ids(None, None, 2) == (["c0", "c1"], "c1")
+    assert ids("c3", None, 2) == (["c4", "c5"], None)  # the range ends at the limit
     assert ids("c1", "c4", None) == (["c2", "c3", "c4"], None)
     assert ids("c1", None, 10) == (["c2", "c3", "c4", "c5"], None)
     assert ids(None, "c2", None) == (["c0", "c1", "c2"], None)

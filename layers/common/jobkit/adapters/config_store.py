@@ -61,7 +61,8 @@ class ConfigStore:
     ) -> tuple[list[ClientConfig | InvalidClientConfig], str | None]:
         """The clients whose ids come after ``after`` (None: from the first), up to and with
         ``through`` (None: to the last), at most ``limit`` of them (None: all). Returns them
-        and, when ``limit`` stopped the read, the last id read (where the rest starts)."""
+        and, when more than ``limit`` were there, the last id returned (where the rest
+        starts after)."""
         condition, values = "job_type = :job", {":job": job_type}
         if after is not None and through is not None:
             condition += " AND client_id BETWEEN :after AND :through"
@@ -74,10 +75,13 @@ class ConfigStore:
             values[":through"] = through
         query: dict[str, Any] = {"KeyConditionExpression": condition}
         query["ExpressionAttributeValues"] = values
+        # One row past the limit tells whether more follow: a range that ends exactly at the
+        # limit is not followed by an empty one.
+        wanted = None if limit is None else limit + 1
         clients: list[ClientConfig | InvalidClientConfig] = []
-        while limit is None or len(clients) < limit:
-            if limit is not None:
-                query["Limit"] = limit - len(clients)
+        while wanted is None or len(clients) < wanted:
+            if wanted is not None:
+                query["Limit"] = wanted - len(clients)
             page = self._table.query(**query)
             clients += [
                 parse_config_item(item)
@@ -85,9 +89,11 @@ class ConfigStore:
                 if item["client_id"] != after  # BETWEEN includes its lower bound
             ]
             if "LastEvaluatedKey" not in page:
-                return clients, None
+                break
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return clients, clients[-1].client_id
+        if limit is None or len(clients) <= limit:
+            return clients, None
+        return clients[:limit], clients[limit - 1].client_id
 
     @staticmethod
     def _client_range(job_type: str, client_prefix: str) -> dict[str, Any]:

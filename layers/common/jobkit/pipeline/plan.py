@@ -47,6 +47,8 @@ from jobkit.tooling.peak_memory import peak_mb, reset_peak
 _UNSUBSTITUTED = "<aws.scheduler.scheduled-time>"
 # Clients planned at a time: their rows written, then their page items sent.
 PLAN_CHUNK = 2000
+# What a run's header keeps of its shards' issues (each shard keeps ISSUES_PER_SHARD).
+RUN_ISSUES = 500
 
 
 class PlanRequest(BaseModel):
@@ -192,7 +194,10 @@ class Planner:
         wanted = set(request.client_ids) if request.client_ids is not None else None
         if request.dry_run:
             selection = Selection(self._job_type, header.scheduled_for, self._config_fields())
-            configs = self._configs.client_range(self._job_type, None, None, None)[0]
+            if wanted is not None:
+                configs = self._named(wanted)
+            else:
+                configs = self._configs.client_range(self._job_type, None, None, None)[0]
             clients = self._selected(configs, selection, wanted)
             self._close_dry_run(run_id, selection, clients)
         else:
@@ -229,15 +234,17 @@ class Planner:
     def _plan_shard(
         self, header: RunHeader, index: int, wanted: set[str] | None, cpu_started: float
     ) -> None:
-        """The shard's clients read (all of them for a run that names its clients), the next
-        shard started, then its clients planned; the run marked running by the shard that
-        finishes last."""
+        """The shard's clients read (those named, for a run that names them: one shard), the
+        next shard started, then its clients planned; the run marked running by the shard
+        that finishes last."""
         claim = self._shards.claim(header.run_id, index)
         if claim.row.finished_at is not None:
-            self._planned_before(header.run_id, claim.row)
+            self._planned_before(header.run_id)
             return
-        limit = None if wanted is not None else self._shard_clients
-        configs = self._shard_range(header.run_id, claim, limit)
+        if wanted is not None:
+            configs = self._named(wanted)
+        else:
+            configs = self._shard_range(header.run_id, claim, self._shard_clients)
         selection = Selection(self._job_type, header.scheduled_for, self._config_fields())
         clients = self._selected(configs, selection, wanted)
         planned, invalid_rows = self._start(header, selection, clients, resume=not claim.first)
@@ -264,17 +271,25 @@ class Planner:
             for row in invalid_rows:  # closed as they open
                 self._runs.client_closed(header, row)
 
-    def _planned_before(self, run_id: str, row: ShardRow) -> None:
+    def _planned_before(self, run_id: str) -> None:
         """A shard an attempt before planned whole (a repeated fire, a repeated invocation):
-        its successor started if its invocation was lost, the run marked running if every
-        shard is planned and that was not done."""
-        if row.end_after is not None:
-            self._next_shard(run_id, row)
-        if (rows := self._shards.all_finished(run_id)) is not None:
+        every shard handed off and not started is started (its invocation may have been
+        lost), and the run marked running if every shard is planned and that was not done."""
+        rows = self._shards.rows(run_id)
+        for row in rows:
+            if row.started_at is None:
+                self._launch_shard(ShardRequest(run_id=run_id, shard=row.index))
+        if all(row.finished_at is not None for row in rows):
             self._mark_running(run_id, rows)
 
+    def _named(self, wanted: set[str]) -> list[ClientConfig | InvalidClientConfig]:
+        """The configuration rows of the clients a run names, read by key, in id order: as
+        many rows as are named, however many the job has."""
+        found = self._configs.get_many(self._job_type, sorted(wanted))
+        return [found[client_id] for client_id in sorted(found)]
+
     def _shard_range(
-        self, run_id: str, claim: ShardClaim, limit: int | None
+        self, run_id: str, claim: ShardClaim, limit: int
     ) -> list[ClientConfig | InvalidClientConfig]:
         """The shard's configuration rows. Where its range ends is fixed before the next
         shard starts: a repeated attempt reads the range the first one fixed."""
@@ -339,6 +354,8 @@ class Planner:
         totals = run_totals(rows)
         counts = (totals.planned, totals.waiting, totals.invalid, totals.not_due)
         issues = [*totals.issues, *_nothing_planned(self._job_type, *counts)]
+        if len(issues) > RUN_ISSUES:  # the header stays far below DynamoDB's 400 KB
+            issues = [*issues[:RUN_ISSUES], f"... and {len(issues) - RUN_ISSUES} more issues"]
         marked = self._runs.mark_running(
             run_id,
             clients=totals.planned + totals.waiting + totals.invalid,

@@ -71,7 +71,11 @@ class RunShards:
                 UpdateExpression="SET #index = :index, started_at = :now, expires_at = :expires",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#index": "index"},
-                ExpressionAttributeValues={":index": index, ":now": now(), ":expires": expires_at()},
+                ExpressionAttributeValues={
+                    ":index": index,
+                    ":now": now(),
+                    ":expires": expires_at(),
+                },
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
@@ -135,12 +139,9 @@ class RunShards:
                 },
             )
         except ClientError as exc:
+            # A refusal means it was done before: by an earlier attempt, or one at once.
             if not condition_failed(exc):
-                raise  # done before: an earlier attempt, or one at the same time
-        return self.all_finished(run_id)
-
-    def all_finished(self, run_id: str) -> list[ShardRow] | None:
-        """The run's shard rows if every one is done, else None."""
+                raise
         rows = self.rows(run_id)
         return rows if all(row.finished_at is not None for row in rows) else None
 
