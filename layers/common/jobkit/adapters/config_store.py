@@ -43,6 +43,22 @@ FRESHNESS_FIELDS = frozenset({"fresh_since", "stale_window", "stale_at"})
 PILOT_HEALTHY_RUNS = 2
 
 
+def _id_range(job_type: str, after: str | None, through: str | None) -> dict[str, Any]:
+    """A Query's key condition for the ids after ``after`` and up to ``through`` (either
+    None: unbounded on that side). BETWEEN includes ``after``: the caller drops it."""
+    condition, values = "job_type = :job", {":job": job_type}
+    if after is not None and through is not None:
+        condition += " AND client_id BETWEEN :after AND :through"
+        values.update({":after": after, ":through": through})
+    elif after is not None:
+        condition += " AND client_id > :after"
+        values[":after"] = after
+    elif through is not None:
+        condition += " AND client_id <= :through"
+        values[":through"] = through
+    return {"KeyConditionExpression": condition, "ExpressionAttributeValues": values}
+
+
 class ConfigStore:
     """The Config table: partition key ``job_type``, sort key ``client_id``."""
 
@@ -63,18 +79,7 @@ class ConfigStore:
         ``through`` (None: to the last), at most ``limit`` of them (None: all). Returns them
         and, when more than ``limit`` were there, the last id returned (where the rest
         starts after)."""
-        condition, values = "job_type = :job", {":job": job_type}
-        if after is not None and through is not None:
-            condition += " AND client_id BETWEEN :after AND :through"
-            values.update({":after": after, ":through": through})
-        elif after is not None:
-            condition += " AND client_id > :after"
-            values[":after"] = after
-        elif through is not None:
-            condition += " AND client_id <= :through"
-            values[":through"] = through
-        query: dict[str, Any] = {"KeyConditionExpression": condition}
-        query["ExpressionAttributeValues"] = values
+        query = _id_range(job_type, after, through)
         # One row past the limit tells whether more follow: a range that ends exactly at the
         # limit is not followed by an empty one.
         wanted = None if limit is None else limit + 1
