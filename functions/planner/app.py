@@ -11,7 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.observability import metrics
-from jobkit.pipeline.plan import ShardRequest, parse_plan_request
+from jobkit.pipeline.plan import parse_plan_request
+from jobkit.pipeline.shard_range import ShardRequest
 from jobkit.runs.models import Trigger
 from jobkit.settings import PlannerSettings, load_settings
 from jobkit.wiring.entry import lambda_entry

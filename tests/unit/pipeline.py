@@ -1,6 +1,7 @@
 """The whole pipeline in-process: planner and processor on moto, the event source simulated."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -9,9 +10,10 @@ import boto3
 from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.events import EventPublisher, StatusChanged
 from jobkit.adapters.records import STATE, record_pk
-from jobkit.pipeline.plan import Planner, PlanRequest, ShardRequest
+from jobkit.pipeline.plan import Planner, PlanRequest
 from jobkit.pipeline.process import Dependencies, Processor
 from jobkit.pipeline.retry import RetryRequest
+from jobkit.pipeline.shard_range import ShardRequest
 from jobkit.runs.models import RunHeader, RunView
 from jobkit.settings import PlannerSettings, ProcessorSettings, RetryWorkerSettings
 from jobkit.wiring.parts import build_parts
@@ -134,9 +136,15 @@ class Pipeline:
             **overrides,
         }
 
-    def planner_for(self, job_type: str, shard_clients: int = 10_000) -> Planner:
+    def planner_for(
+        self,
+        job_type: str,
+        shard_clients: int = 10_000,
+        launch_shard: Callable[[ShardRequest], None] | None = None,
+    ) -> Planner:
         """The job's planner; the shards it starts are kept in ``launched_shards`` (``plan``
-        plans them, in the order started, as Lambda would invoke them)."""
+        plans them, in the order started, as Lambda would invoke them), or handed to
+        ``launch_shard``."""
         settings = PlannerSettings.model_validate(
             self.environment(JOB_TYPE=job_type, PLAN_SHARD_CLIENTS=str(shard_clients))
         )
@@ -144,7 +152,7 @@ class Pipeline:
             settings,
             self.parts,
             lambda: JOBS[job_type].config_fields,
-            launch_shard=self.launched_shards.append,
+            launch_shard=launch_shard or self.launched_shards.append,
         )
 
     def scheduled_retries(self) -> list[RetryRequest]:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from jobkit.domain.errors import PermanentError
-from jobkit.pipeline.plan import PlanRequest, ShardRequest, parse_plan_request
+from jobkit.pipeline.plan import PlanRequest, parse_plan_request
+from jobkit.pipeline.shard_range import ShardRequest
 from jobkit.runs.models import ClientStatus, RunStatus
 from tests.unit.pipeline import JOB, Pipeline
 
@@ -76,8 +77,7 @@ def test_shards_finishing_in_reverse_order_mark_the_run_running_once_at_the_last
         assert header is not None
         statuses.append(header.status)
 
-    planner = pipeline.planner_for(JOB, shard_clients=SHARD)
-    planner._launch_shard = plan_at_once
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD, launch_shard=plan_at_once)
     # When the run is planned
     run = planner.plan(PlanRequest(trigger="cli"))
     # Then it was still planning as the later shards finished, and the first one marked it
@@ -117,19 +117,22 @@ def test_a_shard_retried_after_a_crash_reads_the_range_its_first_attempt_fixed(
 ) -> None:
     # Given nine clients in shards of three, and shard 1 crashing as it starts shard 2
     _seed(pipeline, [f"c{n}" for n in range(9)])
-    planner = pipeline.planner_for(JOB, shard_clients=SHARD)
+    lambda_down = [False]
+
+    def launch(shard: ShardRequest) -> None:
+        if lambda_down[0]:
+            raise ConnectionError("Lambda unreachable")
+        pipeline.launched_shards.append(shard)
+
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD, launch_shard=launch)
     header = planner.plan(PlanRequest(trigger="cli"))
     [second] = pipeline.launched_shards
-
-    def crash(shard: ShardRequest) -> None:
-        raise ConnectionError("Lambda unreachable")
-
-    planner._launch_shard = crash
+    lambda_down[0] = True
     with pytest.raises(ConnectionError):
         planner.plan_shard(second)
     # When a client is configured inside its range meanwhile, and the shard is retried
     pipeline.seed("c45", count=2)
-    planner._launch_shard = pipeline.launched_shards.append
+    lambda_down[0] = False
     planner.plan_shard(second)
     while len(pipeline.launched_shards) > 1:
         planner.plan_shard(pipeline.launched_shards.pop())

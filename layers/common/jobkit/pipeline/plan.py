@@ -39,9 +39,10 @@ from jobkit.domain.replay import BackfillSpec, Replay
 from jobkit.observability import logger
 from jobkit.pipeline.retry import ClientRetries, RetryRequest
 from jobkit.pipeline.selection import Selection, named
+from jobkit.pipeline.shard_range import ShardRanges, ShardRequest
 from jobkit.runs.lifecycle import RunLifecycle
 from jobkit.runs.models import ClientRun, ClientStatus, RunHeader, RunStatus, Trigger
-from jobkit.runs.shards import RunShards, ShardClaim, ShardPlanned, ShardRow, run_totals
+from jobkit.runs.shards import RunShards, ShardPlanned, ShardRow, run_totals
 from jobkit.tooling.peak_memory import peak_mb, reset_peak
 
 _UNSUBSTITUTED = "<aws.scheduler.scheduled-time>"
@@ -64,15 +65,6 @@ class PlanRequest(BaseModel):
     correlation_id: str | None = Field(None, max_length=128)
     dry_run: bool = False
     backfill: BackfillSpec | None = None  # trigger ``backfill``: its window and mode
-
-
-class ShardRequest(BaseModel):
-    """The planner's input for a run's next shard: sent by the planner to itself."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    run_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
-    shard: int = Field(ge=1)
 
 
 class _ScheduledEvent(BaseModel):
@@ -151,8 +143,7 @@ class Planner:
         queue: WorkQueue,
         *,
         shards: RunShards,
-        launch_shard: Callable[[ShardRequest], None],
-        shard_clients: int,
+        ranges: ShardRanges,
         circuits: Circuits,
         retries: ClientRetries,
         config_fields: Callable[[], frozenset[str]] = frozenset,
@@ -162,8 +153,7 @@ class Planner:
         self._runs = runs
         self._queue = queue
         self._shards = shards
-        self._launch_shard = launch_shard
-        self._shard_clients = shard_clients
+        self._ranges = ranges
         self._circuits = circuits
         self._retries = retries
         # The query fields the job uses, asked for on the first plan: the job's module is
@@ -194,10 +184,7 @@ class Planner:
         wanted = set(request.client_ids) if request.client_ids is not None else None
         if request.dry_run:
             selection = Selection(self._job_type, header.scheduled_for, self._config_fields())
-            if wanted is not None:
-                configs = self._named(wanted)
-            else:
-                configs = self._configs.client_range(self._job_type, None, None, None)[0]
+            configs = self._ranges.named(wanted) if wanted is not None else self._ranges.every()
             clients = self._selected(configs, selection, wanted)
             self._close_dry_run(run_id, selection, clients)
         else:
@@ -242,9 +229,9 @@ class Planner:
             self._planned_before(header.run_id)
             return
         if wanted is not None:
-            configs = self._named(wanted)
+            configs = self._ranges.named(wanted)
         else:
-            configs = self._shard_range(header.run_id, claim, self._shard_clients)
+            configs = self._ranges.read(header.run_id, claim.row)
         selection = Selection(self._job_type, header.scheduled_for, self._config_fields())
         clients = self._selected(configs, selection, wanted)
         planned, invalid_rows = self._start(header, selection, clients, resume=not claim.first)
@@ -273,48 +260,12 @@ class Planner:
 
     def _planned_before(self, run_id: str) -> None:
         """A shard an attempt before planned whole (a repeated fire, a repeated invocation):
-        every shard handed off and not started is started (its invocation may have been
-        lost), and the run marked running if every shard is planned and that was not done."""
+        the shards whose invocation was lost are started, and the run is marked running if
+        every shard is planned and that was not done."""
         rows = self._shards.rows(run_id)
-        for row in rows:
-            if row.started_at is None:
-                self._launch_shard(ShardRequest(run_id=run_id, shard=row.index))
+        self._ranges.start_lost(rows, run_id)
         if all(row.finished_at is not None for row in rows):
             self._mark_running(run_id, rows)
-
-    def _named(self, wanted: set[str]) -> list[ClientConfig | InvalidClientConfig]:
-        """The configuration rows of the clients a run names, read by key, in id order: as
-        many rows as are named, however many the job has."""
-        found = self._configs.get_many(self._job_type, sorted(wanted))
-        return [found[client_id] for client_id in sorted(found)]
-
-    def _shard_range(
-        self, run_id: str, claim: ShardClaim, limit: int
-    ) -> list[ClientConfig | InvalidClientConfig]:
-        """The shard's configuration rows. Where its range ends is fixed before the next
-        shard starts: a repeated attempt reads the range the first one fixed."""
-        row = claim.row
-        end = row.end_after
-        if end is None:
-            configs, end = self._configs.client_range(self._job_type, row.start_after, None, limit)
-            if end is None:
-                return configs  # the last shard
-            fixed = self._shards.hand_off(run_id, row.index, end)
-            if fixed != end:  # an attempt at the same time read more, or less
-                end = fixed
-                configs = self._configs.client_range(self._job_type, row.start_after, end, None)[0]
-        else:
-            configs = self._configs.client_range(self._job_type, row.start_after, end, None)[0]
-            self._shards.create_successor(run_id, row.index, end)
-        self._next_shard(run_id, row)
-        return configs
-
-    def _next_shard(self, run_id: str, row: ShardRow) -> None:
-        """Start the next shard, unless an attempt before started it already."""
-        if self._shards.started(run_id, row.index + 1):
-            return
-        self._launch_shard(ShardRequest(run_id=run_id, shard=row.index + 1))
-        logger.info("shard started", extra={"run_id": run_id, "shard": row.index + 1})
 
     def _start(
         self, header: RunHeader, selection: Selection, clients: list[ClientConfig], resume: bool

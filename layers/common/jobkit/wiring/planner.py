@@ -3,7 +3,8 @@
 from collections.abc import Callable
 
 from jobkit.adapters.aws import invoke_async
-from jobkit.pipeline.plan import Planner, ShardRequest
+from jobkit.pipeline.plan import Planner
+from jobkit.pipeline.shard_range import ShardRanges, ShardRequest
 from jobkit.settings import PlannerSettings
 from jobkit.wiring.parts import Parts, build_retries
 
@@ -26,8 +27,13 @@ def build_planner(
         parts.ledger.lifecycle,
         parts.queue,
         shards=parts.ledger.shards,
-        launch_shard=launch_shard or invoke_self,
-        shard_clients=settings.plan_shard_clients,
+        ranges=ShardRanges(
+            settings.job_type,
+            parts.configs,
+            parts.ledger.shards,
+            launch_shard or invoke_self,
+            settings.plan_shard_clients,
+        ),
         circuits=parts.circuits,
         retries=build_retries(settings, parts.ledger.retry_state),
         config_fields=config_fields,
