@@ -623,9 +623,9 @@ def render(results: Mapping[str, Any]) -> str:
             "do not edit. -->",
             "",
             "Every figure on this page comes from `bench/results.json`, which `make bench` "
-            "writes (`bench/run.py`, about 20 minutes). The page itself is generated from that "
-            "file by `python -m bench.performance_page`. Measured on the local stack "
-            "(MiniStack), not on AWS.",
+            "writes (`bench/run.py`, about 35 minutes on a fresh stack). The page itself is "
+            "generated from that file by `python -m bench.performance_page`. Measured on the "
+            "local stack (MiniStack), not on AWS.",
         ],
         _goals(results),
         _requests(results),
