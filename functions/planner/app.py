@@ -5,13 +5,14 @@ shard of clients per invocation (the next shards in invocations it starts itself
 import jobkit.cold_start  # noqa: F401
 
 # isort: split
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobkit.observability import metrics
-from jobkit.pipeline.plan import parse_plan_request
+from jobkit.pipeline.plan_request import parse_plan_request
 from jobkit.pipeline.shard_range import ShardRequest
 from jobkit.runs.models import Trigger
 from jobkit.settings import PlannerSettings, load_settings
@@ -29,10 +30,12 @@ planner = build_planner(
 @lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_plan_request(event)
+    # When this invocation ends at the latest: until then, no other attempt plans its shard.
+    ends_by = datetime.now(UTC) + timedelta(milliseconds=context.get_remaining_time_in_millis())
     if isinstance(request, ShardRequest):
-        planner.plan_shard(request)
+        planner.plan_shard(request, ends_by)
         return {"run_id": request.run_id, "shard": request.shard}
-    header = planner.plan(request)
+    header = planner.plan(request, ends_by)
     metrics.add_dimension(name="job_type", value=settings.job_type)
     metrics.add_metric(name="RunsPlanned", unit=MetricUnit.Count, value=1)
     if request.trigger is Trigger.SCHEDULE:

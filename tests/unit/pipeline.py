@@ -10,7 +10,8 @@ import boto3
 from jobkit.adapters.config import ClientConfig
 from jobkit.adapters.events import EventPublisher, StatusChanged
 from jobkit.adapters.records import STATE, record_pk
-from jobkit.pipeline.plan import Planner, PlanRequest
+from jobkit.pipeline.plan import Planner
+from jobkit.pipeline.plan_request import PlanRequest
 from jobkit.pipeline.process import Dependencies, Processor
 from jobkit.pipeline.retry import RetryRequest
 from jobkit.pipeline.shard_range import ShardRequest

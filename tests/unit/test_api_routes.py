@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 
 from jobkit.adapters.aws import invoke_async, lambda_client
 from jobkit.api.resolver import build_app
-from jobkit.pipeline.plan import PlanRequest, parse_plan_request
+from jobkit.pipeline.plan_request import PlanRequest, parse_plan_request
 from jobkit.runs.models import Trigger
 from jobkit.settings import ApiSettings
 from jobkit.webhooks.subscriptions import DeliveryLog

@@ -155,7 +155,7 @@ def test_a_row_setting_a_field_its_job_does_not_use_is_refused_by_the_planner(
 
 
 def pipeline_request() -> Any:
-    from jobkit.pipeline.plan import PlanRequest
+    from jobkit.pipeline.plan_request import PlanRequest
 
     return PlanRequest(trigger="cli")
 

@@ -5,15 +5,16 @@ totals of all of them; a repeated or retried shard plans nothing twice, and read
 its first attempt fixed."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from jobkit.domain.errors import PermanentError
-from jobkit.pipeline.plan import PlanRequest, parse_plan_request
+from jobkit.domain.errors import PermanentError, ShardBusyError
+from jobkit.pipeline.plan_request import PlanRequest, parse_plan_request
 from jobkit.pipeline.shard_range import ShardRequest
 from jobkit.runs.models import ClientStatus, RunStatus
+from jobkit.runs.shards import RunShards, shard_key
 from tests.unit.pipeline import JOB, Pipeline
 
 SHARD = 3
@@ -242,3 +243,104 @@ def test_a_shard_no_shard_handed_off_is_refused(pipeline: Pipeline) -> None:
     header = planner.plan(PlanRequest(trigger="cli"))
     with pytest.raises(PermanentError, match="shard 4 of run .* was never handed off"):
         planner.plan_shard(ShardRequest(run_id=header.run_id, shard=4))
+
+
+def _closed_exactly(pipeline: Pipeline, run_id: str, clients: int) -> None:
+    """The run closed with every client and record counted once (two records a client)."""
+    pipeline.drain()
+    view = pipeline.view(run_id)
+    assert (view.header.status, view.header.clients) == (RunStatus.SUCCEEDED, clients)
+    assert (view.header.received, view.header.processed) == (2 * clients, 2 * clients)
+    assert [c.status for c in view.clients] == [ClientStatus.DONE] * clients
+
+
+def test_a_second_attempt_while_the_first_plans_the_shard_waits_for_it_to_end(
+    pipeline: Pipeline,
+) -> None:
+    # Given a run asked for once and delivered twice, the second delivery arriving while the
+    # first attempt plans shard 0 (it has read its range, and writes its client rows next),
+    # and whatever the second one enqueued processed at once
+    _seed(pipeline, [f"c{n}" for n in range(5)])
+    request = PlanRequest(trigger="api", run_id=f"{JOB}.delivered-twice")
+    refusals: list[str] = []
+
+    def second_delivery_meanwhile(shard: ShardRequest) -> None:
+        pipeline.launched_shards.append(shard)
+        if len(pipeline.launched_shards) == 1:
+            try:
+                planner.plan(request)
+            except ShardBusyError as exc:
+                refusals.append(str(exc))
+            pipeline.drain()
+
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD, launch_shard=second_delivery_meanwhile)
+    # When both attempts have run, and the second one's retry comes after the first ended
+    pipeline.plan_request(request, planner)
+    planner.plan(request)
+    # Then the second attempt was refused with a retryable error, planned nothing, and the
+    # run counts each client and record once (had it planned, the first attempt's rows
+    # would have reset the counts of the clients it had already processed)
+    [refusal] = refusals
+    assert refusal.startswith(
+        f"shard 0 of run '{JOB}.delivered-twice' is being planned by another attempt"
+    )
+    assert refusal.endswith("retried once that one has ended")
+    _closed_exactly(pipeline, request.run_id or "", 5)
+
+
+def test_an_attempt_lambda_stopped_holds_its_shard_until_its_deadline(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a shard whose attempt Lambda stopped at its timeout as it started the next one
+    # (nothing of it runs after that: it cannot let go of its shard)
+    _seed(pipeline, [f"c{n}" for n in range(5)])
+    request = PlanRequest(trigger="api", run_id=f"{JOB}.timed-out")
+    stopped = [True]
+
+    def launch(shard: ShardRequest) -> None:
+        if stopped[0]:
+            raise TimeoutError("Task timed out after 120.00 seconds")
+        pipeline.launched_shards.append(shard)
+
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD, launch_shard=launch)
+    with monkeypatch.context() as killed:
+        killed.setattr(RunShards, "release", lambda *args: None)
+        with pytest.raises(TimeoutError):
+            planner.plan(request, ends_by=datetime.now(UTC) + timedelta(minutes=2))
+    # When it is retried before that invocation's deadline, and again after it
+    stopped[0] = False
+    with pytest.raises(ShardBusyError):
+        planner.plan(request)
+    pipeline.aws.tables["RunsTable"].update_item(
+        Key=shard_key(request.run_id or "", 0),
+        UpdateExpression="SET lease_until = :past",  # the deadline and its margin passed
+        ExpressionAttributeValues={":past": int(datetime.now(UTC).timestamp()) - 1},
+    )
+    header = pipeline.plan_request(request, planner)
+    # Then the retry after the deadline took the shard over and resumed it, and the run
+    # counts each client once
+    [first] = pipeline.ledger.shards.rows(header.run_id)[:1]
+    assert first.attempts == 2  # the refused retry never held it
+    _closed_exactly(pipeline, header.run_id, 5)
+
+
+def test_an_attempt_that_fails_lets_go_of_its_shard_at_once(pipeline: Pipeline) -> None:
+    # Given a shard whose attempt failed (an error it raised, not a timeout)
+    _seed(pipeline, [f"c{n}" for n in range(5)])
+    request = PlanRequest(trigger="api", run_id=f"{JOB}.failed-once")
+    failing = [True]
+
+    def launch(shard: ShardRequest) -> None:
+        if failing[0]:
+            raise ConnectionError("Lambda unreachable")
+        pipeline.launched_shards.append(shard)
+
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD, launch_shard=launch)
+    with pytest.raises(ConnectionError):
+        planner.plan(request)
+    # When Lambda retries it at once
+    failing[0] = False
+    header = pipeline.plan_request(request, planner)
+    # Then the retry was not refused: it resumed the shard, and the run counts each client once
+    assert header.status is RunStatus.RUNNING
+    _closed_exactly(pipeline, header.run_id, 5)

@@ -54,6 +54,11 @@ class ExternalUnavailableError(TransientError):
     """The external system failed, timed out or throttled us after our retries."""
 
 
+class ShardBusyError(TransientError):
+    """A planning shard that another attempt is planning now: this attempt fails, and
+    Lambda's asynchronous retry comes back once that one has ended (``jobkit.runs.shards``)."""
+
+
 class EnqueueError(TransientError):
     """Work messages that SQS still refused after resending."""
 

@@ -17,121 +17,37 @@ the clients it names, or every enabled one, whatever their frequency.
 """
 
 import time
-import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobkit.adapters.circuits import Circuits, OpenCircuit
 from jobkit.adapters.config import ClientConfig, InvalidClientConfig
 from jobkit.adapters.config_store import ConfigStore
 from jobkit.adapters.queue import WorkQueue
-from jobkit.domain.envelope import (
-    Identifier,
-    PageItem,
-    describe_validation_error,
-    new_page_item,
-)
-from jobkit.domain.errors import PermanentError
-from jobkit.domain.replay import BackfillSpec, Replay
+from jobkit.domain.envelope import PageItem, new_page_item
+from jobkit.domain.replay import Replay
 from jobkit.observability import logger
+from jobkit.pipeline.plan_request import PlanRequest, opening_header, plan_run_id
 from jobkit.pipeline.retry import ClientRetries, RetryRequest
 from jobkit.pipeline.selection import Selection, named
 from jobkit.pipeline.shard_range import ShardRanges, ShardRequest
 from jobkit.runs.lifecycle import RunLifecycle
-from jobkit.runs.models import ClientRun, ClientStatus, RunHeader, RunStatus, Trigger
-from jobkit.runs.shards import RunShards, ShardPlanned, ShardRow, run_totals
+from jobkit.runs.models import ClientRun, ClientStatus, RunHeader, RunStatus
+from jobkit.runs.shards import (
+    AttemptLease,
+    RunShards,
+    ShardClaim,
+    ShardPlanned,
+    ShardRow,
+    run_totals,
+)
 from jobkit.tooling.peak_memory import peak_mb, reset_peak
 
-_UNSUBSTITUTED = "<aws.scheduler.scheduled-time>"
 # Clients planned at a time: their rows written, then their page items sent.
 PLAN_CHUNK = 2000
 # What a run's header keeps of its shards' issues (each shard keeps ISSUES_PER_SHARD).
 RUN_ISSUES = 500
-
-
-class PlanRequest(BaseModel):
-    """The planner's input: from the schedule, the API or the CLI."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    trigger: Trigger = Trigger.SCHEDULE
-    scheduled_time: datetime | None = None
-    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
-    requested_by: str = Field("scheduler", max_length=128)
-    client_ids: list[Identifier] | None = None
-    correlation_id: str | None = Field(None, max_length=128)
-    dry_run: bool = False
-    backfill: BackfillSpec | None = None  # trigger ``backfill``: its window and mode
-
-
-class _ScheduledEvent(BaseModel):
-    """The classic EventBridge scheduled-rule payload, accepted too."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
-    time: datetime
-    id: str
-
-
-def parse_plan_request(event: dict[str, Any]) -> PlanRequest | ShardRequest:
-    """Parse a planner event; a bad one fails with the offending field named."""
-    try:
-        if "shard" in event:
-            return ShardRequest.model_validate(event)
-        if "detail-type" in event:
-            scheduled = _ScheduledEvent.model_validate(event)
-            return PlanRequest(scheduled_time=scheduled.time, correlation_id=scheduled.id)
-        if event.get("scheduled_time") == _UNSUBSTITUTED:
-            # Emulators may not substitute Scheduler's context attributes.
-            event = {**event, "scheduled_time": None}
-        return PlanRequest.model_validate(event)
-    except ValidationError as exc:
-        raise PermanentError(f"invalid planner event: {describe_validation_error(exc)}") from exc
-
-
-def schedule_run_id(job_type: str, scheduled_time: datetime) -> str:
-    return f"{job_type}.{scheduled_time.astimezone(UTC):%Y%m%dT%H%M%SZ}"
-
-
-def manual_run_id(job_type: str, now: datetime) -> str:
-    """A run started by hand (API, CLI): unique, and sorted by when it was asked for."""
-    return f"{job_type}.{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.{uuid.uuid4().hex[:8]}"
-
-
-def fire_time(request: PlanRequest, now: datetime) -> datetime | None:
-    """A scheduled fire's time (Scheduler's, else the minute it fired in); None for a run
-    asked for by hand."""
-    if request.trigger is not Trigger.SCHEDULE:
-        return None
-    return request.scheduled_time or now.replace(second=0, microsecond=0)
-
-
-def opening_header(job_type: str, request: PlanRequest, run_id: str, now: datetime) -> RunHeader:
-    """A run as it is opened, PLANNING: by its planner, or by the API before invoking it."""
-    return RunHeader(
-        run_id=run_id,
-        job_type=job_type,
-        trigger=request.trigger,
-        requested_by=request.requested_by,
-        scheduled_for=fire_time(request, now),
-        correlation_id=request.correlation_id or run_id,
-        created_at=now,
-        requested_clients=sorted(set(request.client_ids or ())),
-        backfill=request.backfill,
-    )
-
-
-def _run_id(job_type: str, request: PlanRequest, now: datetime) -> str:
-    if request.run_id:
-        return request.run_id
-    fired_at = fire_time(request, now)
-    if fired_at is not None:
-        return schedule_run_id(job_type, fired_at)
-    return manual_run_id(job_type, now)
 
 
 class Planner:
@@ -160,13 +76,14 @@ class Planner:
         # not imported at cold start (``jobs.JOBS`` imports each on first use).
         self._config_fields = config_fields
 
-    def plan(self, request: PlanRequest) -> RunHeader:
+    def plan(self, request: PlanRequest, ends_by: datetime | None = None) -> RunHeader:
         """Open the run and plan its first shard; the header as it then is (PLANNING while
-        later shards are planned)."""
+        later shards are planned). ``ends_by``: when this invocation ends at the latest
+        (``AttemptLease``)."""
         reset_peak()
         cpu_started = time.process_time()
         now = datetime.now(UTC)
-        run_id = _run_id(self._job_type, request, now)
+        run_id = plan_run_id(self._job_type, request, now)
         header, created = self._runs.open_run(opening_header(self._job_type, request, run_id, now))
         if not created and header.status is not RunStatus.PLANNING:
             logger.info("run already planned", extra={"run_id": run_id, "status": header.status})
@@ -188,10 +105,10 @@ class Planner:
             clients = self._selected(configs, selection, wanted)
             self._close_dry_run(run_id, selection, clients)
         else:
-            self._plan_shard(header, 0, wanted, cpu_started)
+            self._plan_shard(header, 0, wanted, cpu_started, ends_by)
         return self._runs.header(run_id) or header
 
-    def plan_shard(self, request: ShardRequest) -> None:
+    def plan_shard(self, request: ShardRequest, ends_by: datetime | None = None) -> None:
         """Plan one of a run's later shards; nothing once the run has left PLANNING (a
         repeated invocation, or a cancelled run)."""
         reset_peak()
@@ -201,7 +118,7 @@ class Planner:
             status = header.status.value if header else None
             logger.info("shard not planned", extra={"run_id": request.run_id, "status": status})
             return
-        self._plan_shard(header, request.shard, None, cpu_started)
+        self._plan_shard(header, request.shard, None, cpu_started, ends_by)
 
     def _close_dry_run(
         self, run_id: str, selection: Selection, clients: list[ClientConfig]
@@ -219,15 +136,34 @@ class Planner:
         logger.info("dry run planned", extra={"run_id": run_id, "clients": len(clients)})
 
     def _plan_shard(
-        self, header: RunHeader, index: int, wanted: set[str] | None, cpu_started: float
+        self,
+        header: RunHeader,
+        index: int,
+        wanted: set[str] | None,
+        cpu_started: float,
+        ends_by: datetime | None,
+    ) -> None:
+        """The shard claimed for this attempt, then planned; its lease let go at once if the
+        attempt fails, so that the retry need not wait for it."""
+        lease = AttemptLease.until_deadline(ends_by)
+        claim = self._shards.claim(header.run_id, index, lease)
+        if claim.row.finished_at is not None:
+            self._planned_before(header.run_id)
+            return
+        try:
+            self._plan_claimed(header, claim, wanted, cpu_started)
+        except BaseException:
+            with suppress(Exception):  # the error that stopped the attempt is the one to tell
+                self._shards.release(header.run_id, index, lease)
+            raise
+
+    def _plan_claimed(
+        self, header: RunHeader, claim: ShardClaim, wanted: set[str] | None, cpu_started: float
     ) -> None:
         """The shard's clients read (those named, for a run that names them: one shard), the
         next shard started, then its clients planned; the run marked running by the shard
         that finishes last."""
-        claim = self._shards.claim(header.run_id, index)
-        if claim.row.finished_at is not None:
-            self._planned_before(header.run_id)
-            return
+        index = claim.row.index
         if wanted is not None:
             configs = self._ranges.named(wanted)
         else:

@@ -45,12 +45,14 @@ class RunsTable:
         self.name: str = table.name
 
     def header(self, run_id: str) -> RunHeader | None:
-        item = self.table.get_item(Key={"run_id": run_id, "sk": HEADER}, ConsistentRead=True)
-        return RunHeader.model_validate(item["Item"]) if "Item" in item else None
+        item = self.item(run_id, HEADER)
+        return RunHeader.model_validate(item) if item is not None else None
 
-    def exists(self, run_id: str, sk: str) -> bool:
-        key = {"run_id": run_id, "sk": sk}
-        return "Item" in self.table.get_item(Key=key, ConsistentRead=True)
+    def item(self, run_id: str, sk: str) -> dict[str, Any] | None:
+        """One row of the run, strongly consistent; None if it does not exist."""
+        response = self.table.get_item(Key={"run_id": run_id, "sk": sk}, ConsistentRead=True)
+        item: dict[str, Any] | None = response.get("Item")
+        return item
 
     def add_issue(self, run_id: str, issue: str) -> None:
         self.table.update_item(
@@ -113,7 +115,7 @@ class RunsTable:
                     return False
                 if not transaction_cancelled(exc):
                     raise
-                if not reasons and self.exists(run_id, sk):
+                if not reasons and self.item(run_id, sk) is not None:
                     return False
                 back_off(attempt)
         raise ConcurrentUpdateError(f"counting on run {run_id!r} kept conflicting")

@@ -24,7 +24,7 @@ from jobkit.observability import logger
 from jobkit.runs.models import RunHeader, RunStatus, Trigger
 
 if TYPE_CHECKING:
-    from jobkit.pipeline.plan import PlanRequest
+    from jobkit.pipeline.plan_request import PlanRequest
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
@@ -104,7 +104,7 @@ def _dry_run(
 def _plan_request(job_type: str, body: StartBackfill, run_id: str, key_id: str) -> "PlanRequest":
     """The planner's own request for the backfill's run."""
     # The planner's module loads here, not at each cold start: most requests start no run.
-    from jobkit.pipeline.plan import PlanRequest
+    from jobkit.pipeline.plan_request import PlanRequest
 
     return PlanRequest(
         trigger=Trigger.BACKFILL,
@@ -118,7 +118,7 @@ def _plan_request(job_type: str, body: StartBackfill, run_id: str, key_id: str) 
 
 def _open(api: Services, job_type: str, request: "PlanRequest", now: datetime) -> RunHeader:
     """The backfill's run, PLANNING, or the one this request id already started."""
-    from jobkit.pipeline.plan import opening_header  # loaded with _plan_request's
+    from jobkit.pipeline.plan_request import opening_header  # loaded with _plan_request's
 
     assert request.run_id is not None
     opening = opening_header(job_type, request, request.run_id, now)

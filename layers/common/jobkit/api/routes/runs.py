@@ -19,7 +19,7 @@ from jobkit.observability import logger
 from jobkit.runs.models import RunHeader, Trigger
 
 if TYPE_CHECKING:
-    from jobkit.pipeline.plan import PlanRequest
+    from jobkit.pipeline.plan_request import PlanRequest
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
@@ -35,7 +35,7 @@ def _run(runs: RunsSeen, run_id: str, scope: Scope) -> RunHeader:
 def _plan_request(job_type: str, who: Caller, body: StartRun, now: datetime) -> "PlanRequest":
     """The planner's own request, for a new run of the planner's own id."""
     # The planner's module loads here, not at each cold start: most requests start no run.
-    from jobkit.pipeline.plan import PlanRequest, manual_run_id
+    from jobkit.pipeline.plan_request import PlanRequest, manual_run_id
 
     run_id = manual_run_id(job_type, now)
     return PlanRequest(
@@ -50,7 +50,7 @@ def _plan_request(job_type: str, who: Caller, body: StartRun, now: datetime) -> 
 
 def _open(job_type: str, request: "PlanRequest", now: datetime) -> RunHeader:
     """The run, open before its planner is invoked: the answer shows it, PLANNING."""
-    from jobkit.pipeline.plan import opening_header  # loaded with _plan_request's
+    from jobkit.pipeline.plan_request import opening_header  # loaded with _plan_request's
 
     assert request.run_id is not None
     header, _ = services(router).lifecycle.open_run(
