@@ -318,3 +318,31 @@ def test_a_next_page_counted_before_its_previous_page_does_not_close_the_client_
     assert view.header.status is RunStatus.SUCCEEDED
     assert (view.header.received, view.header.processed) == (15, 15)
     assert all(len(pipeline.history("acme", rid)) == 1 for rid in ids)
+
+
+def test_a_batch_reads_its_records_states_in_one_request(pipeline: Pipeline) -> None:
+    # Given a page's ten record items on the queue
+    pipeline.seed("acme", count=10)
+    pipeline.plan(trigger="cli")
+    pipeline.invoke(pipeline.receive())
+    records = pipeline.receive()
+    assert len(records) == 10
+    table = pipeline.aws.tables["RecordsTable"]
+    reads: list[str] = []
+
+    def count(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if table.name in (params.get("TableName"), *params.get("RequestItems", {})):
+            reads.append(model.name)
+
+    events = table.meta.client.meta.events
+    events.register("before-parameter-build.dynamodb", count)
+    # When one invocation processes them
+    failed = pipeline.invoke(records)
+    events.unregister("before-parameter-build.dynamodb", count)
+    # Then every record moved, and their states were read by one request, not one each
+    assert failed == []
+    assert [pipeline.state("acme", f"acme-r{n:05d}")["status"] for n in range(1, 11)] == [
+        "COMPLETED"
+    ] * 10
+    assert reads.count("BatchGetItem") == 1
+    assert "GetItem" not in reads

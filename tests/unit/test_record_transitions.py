@@ -85,3 +85,64 @@ def test_a_stale_read_that_refuses_or_finds_nothing_is_confirmed_strongly(aws: A
     result = WorkflowStore(missing).apply("acme", "r1", archived, "t2", CONTEXT)
     assert isinstance(result, NotAllowed) and result.current_status == "completed"
     assert missing.reads == [False, True]
+
+
+def _batch_gets(table: Any) -> list[int]:
+    """Records the number of keys of each BatchGetItem the table's client makes."""
+    made: list[int] = []
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        made.append(sum(len(r["Keys"]) for r in params["RequestItems"].values()))
+
+    table.meta.client.meta.events.register("before-parameter-build.dynamodb.BatchGetItem", count)
+    return made
+
+
+def test_a_batch_s_states_read_at_once_stand_for_each_record_s_cheap_read(aws: Any) -> None:
+    # Given three pending records, and a fourth the transition may create
+    for record_id in ("r1", "r2", "r3"):
+        aws.tables["RecordsTable"].put_item(
+            Item={
+                "pk": record_pk("acme", record_id),
+                "sk": STATE,
+                "status": "pending",
+                "version": 1,
+            }
+        )
+    table = StaleReads(aws.tables["RecordsTable"], stale=None)
+    batch_gets = _batch_gets(aws.tables["RecordsTable"])
+    store = WorkflowStore(table)
+    # When their states are read for the batch, then each record is applied
+    store.prefetch([("acme", r) for r in ("r1", "r2", "r3", "r4", "r1")])
+    results = [
+        store.apply("acme", r, COMPLETE, transition_id("acme", r, "1", "completed"), CONTEXT)
+        for r in ("r1", "r2", "r3", "r4")
+    ]
+    # Then one request read the four states, and no record was read again on its own
+    assert batch_gets == [4]
+    assert table.reads == []
+    assert [type(r) for r in results] == [Applied] * 4
+    assert [r.version for r in results if isinstance(r, Applied)] == [2, 2, 2, 1]
+
+
+def test_a_state_read_for_the_batch_serves_once_and_a_stale_one_is_read_again_strongly(
+    aws: Any,
+) -> None:
+    # Given a pending record whose state is read for the batch, then completed by another
+    # writer before the batch reaches it
+    tid = transition_id("acme", "r1", "1", "completed")
+    _state(aws, status="pending", version=1)
+    table = StaleReads(aws.tables["RecordsTable"], stale=None)
+    store = WorkflowStore(table)
+    store.prefetch([("acme", "r1")])
+    _state(aws, status="completed", version=2, last_transition_id=tid, last_envelope_id="env-0")
+    # When the batch applies it, and a second item of the same record comes after
+    first = store.apply("acme", "r1", COMPLETE, tid, CONTEXT)
+    second = store.apply("acme", "r1", COMPLETE, tid, CONTEXT)
+    # Then the stale state failed the version guard and the strong read decided (done by the
+    # envelope that did it); the second item read on its own, as without the batch's read
+    assert isinstance(first, AlreadyApplied) and first.envelope_id == "env-0"
+    assert isinstance(second, AlreadyApplied)
+    assert table.reads == [True, False, True]
+    item = aws.tables["RecordsTable"].get_item(Key={"pk": record_pk("acme", "r1"), "sk": STATE})
+    assert item["Item"]["version"] == 2

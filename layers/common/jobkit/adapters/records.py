@@ -11,15 +11,16 @@ and nothing ever read it, since the event is what subscribers act on.
 """
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
-from jobkit.adapters.aws import transaction_cancelled
+from jobkit.adapters.aws import batch_get, transaction_cancelled
 from jobkit.adapters.update_expression import UpdateExpression
-from jobkit.domain.errors import ConcurrentUpdateError, RecordNotFoundError
+from jobkit.domain.errors import ConcurrentUpdateError, RecordNotFoundError, ThrottledError
 from jobkit.domain.job import NEW, Transition
 
 STATE = "STATE"
@@ -91,6 +92,27 @@ class WorkflowStore:
     def __init__(self, table: Any) -> None:
         self._table = table
         self._client = table.meta.client
+        # States read for a batch (``prefetch``), each kept for its record's first apply;
+        # None: the read found no such record.
+        self._prefetched: dict[str, dict[str, Any] | None] = {}
+
+    def prefetch(self, records: Iterable[tuple[str, str]]) -> None:
+        """Read the states of a batch's records (client id, record id) in one request per
+        100 (BatchGetItem, eventually consistent): each stands for the eventually consistent
+        read of that record's next ``apply``, at the same price, and saves its round trip.
+        A state that went stale meanwhile fails the version guard, as a stale read does, and
+        the strong read decides. States a throttled read left out are read one by one."""
+        pks = sorted({record_pk(client_id, record_id) for client_id, record_id in records})
+        self._prefetched = {}
+        found: dict[str, dict[str, Any] | None] = {}
+        try:
+            keys = [{"pk": pk, "sk": STATE} for pk in pks]
+            for item in batch_get(self._client, self._table.name, keys):
+                found[item["pk"]] = item
+        except ThrottledError:
+            self._prefetched = found
+            return
+        self._prefetched = {pk: found.get(pk) for pk in pks}
 
     def apply(
         self,
@@ -143,8 +165,11 @@ class WorkflowStore:
     ) -> dict[str, Any]:
         """The record's state, or a new one's where the transition may create it."""
         pk = record_pk(client_id, record_id)
-        key = {"pk": pk, "sk": STATE}
-        state = self._table.get_item(Key=key, ConsistentRead=consistent).get("Item")
+        if not consistent and pk in self._prefetched:
+            state = self._prefetched.pop(pk)
+        else:
+            key = {"pk": pk, "sk": STATE}
+            state = self._table.get_item(Key=key, ConsistentRead=consistent).get("Item")
         if state is None and NEW in transition.allowed_from:
             state = {"status": NEW, "version": 0, "new": True}
         if state is None:

@@ -5,6 +5,7 @@ and history in one transaction). The result says how the item counts, what to ac
 the domain event its commit owes.
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
@@ -39,6 +40,10 @@ class RecordApplier:
 
     def forget(self) -> None:
         self._committed.clear()
+
+    def prefetch(self, items: Iterable[RecordItem]) -> None:
+        """The batch's record items: their states read at once (``WorkflowStore.prefetch``)."""
+        self._workflow.prefetch((item.client_id, item.record_id) for item in items)
 
     def committed_here(self, envelope_id: str) -> bool:
         """This invocation committed the item's transition (so it owes the event now)."""

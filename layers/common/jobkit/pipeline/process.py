@@ -1,7 +1,8 @@
 """The processor: page items fan out into record items; record items get the job's rules once.
 
 One invocation, in two stages:
-- every message is routed (``jobkit.pipeline.route``): a page item fetches one page
+- every message is parsed, and the batch's records' states read at once (``route``); then
+  every message is routed (``jobkit.pipeline.route``): a page item fetches one page
   (``fetch``), a record item applies the job's rules (``apply``), each idempotent on its
   ``item_key`` (Powertools, DynamoDB), while the time budget allows (``budget``);
 - then the batch is settled (``settle``): events, counts, acknowledgements, dead letters.
@@ -130,6 +131,7 @@ class Processor:
         def handle_message(record: SQSRecord) -> None:  # BatchProcessor passes `record=`
             self._router.handle(record, batch, clock)
 
+        self._router.prepare(event.get("Records", []))
         with processor(records=event.get("Records", []), handler=handle_message):
             processor.process()
         failed = {str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]}

@@ -9,7 +9,9 @@ retried on a schedule (``jobkit.pipeline.retry``), not by SQS.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from typing import Any
 
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerOpenError
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -70,14 +72,24 @@ class Router:
         self._retries = retries
         self._max_receive_count = max_receive_count
         self._cancelled: dict[str, bool] = {}
+        self._parsed: dict[str, PageItem | RecordItem] = {}  # the batch's, by message id
 
     def forget(self) -> None:
         """A new invocation sees a run cancelled since."""
         self._cancelled.clear()
+        self._parsed.clear()
+
+    def prepare(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """The batch's messages parsed before any is run, and its records' states read at
+        once: one request for the batch where each record item would make its own."""
+        for message in messages:
+            with suppress(PermanentError):  # told when its turn comes (``handle``)
+                self._parsed[message["messageId"]] = parse_work_item(message["body"])
+        self._applier.prefetch(i for i in self._parsed.values() if isinstance(i, RecordItem))
 
     def handle(self, message: SQSRecord, batch: Batch, clock: Clock) -> None:
         try:
-            item = parse_work_item(message.body)
+            item = self._parsed.pop(message.message_id, None) or parse_work_item(message.body)
         except PermanentError as exc:
             logger.error(
                 "invalid work message", extra={"message_id": message.message_id, "reason": str(exc)}
