@@ -91,9 +91,9 @@ def plan_once(stack: Stack, clients: int) -> dict[str, Any]:
     overhead = query_overhead_seconds(stack)
     try:
         with _planning_alone(stack):
-            emulator_cpu = _emulator_cpu_seconds()
+            emulator_cpu = emulator_cpu_seconds()
             planned, started, seconds = _fire(stack, clients)
-            emulator_cpu = _emulator_cpu_seconds() - emulator_cpu
+            emulator_cpu = emulator_cpu_seconds() - emulator_cpu
             figures: dict[str, Any] = {
                 "clients": planned["clients"],
                 "seconds": round(seconds, 1),
@@ -123,7 +123,7 @@ def plan_once(stack: Stack, clients: int) -> dict[str, Any]:
     return figures
 
 
-def _emulator_cpu_seconds() -> float:
+def emulator_cpu_seconds() -> float:
     """The CPU seconds (user and system, every thread) MiniStack's process has used so far."""
     state = load_local_state()
     assert state is not None, "the local stack is not up"

@@ -33,7 +33,7 @@ from bench.backfill import backfill_interference
 from bench.imports import import_figures
 from bench.logs import FunctionLogs, read_logs
 from bench.planning import SIZES as PLAN_SIZES
-from bench.planning import plan_at_scale
+from bench.planning import emulator_cpu_seconds, plan_at_scale
 from bench.usage import (
     DYNAMODB_WRITES,
     measure_requests,
@@ -88,18 +88,22 @@ def main() -> None:
     results["slow_external"] = measure_slow_external(stack)
     results["timeouts"] = results["slow_external"]["poller"]["timeouts"]
     # The same run fed by MiniStack's own poller (batches of at most 10), for comparison.
-    real_1k = run_job(stack, REAL, SIZES[0])
+    real_1k, real_cost = _run_costed(stack, REAL)
     local_logs = read_logs(stack, real_1k.started, real_1k.ended)
     local_requests = sum((f.requests for f in local_logs.values()), Counter[str]())
     results["dynamodb_writes_per_item_ministack_batches"] = requests_per_item(
         local_requests, real_1k.records, "dynamodb", DYNAMODB_WRITES
     )
-    noop = run_job(stack, NOOP, SIZES[0])
+    noop, noop_cost = _run_costed(stack, NOOP)
     results["throughput_records_per_second"] = {
         REAL: round(real_1k.records_per_second, 1),
         NOOP: round(noop.records_per_second, 1),
     }
     results["throughput_ratio"] = round(real_1k.records_per_second / noop.records_per_second, 2)
+    results["throughput_cost_per_record"] = {
+        REAL: real_cost | _processor_requests(local_logs, real_1k),
+        NOOP: noop_cost | _processor_requests(read_logs(stack, noop.started, noop.ended), noop),
+    }
     results.update(_scale_figures(stack, real_1k, local_logs))
     results["backfill"] = backfill_interference(
         stack, REAL, BACKFILL_RECORDS, run_job, seed_backfill_clients, forget_clients
@@ -115,6 +119,24 @@ def main() -> None:
     results["plan_100k_seconds_less_partition_sort"] = largest["seconds_less_partition_sort"]
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     _print(console, results)
+
+
+def _run_costed(stack: Stack, job: str) -> tuple[Run, dict[str, float]]:
+    """A run of SIZES[0] records, and the CPU MiniStack (one process, which answers every
+    AWS request of every function) spent on it per record."""
+    cpu = emulator_cpu_seconds()
+    run = run_job(stack, job, SIZES[0])
+    cpu = emulator_cpu_seconds() - cpu
+    return run, {"ministack_cpu_ms": round(1000 * cpu / run.records, 2)}
+
+
+def _processor_requests(logs: dict[str, FunctionLogs], run: Run) -> dict[str, float]:
+    """The AWS requests the processor made per record of ``run``, and its billed time."""
+    processor = logs["Processor"]
+    return {
+        "processor_requests": round(sum(processor.requests.values()) / run.records, 3),
+        "processor_billed_ms": round(processor.billed_ms / run.records, 2),
+    }
 
 
 def _percentile(values: list[float], share: float) -> float:

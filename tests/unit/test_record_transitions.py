@@ -113,7 +113,7 @@ def test_a_batch_s_states_read_at_once_stand_for_each_record_s_cheap_read(aws: A
     batch_gets = _batch_gets(aws.tables["RecordsTable"])
     store = WorkflowStore(table)
     # When their states are read for the batch, then each record is applied
-    store.prefetch([("acme", r) for r in ("r1", "r2", "r3", "r4", "r1")])
+    store.expect([("acme", r) for r in ("r1", "r2", "r3", "r4", "r1")])
     results = [
         store.apply("acme", r, COMPLETE, transition_id("acme", r, "1", "completed"), CONTEXT)
         for r in ("r1", "r2", "r3", "r4")
@@ -125,24 +125,37 @@ def test_a_batch_s_states_read_at_once_stand_for_each_record_s_cheap_read(aws: A
     assert [r.version for r in results if isinstance(r, Applied)] == [2, 2, 2, 1]
 
 
-def test_a_state_read_for_the_batch_serves_once_and_a_stale_one_is_read_again_strongly(
+def test_a_state_read_with_the_batch_s_serves_once_and_a_stale_one_is_read_again_strongly(
     aws: Any,
 ) -> None:
-    # Given a pending record whose state is read for the batch, then completed by another
-    # writer before the batch reaches it
+    # Given two pending records of a batch, read together as the first one is applied, and
+    # the second then completed by another writer before the batch reaches it
     tid = transition_id("acme", "r1", "1", "completed")
     _state(aws, status="pending", version=1)
+    aws.tables["RecordsTable"].put_item(
+        Item={"pk": record_pk("acme", "r2"), "sk": STATE, "status": "pending", "version": 1}
+    )
     table = StaleReads(aws.tables["RecordsTable"], stale=None)
     store = WorkflowStore(table)
-    store.prefetch([("acme", "r1")])
+    store.expect([("acme", "r2"), ("acme", "r1")])
+    r2 = store.apply("acme", "r2", COMPLETE, transition_id("acme", "r2", "1", "c"), CONTEXT)
     _state(aws, status="completed", version=2, last_transition_id=tid, last_envelope_id="env-0")
     # When the batch applies it, and a second item of the same record comes after
     first = store.apply("acme", "r1", COMPLETE, tid, CONTEXT)
     second = store.apply("acme", "r1", COMPLETE, tid, CONTEXT)
     # Then the stale state failed the version guard and the strong read decided (done by the
     # envelope that did it); the second item read on its own, as without the batch's read
+    assert isinstance(r2, Applied)
     assert isinstance(first, AlreadyApplied) and first.envelope_id == "env-0"
     assert isinstance(second, AlreadyApplied)
     assert table.reads == [True, False, True]
     item = aws.tables["RecordsTable"].get_item(Key={"pk": record_pk("acme", "r1"), "sk": STATE})
     assert item["Item"]["version"] == 2
+
+
+def test_a_batch_that_moves_no_record_reads_no_state(aws: Any) -> None:
+    batch_gets = _batch_gets(aws.tables["RecordsTable"])
+    store = WorkflowStore(aws.tables["RecordsTable"])
+    store.expect([("acme", "r1"), ("acme", "r2")])  # every record skipped by the job
+    store.expect([("acme", "r3")])  # the next batch
+    assert batch_gets == []

@@ -92,27 +92,44 @@ class WorkflowStore:
     def __init__(self, table: Any) -> None:
         self._table = table
         self._client = table.meta.client
-        # States read for a batch (``prefetch``), each kept for its record's first apply;
-        # None: the read found no such record.
-        self._prefetched: dict[str, dict[str, Any] | None] = {}
+        # A batch's records (``expect``), read together at its first cheap read; the states
+        # read, each kept for its record's next one (None: the read found no such record).
+        self._expected: list[str] = []
+        self._read_ahead: dict[str, dict[str, Any] | None] = {}
 
-    def prefetch(self, records: Iterable[tuple[str, str]]) -> None:
-        """Read the states of a batch's records (client id, record id) in one request per
-        100 (BatchGetItem, eventually consistent): each stands for the eventually consistent
-        read of that record's next ``apply``, at the same price, and saves its round trip.
-        A state that went stale meanwhile fails the version guard, as a stale read does, and
-        the strong read decides. States a throttled read left out are read one by one."""
-        pks = sorted({record_pk(client_id, record_id) for client_id, record_id in records})
-        self._prefetched = {}
+    def expect(self, records: Iterable[tuple[str, str]]) -> None:
+        """The records (client id, record id) a batch may move. The first of them to need its
+        state has all of theirs read at once, one request per 100 (BatchGetItem, eventually
+        consistent): each stands for its record's cheap read in ``apply``, at the same price,
+        and saves its round trip. Nothing is read for a batch that moves no record (a job
+        that skips them all). A state that went stale meanwhile fails the version guard, as
+        a stale read does, and the strong read decides."""
+        self._expected = sorted(
+            {record_pk(client_id, record_id) for client_id, record_id in records}
+        )
+        self._read_ahead = {}
+
+    def _cheap_read(self, pk: str) -> dict[str, Any] | None:
+        """The record's state, eventually consistent: read with the batch's the first time."""
+        if self._expected:
+            expected, self._expected = self._expected, []
+            self._read_ahead = self._read_together(expected)
+        if pk in self._read_ahead:
+            return self._read_ahead.pop(pk)
+        item: dict[str, Any] | None = self._table.get_item(Key={"pk": pk, "sk": STATE}).get("Item")
+        return item
+
+    def _read_together(self, pks: list[str]) -> dict[str, dict[str, Any] | None]:
+        """States of ``pks``; those a throttled table left unread are left out (each is then
+        read on its own)."""
         found: dict[str, dict[str, Any] | None] = {}
         try:
             keys = [{"pk": pk, "sk": STATE} for pk in pks]
             for item in batch_get(self._client, self._table.name, keys):
                 found[item["pk"]] = item
         except ThrottledError:
-            self._prefetched = found
-            return
-        self._prefetched = {pk: found.get(pk) for pk in pks}
+            return found
+        return {pk: found.get(pk) for pk in pks}
 
     def apply(
         self,
@@ -165,11 +182,12 @@ class WorkflowStore:
     ) -> dict[str, Any]:
         """The record's state, or a new one's where the transition may create it."""
         pk = record_pk(client_id, record_id)
-        if not consistent and pk in self._prefetched:
-            state = self._prefetched.pop(pk)
+        if consistent:
+            state = self._table.get_item(Key={"pk": pk, "sk": STATE}, ConsistentRead=True).get(
+                "Item"
+            )
         else:
-            key = {"pk": pk, "sk": STATE}
-            state = self._table.get_item(Key=key, ConsistentRead=consistent).get("Item")
+            state = self._cheap_read(pk)
         if state is None and NEW in transition.allowed_from:
             state = {"status": NEW, "version": 0, "new": True}
         if state is None:

@@ -41,9 +41,10 @@ class RecordApplier:
     def forget(self) -> None:
         self._committed.clear()
 
-    def prefetch(self, items: Iterable[RecordItem]) -> None:
-        """The batch's record items: their states read at once (``WorkflowStore.prefetch``)."""
-        self._workflow.prefetch((item.client_id, item.record_id) for item in items)
+    def expect(self, items: Iterable[RecordItem]) -> None:
+        """The batch's record items: their states read at once when first needed
+        (``WorkflowStore.expect``)."""
+        self._workflow.expect((item.client_id, item.record_id) for item in items)
 
     def committed_here(self, envelope_id: str) -> bool:
         """This invocation committed the item's transition (so it owes the event now)."""

@@ -1,8 +1,8 @@
 """The processor: page items fan out into record items; record items get the job's rules once.
 
 One invocation, in two stages:
-- every message is parsed, and the batch's records' states read at once (``route``); then
-  every message is routed (``jobkit.pipeline.route``): a page item fetches one page
+- every message is parsed, and the batch's records' states read together when the first is
+  needed (``route``); then every message is routed (``jobkit.pipeline.route``): a page item fetches one page
   (``fetch``), a record item applies the job's rules (``apply``), each idempotent on its
   ``item_key`` (Powertools, DynamoDB), while the time budget allows (``budget``);
 - then the batch is settled (``settle``): events, counts, acknowledgements, dead letters.

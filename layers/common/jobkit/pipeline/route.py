@@ -80,12 +80,13 @@ class Router:
         self._parsed.clear()
 
     def prepare(self, messages: Sequence[Mapping[str, Any]]) -> None:
-        """The batch's messages parsed before any is run, and its records' states read at
-        once: one request for the batch where each record item would make its own."""
+        """The batch's messages parsed before any is run, and its records told to the store,
+        which reads their states at once: one request for the batch where each record item
+        would make its own."""
         for message in messages:
             with suppress(PermanentError):  # told when its turn comes (``handle``)
                 self._parsed[message["messageId"]] = parse_work_item(message["body"])
-        self._applier.prefetch(i for i in self._parsed.values() if isinstance(i, RecordItem))
+        self._applier.expect(i for i in self._parsed.values() if isinstance(i, RecordItem))
 
     def handle(self, message: SQSRecord, batch: Batch, clock: Clock) -> None:
         try:
