@@ -129,8 +129,8 @@ HOW_MEASURED = """\
   their type (`jobs.JOBS`).
 - **Throughput.** `bench-noop` fetches and acknowledges the same pages through the same
   planner, queue, idempotency and counting, and skips every record: the difference is the
-  rules (the record's read, the guarded transaction, its event). Both share the machine's
-  cores with MiniStack.
+  rules (the records' states read, the guarded transaction, its event). Both share the
+  machine's cores with MiniStack.
 - **Time per record and latency.** Each run's time is its header's `finished_at -
   created_at`; the bench waits by reading the run's header (one GetItem). Latency is the
   processor's `RecordLatency` metric, from enqueue to counted.
