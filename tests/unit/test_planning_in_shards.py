@@ -35,6 +35,21 @@ def _page_clients(pipeline: Pipeline) -> list[str]:
     return sorted(json.loads(str(m["Body"]))["client_id"] for m in received)
 
 
+class FailingLaunch:
+    """Starts a run's next shard as the pipeline does, but raises ``error`` while
+    ``failing``: the invocation that would start it fails there."""
+
+    def __init__(self, pipeline: Pipeline, error: Exception, failing: bool) -> None:
+        self._pipeline = pipeline
+        self._error = error
+        self.failing = failing
+
+    def __call__(self, shard: ShardRequest) -> None:
+        if self.failing:
+            raise self._error
+        self._pipeline.launched_shards.append(shard)
+
+
 def test_a_run_past_the_shard_size_plans_every_client_once_and_closes_with_all_totals(
     pipeline: Pipeline,
 ) -> None:
@@ -118,22 +133,16 @@ def test_a_shard_retried_after_a_crash_reads_the_range_its_first_attempt_fixed(
 ) -> None:
     # Given nine clients in shards of three, and shard 1 crashing as it starts shard 2
     _seed(pipeline, [f"c{n}" for n in range(9)])
-    lambda_down = [False]
-
-    def launch(shard: ShardRequest) -> None:
-        if lambda_down[0]:
-            raise ConnectionError("Lambda unreachable")
-        pipeline.launched_shards.append(shard)
-
+    launch = FailingLaunch(pipeline, ConnectionError("Lambda unreachable"), failing=False)
     planner = pipeline.planner_for(JOB, shard_clients=SHARD, launch_shard=launch)
     header = planner.plan(PlanRequest(trigger="cli"))
     [second] = pipeline.launched_shards
-    lambda_down[0] = True
+    launch.failing = True
     with pytest.raises(ConnectionError):
         planner.plan_shard(second)
     # When a client is configured inside its range meanwhile, and the shard is retried
     pipeline.seed("c45", count=2)
-    lambda_down[0] = False
+    launch.failing = False
     planner.plan_shard(second)
     while len(pipeline.launched_shards) > 1:
         planner.plan_shard(pipeline.launched_shards.pop())
@@ -295,20 +304,14 @@ def test_an_attempt_lambda_stopped_holds_its_shard_until_its_deadline(
     # (nothing of it runs after that: it cannot let go of its shard)
     _seed(pipeline, [f"c{n}" for n in range(5)])
     request = PlanRequest(trigger="api", run_id=f"{JOB}.timed-out")
-    stopped = [True]
-
-    def launch(shard: ShardRequest) -> None:
-        if stopped[0]:
-            raise TimeoutError("Task timed out after 120.00 seconds")
-        pipeline.launched_shards.append(shard)
-
+    launch = FailingLaunch(pipeline, TimeoutError("Task timed out after 120 s"), failing=True)
     planner = pipeline.planner_for(JOB, shard_clients=SHARD, launch_shard=launch)
     with monkeypatch.context() as killed:
         killed.setattr(RunShards, "release", lambda *args: None)
         with pytest.raises(TimeoutError):
             planner.plan(request, ends_by=datetime.now(UTC) + timedelta(minutes=2))
     # When it is retried before that invocation's deadline, and again after it
-    stopped[0] = False
+    launch.failing = False
     with pytest.raises(ShardBusyError):
         planner.plan(request)
     pipeline.aws.tables["RunsTable"].update_item(
@@ -328,18 +331,12 @@ def test_an_attempt_that_fails_lets_go_of_its_shard_at_once(pipeline: Pipeline) 
     # Given a shard whose attempt failed (an error it raised, not a timeout)
     _seed(pipeline, [f"c{n}" for n in range(5)])
     request = PlanRequest(trigger="api", run_id=f"{JOB}.failed-once")
-    failing = [True]
-
-    def launch(shard: ShardRequest) -> None:
-        if failing[0]:
-            raise ConnectionError("Lambda unreachable")
-        pipeline.launched_shards.append(shard)
-
+    launch = FailingLaunch(pipeline, ConnectionError("Lambda unreachable"), failing=True)
     planner = pipeline.planner_for(JOB, shard_clients=SHARD, launch_shard=launch)
     with pytest.raises(ConnectionError):
         planner.plan(request)
     # When Lambda retries it at once
-    failing[0] = False
+    launch.failing = False
     header = pipeline.plan_request(request, planner)
     # Then the retry was not refused: it resumed the shard, and the run counts each client once
     assert header.status is RunStatus.RUNNING
