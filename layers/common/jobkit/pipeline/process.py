@@ -1,10 +1,11 @@
 """The processor: page items fan out into record items; record items get the job's rules once.
 
 One invocation, in two stages:
-- every message is parsed, and the batch's records' states read together when the first is
-  needed (``route``); then every message is routed (``jobkit.pipeline.route``): a page item fetches one page
-  (``fetch``), a record item applies the job's rules (``apply``), each idempotent on its
-  ``item_key`` (Powertools, DynamoDB), while the time budget allows (``budget``);
+- every message is routed (``jobkit.pipeline.route``), once the batch's messages are parsed
+  and its records' states are to be read together when the first is needed: a page item
+  fetches one page (``fetch``), a record item applies the job's rules (``apply``), each
+  idempotent on its ``item_key`` (Powertools, DynamoDB), while the time budget allows
+  (``budget``);
 - then the batch is settled (``settle``): events, counts, acknowledgements, dead letters.
 
 Every batch returns before the function's timeout: a message starts only while the time left
