@@ -41,4 +41,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if request.trigger is Trigger.SCHEDULE:
         # Each fire counts them: the alarm sees a client that silently stopped syncing.
         metrics.add_metric(name="ClientsStale", unit=MetricUnit.Count, value=planner.stale_count())
+        # A run that a lost shard left PLANNING would never close: the alarm sees it.
+        stuck = planner.stuck_planning_count()
+        metrics.add_metric(name="RunsStuckPlanning", unit=MetricUnit.Count, value=stuck)
     return {"run_id": header.run_id, "status": header.status.value, "clients": header.clients}

@@ -207,7 +207,10 @@ def test_the_cli_refuses_a_client_before_it_writes(arguments: list[str], refusal
     assert refusal in " ".join(result.output.split())
 
 
-def test_every_job_in_the_template_alarms_on_stale_clients() -> None:
+@pytest.mark.parametrize("metric", ["ClientsStale", "RunsStuckPlanning"])
+def test_every_job_in_the_template_alarms_on_stale_clients_and_runs_stuck_planning(
+    metric: str,
+) -> None:
     from jobkit_cli.template import load_template
     from tests.support import ROOT
 
@@ -221,8 +224,7 @@ def test_every_job_in_the_template_alarms_on_stale_clients() -> None:
     alarmed = {
         dimension["Value"]
         for r in resources.values()
-        if r["Type"] == "AWS::CloudWatch::Alarm"
-        and r["Properties"].get("MetricName") == "ClientsStale"
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == metric
         for dimension in r["Properties"]["Dimensions"]
         if dimension["Name"] == "job_type"
     }

@@ -105,6 +105,9 @@ def test_a_scheduled_fire_publishes_how_many_clients_are_stale(
     # Then the fire counts the stale client; a manual run is no fire and counts nothing
     assert _metric_values(scheduled, "ClientsStale") == [[1.0]]
     assert _metric_values(manual, "ClientsStale") == []
+    # and the job's runs stuck planning (none here)
+    assert _metric_values(scheduled, "RunsStuckPlanning") == [[0.0]]
+    assert _metric_values(manual, "RunsStuckPlanning") == []
 
 
 def test_settings_missing_fail_at_cold_start_naming_the_variable(

@@ -341,3 +341,39 @@ def test_an_attempt_that_fails_lets_go_of_its_shard_at_once(pipeline: Pipeline) 
     # Then the retry was not refused: it resumed the shard, and the run counts each client once
     assert header.status is RunStatus.RUNNING
     _closed_exactly(pipeline, header.run_id, 5)
+
+
+def _opened_minutes_ago(pipeline: Pipeline, run_id: str, minutes: int) -> None:
+    """Time passes: the run was opened ``minutes`` ago."""
+    at = datetime.now(UTC) - timedelta(minutes=minutes)
+    pipeline.aws.tables["RunsTable"].update_item(
+        Key={"run_id": run_id, "sk": "RUN"},
+        UpdateExpression="SET created_at = :at",
+        ExpressionAttributeValues={":at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+    )
+
+
+def test_a_run_a_lost_shard_left_planning_is_counted_stuck_until_it_is_fired_again(
+    pipeline: Pipeline,
+) -> None:
+    # Given a run whose second shard's invocation was lost, and a run that planned whole
+    _seed(pipeline, [f"c{n}" for n in range(5)])
+    planner = pipeline.planner_for(JOB, shard_clients=SHARD)
+    request = PlanRequest(trigger="api", run_id=f"{JOB}.lost-a-shard")
+    planner.plan(request)
+    pipeline.launched_shards.clear()
+    planned = pipeline.plan_request(PlanRequest(trigger="cli"), planner)
+    # When the next fires count the job's runs stuck planning: ten minutes after they
+    # opened, then twenty-five
+    for run_id in (request.run_id or "", planned.run_id):
+        _opened_minutes_ago(pipeline, run_id, 10)
+    soon = planner.stuck_planning_count()
+    for run_id in (request.run_id or "", planned.run_id):
+        _opened_minutes_ago(pipeline, run_id, 25)
+    late = planner.stuck_planning_count()
+    # Then only the run left planning counts, once it is past 20 minutes, and no longer once
+    # it is fired again (which starts the lost shard)
+    assert (soon, late) == (0, 1)
+    planner.plan(request)
+    planner.plan_shard(pipeline.launched_shards.pop())
+    assert planner.stuck_planning_count() == 0

@@ -339,6 +339,18 @@ class Planner:
             )
         return len(stale)
 
+    def stuck_planning_count(self) -> int:
+        """How many of the job's runs of the last day are stuck planning (``RunLifecycle.
+        stuck_in_planning``), logged by id: each is recovered by firing it again (the same
+        ``run_id``), which starts the shards whose invocation was lost."""
+        stuck = self._runs.stuck_in_planning(self._job_type, datetime.now(UTC))
+        if stuck:
+            logger.warning(
+                "runs stuck planning",
+                extra={"job_type": self._job_type, "count": len(stuck), "runs": stuck[:50]},
+            )
+        return len(stuck)
+
 
 def _nothing_planned(job_type: str, *counts: int) -> list[str]:
     """What a run says when it met no client at all (planned, waiting, invalid or not due)."""

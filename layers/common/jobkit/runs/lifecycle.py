@@ -3,6 +3,7 @@ id: a repeated trigger finds it), write its client rows, mark it running, close 
 cancel it."""
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +24,12 @@ from jobkit.runs.table import RunsTable, expires_at, now
 # Client rows per writer (a thread each): 40 BatchWriteItem requests. A planner's chunk of
 # 2,000 clients is written by two writers at once.
 WRITE_CHUNK = 1000
+# A run still PLANNING this long after it opened has lost a shard or keeps failing: every
+# attempt of a shard ends within the planner's 120 s timeout, and Lambda's asynchronous
+# retries of it within about 6 minutes.
+STUCK_PLANNING_AFTER = timedelta(minutes=20)
+# How far back a fire looks for such runs: the alarm has had a day of fires to see one.
+STUCK_PLANNING_WITHIN = timedelta(days=1)
 
 
 class RunLifecycle:
@@ -32,6 +39,31 @@ class RunLifecycle:
 
     def header(self, run_id: str) -> RunHeader | None:
         return self._table.header(run_id)
+
+    def stuck_in_planning(self, job_type: str, now: datetime) -> list[str]:
+        """The job's runs opened in the last day, over ``STUCK_PLANNING_AFTER`` ago, and still
+        PLANNING (a shard's invocation lost to the functions' DLQ, or a planner that fails
+        every attempt): read from the ``by-job`` index, a day of the job's runs."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "by-job",
+            "KeyConditionExpression": "job_type = :job AND created_at BETWEEN :since AND :until",
+            "FilterExpression": "#status = :planning",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":job": job_type,
+                ":since": _index_time(now - STUCK_PLANNING_WITHIN),
+                ":until": _index_time(now - STUCK_PLANNING_AFTER),
+                ":planning": RunStatus.PLANNING.value,
+            },
+            "ProjectionExpression": "run_id",
+        }
+        stuck: list[str] = []
+        while True:
+            page = self._table.table.query(**kwargs)
+            stuck += [str(item["run_id"]) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return stuck
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def open_run(self, header: RunHeader) -> tuple[RunHeader, bool]:
         """Create the run, or return the existing one with the same id (a repeated trigger)."""
@@ -163,3 +195,8 @@ def _client_item(header: RunHeader, row: ClientRun) -> dict[str, Any]:
     item.update(client_key(header.run_id, row.client_id), expires_at=expires_at())
     item.update(client_runs_index_keys(header, row.client_id))
     return item
+
+
+def _index_time(at: datetime) -> str:
+    """A bound on ``created_at`` as the header stores it (pydantic's JSON: UTC as ``Z``)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
