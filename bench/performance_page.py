@@ -6,7 +6,8 @@ committed page is what this module renders from the committed results.
 """
 
 import json
-from collections.abc import Mapping, Sequence
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -518,6 +519,7 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
         "and MiniStack's process, which serves every request on one core at most (one Python "
         "process): its CPU seconds are a floor under the fire's duration on this stack, "
         "however many shards plan at once.",
+        *_per_client(sizes),
         *_sharded(sizes),
         "",
         f"The planner's requests at {int(list(sizes)[-1]):,} clients:",
@@ -533,6 +535,32 @@ def _planning(results: Mapping[str, Any]) -> list[str]:
         lines += ["", "Reads while the run of 10,000 clients is open, one call each:", ""]
         lines += _table(("Call", "Seconds", "KB"), api)
     return lines + ["", *_million(results)]
+
+
+def _per_client(sizes: Mapping[str, Any]) -> list[str]:
+    """The work per client at each size, and its spread: what the planner does per client
+    against what the emulator spends on it."""
+
+    def per_client(figure: Callable[[Mapping[str, Any]], float], scale: float) -> list[float]:
+        return [scale * figure(sizes[size]) / int(size) for size in sizes]
+
+    measures = [
+        ("AWS requests", per_client(lambda f: sum(f["requests"].values()), 1.0), 3),
+        ("ms of the planner's CPU", per_client(lambda f: f["planner_cpu_seconds"], 1000.0), 2),
+        ("ms of MiniStack's CPU", per_client(lambda f: f["emulator_cpu_seconds"], 1000.0), 2),
+    ]
+    parts = [
+        f"{name} {' / '.join(_number(round(v, digits)) for v in values)} (spread "
+        f"{_number(round((max(values) - min(values)) / statistics.mean(values), 2))})"
+        for name, values, digits in measures
+    ]
+    return [
+        "",
+        f"Per client, at {' / '.join(f'{int(size):,}' for size in sizes)} clients: "
+        + "; ".join(parts)
+        + ". The planner's requests per client stay flat; what grows is MiniStack's CPU "
+        "for them.",
+    ]
 
 
 def _sharded(sizes: Mapping[str, Any]) -> list[str]:
