@@ -84,8 +84,11 @@ class Router:
         which reads their states at once: one request for the batch where each record item
         would make its own."""
         for message in messages:
+            message_id, body = message.get("messageId"), message.get("body")
+            if not isinstance(message_id, str) or not isinstance(body, str):
+                continue  # BatchProcessor reports it on its own
             with suppress(PermanentError):  # told when its turn comes (``handle``)
-                self._parsed[message["messageId"]] = parse_work_item(message["body"])
+                self._parsed[message_id] = parse_work_item(body)
         self._applier.expect(i for i in self._parsed.values() if isinstance(i, RecordItem))
 
     def handle(self, message: SQSRecord, batch: Batch, clock: Clock) -> None:
