@@ -132,12 +132,12 @@ class Processor:
         def handle_message(record: SQSRecord) -> None:  # BatchProcessor passes `record=`
             self._router.handle(record, batch, clock)
 
-        self._router.prepare(event.get("Records", []))
-        with processor(records=event.get("Records", []), handler=handle_message):
+        records = event.get("Records") or []
+        self._router.prepare(records)
+        with processor(records=records, handler=handle_message):
             processor.process()
         failed = {str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]}
-        records = event.get("Records") or [{}]
-        source = self._queue.source_url(records[0].get("eventSourceARN"))
+        source = self._queue.source_url((records or [{}])[0].get("eventSourceARN"))
         settled = self._settler.settle(batch, clock, source)
         _log_early_stop(batch, settled, context)
         failed |= settled.unsettled
