@@ -31,6 +31,7 @@ else:
 __all__ = [
     "SQSClient",
     "batch_get",
+    "pages",
     "dynamodb_client",
     "Table",
     "dynamodb_table",
@@ -245,6 +246,17 @@ def batch_get(
         else:
             left = len(request.get(table_name, {}).get("Keys", []))
             raise ThrottledError(f"{table_name}: {left} key(s) still unprocessed (throttled)")
+
+
+def pages(read: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every page a query or scan (``read``, with ``kwargs``) answers, as DynamoDB returns
+    them, each next one started where the last stopped."""
+    while True:
+        page = read(**kwargs)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 # Requests in flight at once when a caller has many to make (a planner's thousands of

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobkit.adapters.aws import batch_get, condition_failed, refused_as
+from jobkit.adapters.aws import batch_get, condition_failed, pages, refused_as
 from jobkit.adapters.config import (
     DEFAULT_FREQUENCY_MINUTES,
     STALE_AFTER_FREQUENCIES,
@@ -119,8 +119,8 @@ class ConfigStore:
     def count(self, job_type: str, client_prefix: str = "") -> int:
         """How many clients are configured (DynamoDB counts; no row leaves the table)."""
         query = self._client_range(job_type, client_prefix)
-        pages = self._pages(self._table.query, Select="COUNT", **query)
-        return sum(int(page.get("Count", 0)) for page in pages)
+        answered = pages(self._table.query, Select="COUNT", **query)
+        return sum(int(page.get("Count", 0)) for page in answered)
 
     def streaks(self, job_type: str, client_prefix: str = "") -> Iterator[tuple[str, int]]:
         """(client id, failure streak) of every client whose streak runs, from the streak
@@ -158,17 +158,17 @@ class ConfigStore:
         if client_prefix:
             query["FilterExpression"] = "begins_with(client_id, :prefix)"
             values[":prefix"] = client_prefix
-        pages = self._pages(self._table.query, **query)
+        answered = pages(self._table.query, **query)
         try:
-            first = next(pages)
+            first = next(answered)
         except ClientError as exc:
             if "backfilling" not in str(exc).lower():
                 raise
             fallback = self._client_range(job_type, client_prefix)
             fallback["ExpressionAttributeValues"][":bound"] = bound
-            pages = self._pages(self._table.query, FilterExpression=condition, **fallback)
-            first = next(pages)
-        for page in itertools.chain([first], pages):
+            answered = pages(self._table.query, FilterExpression=condition, **fallback)
+            first = next(answered)
+        for page in itertools.chain([first], answered):
             yield from page.get("Items", [])
 
     def get_many(
@@ -188,19 +188,9 @@ class ConfigStore:
         read: Callable[..., Any], **kwargs: Any
     ) -> Iterator[ClientConfig | InvalidClientConfig]:
         """Every item a query or scan returns, page by page, parsed."""
-        for page in ConfigStore._pages(read, **kwargs):
+        for page in pages(read, **kwargs):
             for item in page.get("Items", []):
                 yield parse_config_item(item)
-
-    @staticmethod
-    def _pages(read: Callable[..., Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
-        """Every page a query or scan answers, as DynamoDB returns it."""
-        while True:
-            page = read(**kwargs)
-            yield page
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def get(self, job_type: str, client_id: str) -> ClientConfig:
         item = self._table.get_item(Key={"job_type": job_type, "client_id": client_id}).get("Item")

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobkit.adapters.aws import condition_failed
+from jobkit.adapters.aws import condition_failed, pages
 
 _KEY = re.compile(r"^jk_(?P<key_id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_\-]{43})$")
 
@@ -152,14 +152,7 @@ class KeyStore:
         return key if key.is_usable(now or datetime.now(UTC)) else None
 
     def list(self) -> list[ApiKey]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self._table.scan(**kwargs)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = [item for page in pages(self._table.scan) for item in page.get("Items", [])]
         return sorted((ApiKey.model_validate(i) for i in items), key=lambda k: k.created_at)
 
     def revoke(self, key_id: str) -> bool:

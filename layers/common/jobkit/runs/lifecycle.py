@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobkit.adapters.aws import condition_failed, in_parallel
+from jobkit.adapters.aws import condition_failed, in_parallel, pages
 from jobkit.observability import logger
 from jobkit.runs.closing import RunClosing
 from jobkit.runs.models import (
@@ -44,7 +44,7 @@ class RunLifecycle:
         """The job's runs opened in the last day, over ``STUCK_PLANNING_AFTER`` ago, and still
         PLANNING (a shard's invocation lost to the functions' DLQ, or a planner that fails
         every attempt): read from the ``by-job`` index, a day of the job's runs."""
-        kwargs: dict[str, Any] = {
+        query: dict[str, Any] = {
             "IndexName": "by-job",
             "KeyConditionExpression": "job_type = :job AND created_at BETWEEN :since AND :until",
             "FilterExpression": "#status = :planning",
@@ -57,13 +57,8 @@ class RunLifecycle:
             },
             "ProjectionExpression": "run_id",
         }
-        stuck: list[str] = []
-        while True:
-            page = self._table.table.query(**kwargs)
-            stuck += [str(item["run_id"]) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return stuck
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found = pages(self._table.table.query, **query)
+        return [str(item["run_id"]) for page in found for item in page.get("Items", [])]
 
     def open_run(self, header: RunHeader) -> tuple[RunHeader, bool]:
         """Create the run, or return the existing one with the same id (a repeated trigger)."""

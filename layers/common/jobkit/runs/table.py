@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from jobkit.adapters.aws import condition_failed, failed_conditions, transaction_cancelled
+from jobkit.adapters.aws import condition_failed, failed_conditions, pages, transaction_cancelled
 from jobkit.adapters.update_expression import UpdateExpression
 from jobkit.domain.backoff import backoff_seconds
 from jobkit.domain.errors import ConcurrentUpdateError
@@ -127,13 +127,8 @@ class RunsTable:
             "ExpressionAttributeValues": {":run": run_id, ":prefix": prefix},
             "ConsistentRead": True,
         }
-        rows: list[dict[str, Any]] = []
-        while True:
-            page = self.table.query(**kwargs)
-            rows.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return rows
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        answered = pages(self.table.query, **kwargs)
+        return [item for page in answered for item in page.get("Items", [])]
 
     def put_once(self, item: dict[str, Any]) -> bool:
         """Put a row unless it exists; False if it did."""
